@@ -1,0 +1,125 @@
+"""A throwaway ``redis-server`` on a free loopback port, with its own temp dir, stopped by PID."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+INSTALL_HINT = (
+    "redis-server is not installed: install it (Debian/Ubuntu: 'apt-get install -y redis-server', "
+    "or run './dev setup'), or point the pack at a running server with --redis-url redis://HOST:PORT"
+)
+
+
+class EmbeddedRedisError(Exception):
+    """The embedded server could not be started. ``str()`` is a one-line message."""
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+class EmbeddedRedis:
+    """Start with :meth:`start`, stop with :meth:`stop` (idempotent; SIGTERM, then SIGKILL)."""
+
+    def __init__(self, host: str = "127.0.0.1", extra_args: tuple[str, ...] = ()) -> None:
+        self.host = host
+        self.extra_args = extra_args
+        self.port = 0
+        self.process: subprocess.Popen[bytes] | None = None
+        self.dir: Path | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://{self.host}:{self.port}/0"
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process else None
+
+    def start(self, timeout_s: float = 10.0, attempts: int = 3) -> EmbeddedRedis:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise EmbeddedRedisError(INSTALL_HINT)
+        last_error = "no attempt made"
+        for _ in range(attempts):  # a free port can be taken between probing and binding
+            self.port = free_port(self.host)
+            self.dir = Path(tempfile.mkdtemp(prefix="redis-resilience-"))
+            args = [
+                binary,
+                "--port", str(self.port),
+                "--bind", self.host,
+                "--dir", str(self.dir),
+                "--save", "",
+                "--appendonly", "no",
+                "--daemonize", "no",
+                "--protected-mode", "yes",
+                "--logfile", str(self.dir / "redis.log"),
+                *self.extra_args,
+            ]  # fmt: skip
+            self.process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+            if self._wait_ready(timeout_s):
+                return self
+            last_error = self._log_tail()
+            self.stop()
+        raise EmbeddedRedisError(f"redis-server did not start on {self.host}: {last_error}")
+
+    def _wait_ready(self, timeout_s: float) -> bool:
+        deadline = time.monotonic() + timeout_s
+        probe = redis.Redis(
+            host=self.host, port=self.port, socket_timeout=1, socket_connect_timeout=1, retry=Retry(NoBackoff(), 0)
+        )
+        try:
+            while time.monotonic() < deadline:
+                if self.process is None or self.process.poll() is not None:
+                    return False
+                with contextlib.suppress(redis.RedisError):
+                    if probe.ping():
+                        return True
+                time.sleep(0.02)
+            return False
+        finally:
+            probe.close()
+
+    def _log_tail(self) -> str:
+        if self.dir is None:
+            return "unknown error"
+        try:
+            lines = (self.dir / "redis.log").read_text(errors="replace").strip().splitlines()
+        except OSError:
+            return "no log written"
+        return lines[-1] if lines else "empty log"
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        process, self.process = self.process, None
+        if process is not None and process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(process.pid, signal.SIGKILL)
+                process.wait(timeout_s)
+        if self.dir is not None:
+            shutil.rmtree(self.dir, ignore_errors=True)
+            self.dir = None
+
+    def __enter__(self) -> EmbeddedRedis:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,78 @@
+"""The pack's custom events, documented like Locust's own and reachable as ``environment.events.<name>``."""
+
+from __future__ import annotations
+
+from locust.event import EventHook, Events
+
+
+class ResilienceEvents:
+    fault_injected: EventHook
+    """
+    Fired on the node that injected a fault, right after its injection returned (``t0``).
+
+    Event arguments:
+
+    :param fault_id: Sequence number of the fault in this run (1, 2, ...)
+    :param name: Fault name, a key of the fault registry (e.g. ``client_kill``)
+    :param params: The fault's parameters from the profile (a dict)
+    :param time: Wall-clock time of ``t0`` (seconds since the epoch)
+    :param monotonic: ``t0`` on this node's monotonic clock (what recovery is measured from)
+    :param details: What the injection did (e.g. ``{"connections_killed": 50}``)
+    """
+
+    fault_reverted: EventHook
+    """
+    Fired when a fault's ``revert()`` has run: at the end of a sustained fault, and right after
+    injection for an instantaneous one (such as a connection reset).
+
+    Event arguments:
+
+    :param fault_id: Sequence number of the fault
+    :param name: Fault name
+    :param params: The fault's parameters
+    :param time: Wall-clock time of the revert (seconds since the epoch)
+    :param duration_s: How long the fault lasted (0 for an instantaneous fault)
+    :param error: Why the revert failed, or None
+    """
+
+    fault_failed: EventHook
+    """
+    Fired when a fault's injection raised. The run goes on; the fault is in the report with its error.
+
+    Event arguments:
+
+    :param fault_id: Sequence number of the fault
+    :param name: Fault name
+    :param params: The fault's parameters
+    :param error: The error message
+    """
+
+    fault_recovered: EventHook
+    """
+    Fired when a fault window closes recovered (``recovery_s`` is final only when the window
+    closes: a later degraded request would move it).
+
+    Event arguments:
+
+    :param fault_id: Sequence number of the fault
+    :param name: Fault name
+    :param recovery_s: Seconds from ``t0`` to the first healthy request after the last degraded one
+    :param failures: Failed requests in the window
+    :param hidden_retries: Retries redis-py made out of sight in the window
+    """
+
+    def __init__(self) -> None:
+        for name in self.__annotations__:
+            setattr(self, name, EventHook())
+
+
+def install_events(events: Events) -> ResilienceEvents:
+    """Create the pack's events and expose each one on Locust's ``events`` object, once."""
+    existing = getattr(events, "_redis_resilience", None)
+    if isinstance(existing, ResilienceEvents):
+        return existing
+    ours = ResilienceEvents()
+    for name in ResilienceEvents.__annotations__:
+        setattr(events, name, getattr(ours, name))
+    events._redis_resilience = ours  # type: ignore[attr-defined]
+    return ours

@@ -1,0 +1,34 @@
+"""The fault registry: a plain dict from a profile's fault name to its params and class."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, NamedTuple
+
+from pydantic import Field
+
+from chaos.faults.base import Fault, FaultParams, FaultTarget
+from chaos.faults.client_kill import ClientKill, ClientKillParams
+from chaos.faults.pool_reset import PoolReset, PoolResetParams
+
+
+class FaultKind(NamedTuple):
+    params: type[FaultParams]
+    fault: Any  # a class taking (params, target) and satisfying Fault
+
+
+REGISTRY: dict[str, FaultKind] = {
+    "client_kill": FaultKind(ClientKillParams, ClientKill),
+    "pool_reset": FaultKind(PoolResetParams, PoolReset),
+}
+
+# One entry of a profile's chaos.faults list, told apart by its ``name``.
+FaultSpec = Annotated[ClientKillParams | PoolResetParams, Field(discriminator="name")]
+
+
+def build_fault(spec: FaultParams, target: FaultTarget) -> Fault:
+    """Instantiate the fault a profile entry names."""
+    fault: Fault = REGISTRY[spec.name].fault(spec, target)
+    return fault
+
+
+__all__ = ["REGISTRY", "Fault", "FaultParams", "FaultSpec", "FaultTarget", "build_fault"]

@@ -1,0 +1,30 @@
+"""pool_reset: the application drops its own connections (in-use ones included).
+
+This is what a service's "reset my Redis connections" endpoint does: every pool is
+disconnected at once, so commands in flight fail and the next ones reconnect.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Literal
+
+from chaos.faults.base import FaultParams, FaultTarget
+
+
+class PoolResetParams(FaultParams):
+    name: Literal["pool_reset"]
+
+
+class PoolReset:
+    name: ClassVar[str] = "pool_reset"
+
+    def __init__(self, params: PoolResetParams, target: FaultTarget) -> None:
+        self.params = params
+        self.target = target
+
+    def inject(self) -> dict[str, Any]:
+        result = self.target.reset_pools()
+        return {"pools": result.pools, "connections_closed": result.connections, "in_use": result.in_use}
+
+    def revert(self) -> None:
+        """Nothing lasts: pools reconnect on the next command."""

@@ -1,0 +1,246 @@
+"""The report: one row per fault, the summary, integrity, SLO lines and the verdict (console and JSON).
+
+The JSON layout is documented in ``docs/report.md``; ``schema`` names its version.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from chaos.scheduler import FaultRecord
+from chaos.tracker import Counts, RecoveryTracker, WindowSummary, percentile
+from chaos.verdict import Figures, SloResult, exit_code
+from scenarios.run import IntegrityResult
+
+REPORT_SCHEMA = "redis-resilience/report/v1"
+
+
+def _r(value: float | None, digits: int = 3) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+@dataclass
+class RunFacts:
+    run_id: str
+    profile: str
+    target: str  # already redacted
+    mode: str
+    chaos: bool
+    started_at: float  # epoch seconds
+    duration_s: float
+
+
+def fault_rows(records: list[FaultRecord], windows: list[WindowSummary]) -> list[dict[str, Any]]:
+    by_id = {w.fault_id: w for w in windows}
+    rows = []
+    for rec in records:
+        row: dict[str, Any] = {
+            "id": rec.fault_id,
+            "name": rec.name,
+            "params": rec.params,
+            "offset_s": _r(rec.offset_s),
+            "ok": rec.ok,
+            "error": rec.error,
+            "inject_ms": _r(rec.inject_ms),
+            "duration_s": _r(rec.duration_s),
+            "details": rec.details,
+        }
+        win = by_id.get(rec.fault_id)
+        if win is None:
+            row.update(requests=0, failures=0, hidden_retries=0, recovery_s=None, recovered=False)
+        else:
+            row.update(
+                window_s=_r(win.window_s),
+                requests=win.requests,
+                failures=win.failures,
+                error_rate=_r(win.error_rate, 6),
+                degraded=win.degraded,
+                hidden_retries=win.hidden_retries,
+                reconnections=win.reconnections,
+                first_error_s=_r(win.first_error_s),
+                recovery_s=_r(win.recovery_s),
+                recovered=win.recovered,
+                users_affected=win.users_affected,
+                users_not_recovered=win.users_not_recovered,
+                user_recovery_s={
+                    "p50": _r(percentile(win.user_recovery_s, 0.5)),
+                    "p95": _r(percentile(win.user_recovery_s, 0.95)),
+                    "max": _r(max(win.user_recovery_s, default=None)),
+                },
+                p99_ms=_r(win.p99_ms),
+                degraded_threshold_ms=_r(win.threshold_ms),
+            )
+        if rec.revert_error:
+            row["revert_error"] = rec.revert_error
+        rows.append(row)
+    return rows
+
+
+def compute_figures(
+    records: list[FaultRecord],
+    windows: list[WindowSummary],
+    outside: Counts,
+    integrity: dict[str, IntegrityResult] | None,
+    user_errors: int,
+) -> Figures:
+    """The SLO figures. ``integrity`` None means it could not be checked: write figures are unknown."""
+    recoveries = [math.inf if w.recovery_s is None else w.recovery_s for w in windows]
+    in_requests = sum(w.requests for w in windows)
+    in_failures = sum(w.failures for w in windows)
+    return Figures(
+        recovery_p95_s=percentile(recoveries, 0.95) if recoveries else 0.0,
+        error_rate_in_windows=in_failures / in_requests if in_requests else 0.0,
+        error_rate_outside_windows=outside.error_rate,
+        lost_writes=None if integrity is None else sum(r.lost for r in integrity.values()),
+        duplicated_writes=None if integrity is None else sum(r.duplicated for r in integrity.values()),
+        failed_faults=sum(1 for r in records if not r.ok),
+        user_errors=user_errors,
+        requests=in_requests + outside.requests,
+    )
+
+
+def build_report(
+    facts: RunFacts,
+    records: list[FaultRecord],
+    tracker: RecoveryTracker,
+    integrity: dict[str, IntegrityResult] | None,
+    integrity_error: str | None,
+    figures: Figures,
+    slo_results: list[SloResult],
+) -> dict[str, Any]:
+    windows = tracker.closed
+    outside = tracker.outside
+    in_win = Counts(
+        requests=sum(w.requests for w in windows),
+        failures=sum(w.failures for w in windows),
+        hidden_retries=sum(w.hidden_retries for w in windows),
+        reconnections=sum(w.reconnections for w in windows),
+    )
+    code = exit_code(slo_results)
+    recovery_p95 = figures.recovery_p95_s
+    return {
+        "schema": REPORT_SCHEMA,
+        "run_id": facts.run_id,
+        "profile": facts.profile,
+        "target": facts.target,
+        "mode": facts.mode,
+        "chaos": facts.chaos,
+        "started_at": round(facts.started_at, 3),
+        "duration_s": _r(facts.duration_s),
+        "baseline": {
+            "requests": tracker.baseline.count,
+            "p50_ms": _r(tracker.baseline.percentile(0.5)),
+            "p99_ms": _r(tracker.baseline.percentile(0.99)),
+            "degraded_threshold_ms": _r(tracker.degraded_threshold_ms()),
+        },
+        "faults": fault_rows(records, windows),
+        "summary": {
+            "requests": in_win.requests + outside.requests,
+            "failures": in_win.failures + outside.failures,
+            "hidden_retries": in_win.hidden_retries + outside.hidden_retries,
+            "reconnections": in_win.reconnections + outside.reconnections,
+            "faults_injected": sum(1 for r in records if r.ok),
+            "faults_failed": figures.failed_faults,
+            "faults_recovered": sum(1 for w in windows if w.recovered),
+            "recovery_p95_s": None if recovery_p95 is None or math.isinf(recovery_p95) else _r(recovery_p95),
+            "in_windows": {
+                "requests": in_win.requests,
+                "failures": in_win.failures,
+                "error_rate": _r(figures.error_rate_in_windows, 6),
+            },
+            "outside_windows": {
+                "requests": outside.requests,
+                "failures": outside.failures,
+                "error_rate": _r(figures.error_rate_outside_windows, 6),
+            },
+            "lost_writes": figures.lost_writes,
+            "duplicated_writes": figures.duplicated_writes,
+            "user_errors": figures.user_errors,
+        },
+        "integrity": (
+            {"error": integrity_error}
+            if integrity is None
+            else {name: asdict(r) for name, r in sorted(integrity.items())}
+        ),
+        "slo": [
+            {
+                "name": s.name,
+                "limit": s.limit,
+                "value": None if s.value is None or math.isinf(s.value) else _r(s.value, 6),
+                "ok": s.ok,
+            }
+            for s in slo_results
+        ],
+        "verdict": "pass" if code == 0 else "fail",
+        "exit_code": code,
+    }
+
+
+def _cell(value: Any, digits: int = 2) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def console_lines(report: dict[str, Any], slo_results: list[SloResult]) -> list[str]:
+    """The table printed at the end of a run: one row per fault, then the SLO lines and the verdict."""
+    header = ("#", "fault", "offset_s", "requests", "failures", "retries", "reconn", "users", "recovery_s")
+    rows = [header]
+    for f in report["faults"]:
+        recovery = f.get("recovery_s")
+        if not f["ok"]:
+            recovery_cell = "FAILED"
+        elif recovery is None:
+            recovery_cell = "not recovered"
+        else:
+            recovery_cell = _cell(recovery, 3)
+        rows.append(
+            (
+                str(f["id"]),
+                f["name"],
+                _cell(f["offset_s"], 1),
+                _cell(f["requests"]),
+                _cell(f["failures"]),
+                _cell(f["hidden_retries"]),
+                _cell(f.get("reconnections")),
+                _cell(f.get("users_affected")),
+                recovery_cell,
+            )
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    lines = ["", f"Redis resilience report (run {report['run_id']}, target {report['target']})"]
+    for i, row in enumerate(rows):
+        lines.append(
+            "  ".join(
+                cell.ljust(w) if j < 2 else cell.rjust(w) for j, (cell, w) in enumerate(zip(row, widths, strict=True))
+            )
+        )
+        if i == 0:
+            lines.append("-" * len(lines[-1]))
+    if len(rows) == 1:
+        lines.append("(no faults injected)")
+    s = report["summary"]
+    lines.append(
+        f"requests {s['requests']}, failures {s['failures']} "
+        f"(in windows {s['in_windows']['failures']}/{s['in_windows']['requests']}, "
+        f"outside {s['outside_windows']['failures']}/{s['outside_windows']['requests']}), "
+        f"hidden retries {s['hidden_retries']}, reconnections {s['reconnections']}, "
+        f"lost writes {_cell(s['lost_writes'])}, duplicated writes {_cell(s['duplicated_writes'])}"
+    )
+    lines.extend(r.message for r in slo_results)
+    lines.append(f"Verdict: {report['verdict'].upper()} (exit code {report['exit_code']})")
+    return lines
+
+
+def write_json(report: dict[str, Any], path: str | Path) -> None:
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_suffix(target.suffix + ".tmp")
+    tmp.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    tmp.replace(target)

@@ -1,0 +1,146 @@
+"""The chaos scheduler: one greenlet on the local or master runner that follows the profile's schedule."""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import gevent
+
+from chaos.events import ResilienceEvents
+from chaos.faults import Fault, FaultParams, FaultTarget, build_fault
+from config.redact import redact_url
+from config.schema import Chaos
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class FaultRecord:
+    """One scheduled fault: what ran, when, and what it did."""
+
+    fault_id: int
+    name: str
+    params: dict[str, Any]
+    offset_s: float  # t0 (or the failed attempt) since the test started
+    inject_ms: float
+    t0: float | None = None  # monotonic, None when the injection failed
+    details: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+    duration_s: float = 0.0
+    revert_error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def _describe(exc: BaseException) -> str:
+    return redact_url(f"{type(exc).__name__}: {exc}")
+
+
+class ChaosScheduler:
+    """Injects faults at ``start_after_s``, then every ``every_s`` (+/- ``jitter_s``), ``count`` times at most.
+
+    Every fault is reverted in ``finally`` and again by :meth:`stop`, so a killed greenlet
+    (test stop, Ctrl-C) never leaves a lasting change behind.
+    """
+
+    def __init__(
+        self,
+        chaos: Chaos,
+        target: FaultTarget,
+        events: ResilienceEvents,
+        started_at: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.chaos = chaos
+        self.target = target
+        self.events = events
+        self.started_at = started_at
+        self.clock = clock
+        self.rng = random.Random(chaos.seed)
+        self.records: list[FaultRecord] = []
+        self.greenlet: gevent.Greenlet[..., None] | None = None
+        self._active: tuple[Fault, FaultRecord] | None = None
+
+    def start(self) -> None:
+        self.greenlet = gevent.spawn(self._run)
+
+    def _run(self) -> None:
+        chaos = self.chaos
+        gevent.sleep(chaos.start_after_s)
+        injected = 0
+        while chaos.count is None or injected < chaos.count:
+            tick = self.clock()
+            spec = self.rng.choices(chaos.faults, weights=[f.weight for f in chaos.faults])[0]
+            self.inject(spec)
+            injected += 1
+            delay = chaos.every_s + (self.rng.uniform(-chaos.jitter_s, chaos.jitter_s) if chaos.jitter_s else 0.0)
+            gevent.sleep(max(0.0, tick + delay - self.clock()))
+
+    def inject(self, spec: FaultParams) -> FaultRecord:
+        """Inject one fault now, fire its events and revert it (in ``finally``)."""
+        params = spec.model_dump(exclude={"name", "weight"})
+        record = FaultRecord(len(self.records) + 1, spec.name, params, offset_s=0.0, inject_ms=0.0)
+        self.records.append(record)
+        fault = build_fault(spec, self.target)
+        begin = self.clock()
+        try:
+            record.details = fault.inject()
+        except Exception as exc:
+            record.error = _describe(exc)
+            record.offset_s = begin - self.started_at
+            record.inject_ms = (self.clock() - begin) * 1000
+            logger.error("fault #%d %s failed to inject: %s", record.fault_id, spec.name, record.error)
+            self.events.fault_failed.fire(fault_id=record.fault_id, name=spec.name, params=params, error=record.error)
+            self._revert(fault, record)
+            return record
+        t0 = self.clock()
+        record.t0 = t0
+        record.offset_s = t0 - self.started_at
+        record.inject_ms = (t0 - begin) * 1000
+        self._active = (fault, record)
+        logger.info("fault #%d %s injected at +%.1fs: %s", record.fault_id, spec.name, record.offset_s, record.details)
+        try:
+            self.events.fault_injected.fire(
+                fault_id=record.fault_id,
+                name=spec.name,
+                params=params,
+                time=time.time(),
+                monotonic=t0,
+                details=record.details,
+            )
+        finally:
+            self._revert(fault, record)
+        return record
+
+    def _revert(self, fault: Fault, record: FaultRecord) -> None:
+        self._active = None
+        try:
+            fault.revert()
+        except Exception as exc:
+            record.revert_error = _describe(exc)
+            logger.error("fault #%d %s failed to revert: %s", record.fault_id, record.name, record.revert_error)
+        if record.t0 is not None:
+            record.duration_s = self.clock() - record.t0
+            self.events.fault_reverted.fire(
+                fault_id=record.fault_id,
+                name=record.name,
+                params=record.params,
+                time=time.time(),
+                duration_s=record.duration_s,
+                error=record.revert_error,
+            )
+
+    def stop(self) -> None:
+        """Stop scheduling; revert a fault still active (idempotent)."""
+        if self.greenlet is not None:
+            self.greenlet.kill(block=True)
+            self.greenlet = None
+        if self._active is not None:
+            self._revert(*self._active)

@@ -1,0 +1,258 @@
+"""The recovery tracker: per fault window, how many requests failed and when clients were healthy again.
+
+Definitions (DESIGN.md, "Recovery, defined"):
+
+- A window opens at ``t0``, when the fault's injection returned; it closes at the next fault or
+  after ``max_window_s``, whichever is first.
+- A request is *degraded* if it raised, needed a hidden retry, or took longer than the
+  degraded-latency threshold (by default derived from the pre-fault baseline p99).
+- ``recovery_s`` = completion time of the first healthy request after the last degraded request
+  of the window, minus ``t0``; 0 when nothing degraded; None when the window closes still degraded.
+  The same per user gives the per-user distribution.
+
+Requests are attributed by completion time, on the node that made them. Work per request is
+O(1), and memory grows with users and faults, never with requests.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from chaos.histogram import LatencyHistogram
+from config.schema import Recovery
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    """Nearest-rank percentile of ``values`` (None if empty)."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
+
+
+class _UserState:
+    """One user's recovery inside a window; only users that degraded get one."""
+
+    __slots__ = ("last_degraded", "recovered_at")
+
+    def __init__(self, now: float) -> None:
+        self.last_degraded = now
+        self.recovered_at: float | None = None
+
+
+@dataclass
+class Counts:
+    """Plain request counts (outside windows, or the whole run)."""
+
+    requests: int = 0
+    failures: int = 0
+    hidden_retries: int = 0
+    reconnections: int = 0
+
+    @property
+    def error_rate(self) -> float:
+        return self.failures / self.requests if self.requests else 0.0
+
+
+@dataclass
+class WindowSummary:
+    """A closed window, as the report shows it."""
+
+    fault_id: int
+    name: str
+    requests: int
+    failures: int
+    degraded: int
+    hidden_retries: int
+    reconnections: int
+    first_error_s: float | None
+    recovery_s: float | None
+    window_s: float
+    users_affected: int
+    user_recovery_s: list[float]
+    users_not_recovered: int
+    p99_ms: float | None
+    threshold_ms: float
+    latency: LatencyHistogram = field(repr=False)
+
+    @property
+    def recovered(self) -> bool:
+        return self.recovery_s is not None
+
+    @property
+    def error_rate(self) -> float:
+        return self.failures / self.requests if self.requests else 0.0
+
+
+class Window:
+    """An open fault window."""
+
+    def __init__(self, fault_id: int, name: str, t0: float, max_window_s: float, threshold_ms: float) -> None:
+        self.fault_id = fault_id
+        self.name = name
+        self.t0 = t0
+        self.closes_at = t0 + max_window_s
+        self.threshold_ms = threshold_ms
+        self.requests = 0
+        self.failures = 0
+        self.degraded = 0
+        self.hidden_retries = 0
+        self.reconnections = 0
+        self.first_error_at: float | None = None
+        self.last_degraded: float | None = None
+        self.recovered_at: float | None = None
+        self.users: dict[Any, _UserState] = {}
+        self.latency = LatencyHistogram()
+
+    def observe(
+        self, now: float, user: Any, failed: bool, response_ms: float, retries: int, reconnections: int
+    ) -> None:
+        self.requests += 1
+        self.latency.add(response_ms)
+        self.hidden_retries += retries
+        self.reconnections += reconnections
+        if failed:
+            self.failures += 1
+            if self.first_error_at is None:
+                self.first_error_at = now
+        if failed or retries or response_ms > self.threshold_ms:
+            self.degraded += 1
+            self.last_degraded = now
+            self.recovered_at = None
+            state = self.users.get(user)
+            if state is None:
+                self.users[user] = _UserState(now)
+            else:
+                state.last_degraded = now
+                state.recovered_at = None
+            return
+        if self.last_degraded is not None and self.recovered_at is None:
+            self.recovered_at = now
+        state = self.users.get(user)
+        if state is not None and state.recovered_at is None:
+            state.recovered_at = now
+
+    def close(self, at: float) -> WindowSummary:
+        if self.last_degraded is None:
+            recovery: float | None = 0.0
+        elif self.recovered_at is None:
+            recovery = None
+        else:
+            recovery = self.recovered_at - self.t0
+        per_user = [s.recovered_at - self.t0 for s in self.users.values() if s.recovered_at is not None]
+        return WindowSummary(
+            fault_id=self.fault_id,
+            name=self.name,
+            requests=self.requests,
+            failures=self.failures,
+            degraded=self.degraded,
+            hidden_retries=self.hidden_retries,
+            reconnections=self.reconnections,
+            first_error_s=None if self.first_error_at is None else self.first_error_at - self.t0,
+            recovery_s=recovery,
+            window_s=at - self.t0,
+            users_affected=len(self.users),
+            user_recovery_s=per_user,
+            users_not_recovered=len(self.users) - len(per_user),
+            p99_ms=self.latency.percentile(0.99),
+            threshold_ms=self.threshold_ms,
+            latency=self.latency,
+        )
+
+
+class RecoveryTracker:
+    """Listens to ``request`` and to fault windows; keeps per-window figures.
+
+    :param recovery: the profile's recovery section
+    :param on_closed: called with each closed window (the plugin fires ``fault_recovered`` from it)
+    :param clock: monotonic seconds; the same clock must give the fault's ``t0``
+    """
+
+    def __init__(
+        self,
+        recovery: Recovery,
+        on_closed: Callable[[WindowSummary], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.recovery = recovery
+        self.on_closed = on_closed
+        self.clock = clock
+        self.baseline = LatencyHistogram()
+        self.outside = Counts()
+        self.current: Window | None = None
+        self.closed: list[WindowSummary] = []
+        self.threshold_ms: float | None = (
+            None if recovery.degraded_latency_ms == "auto" else recovery.degraded_latency_ms
+        )
+
+    def degraded_threshold_ms(self) -> float:
+        """The fixed threshold, or (auto) max(factor x baseline p99, floor), frozen at the first fault."""
+        if self.threshold_ms is not None:
+            return self.threshold_ms
+        floor = self.recovery.degraded_latency_floor_ms
+        p99 = self.baseline.percentile(0.99)
+        if p99 is None or self.baseline.count < self.recovery.min_baseline_requests:
+            return floor
+        return max(floor, self.recovery.baseline_p99_factor * p99)
+
+    def open_window(self, fault_id: int, name: str, t0: float) -> None:
+        """A fault's injection returned at ``t0``: close the open window there and open a new one."""
+        if self.current is not None:
+            self._close(self.current, t0)
+        if self.threshold_ms is None:
+            self.threshold_ms = self.degraded_threshold_ms()
+        self.current = Window(fault_id, name, t0, self.recovery.max_window_s, self.threshold_ms)
+
+    def expire(self, now: float | None = None) -> None:
+        """Close the open window if its ``max_window_s`` has passed (called on a timer)."""
+        window = self.current
+        if window is not None and (self.clock() if now is None else now) >= window.closes_at:
+            self._close(window, window.closes_at)
+
+    def close_all(self, now: float | None = None) -> None:
+        window = self.current
+        if window is not None:
+            at = self.clock() if now is None else now
+            self._close(window, min(at, window.closes_at))
+
+    def _close(self, window: Window, at: float) -> None:
+        self.current = None
+        summary = window.close(at)
+        self.closed.append(summary)
+        if self.on_closed is not None:
+            self.on_closed(summary)
+
+    def on_request(
+        self,
+        request_type: str,
+        response_time: float,
+        exception: BaseException | None = None,
+        context: dict[str, Any] | None = None,
+        **_: Any,
+    ) -> None:
+        """Locust ``request`` listener. O(1)."""
+        if request_type != "REDIS":
+            return
+        now = self.clock()
+        context = context or {}
+        retries = context.get("retries", 0)
+        reconnections = context.get("reconnections", 0)
+        window = self.current
+        if window is not None and now >= window.closes_at:
+            self._close(window, window.closes_at)
+            window = None
+        if window is not None:
+            window.observe(now, context.get("user"), exception is not None, response_time, retries, reconnections)
+            return
+        outside = self.outside
+        outside.requests += 1
+        outside.hidden_retries += retries
+        outside.reconnections += reconnections
+        if exception is not None:
+            outside.failures += 1
+        if not self.closed:  # before the first fault: the baseline
+            self.baseline.add(response_time)

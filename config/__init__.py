@@ -1,0 +1,1 @@
+"""Profiles: YAML files validated into typed, frozen objects before any user spawns."""

@@ -1,0 +1,168 @@
+"""The profile schema: typed, frozen, strict. ``python -m config.schema`` prints its JSON Schema."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from chaos.faults import FaultSpec
+
+Positive = Annotated[float, Field(gt=0)]
+NonNegative = Annotated[float, Field(ge=0)]
+Rate = Annotated[float, Field(ge=0, le=1)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class Target(Strict):
+    url: str = Field(
+        "embedded",
+        pattern=r"^(embedded|rediss?://.+)$",
+        description="'embedded' starts a throwaway local redis-server; otherwise a redis:// or rediss:// URL.",
+    )
+
+
+class Backoff(Strict):
+    """Mirrors redis.backoff: the strategy redis-py sleeps by between retries."""
+
+    kind: Literal[
+        "none",
+        "constant",
+        "exponential",
+        "exponential_jitter",
+        "full_jitter",
+        "equal_jitter",
+        "decorrelated_jitter",
+    ] = "exponential_jitter"
+    base_s: NonNegative = 0.01
+    cap_s: NonNegative = 1.0
+
+
+class ClientOptions(Strict):
+    """The redis-py knobs whose resilience users test. Defaults are redis-py 8's own."""
+
+    retries: int = Field(10, ge=-1, description="Retries after a connection or timeout error; -1 retries forever.")
+    backoff: Backoff = Backoff()
+    retry_on_timeout: bool = Field(True, description="Also retry on TimeoutError (redis-py 8 does by default).")
+    socket_timeout_s: Positive | None = 5.0
+    socket_connect_timeout_s: Positive | None = 5.0
+    socket_keepalive: bool = True
+    health_check_interval_s: NonNegative = 0
+    max_connections: int | None = Field(None, ge=1, description="Pool size per user; null is redis-py's unbounded.")
+
+
+class ThinkTime(Strict):
+    min_ms: NonNegative = 0
+    max_ms: NonNegative = 10
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ThinkTime:
+        if self.max_ms < self.min_ms:
+            raise ValueError(f"max_ms ({self.max_ms}) must be >= min_ms ({self.min_ms})")
+        return self
+
+
+class CacheWorkload(Strict):
+    weight: int = Field(3, ge=0)
+    keyspace: int = Field(10_000, ge=1, description="Distinct cache keys.")
+    value_bytes: int = Field(256, ge=0)
+    read_ratio: Rate = 0.9
+    ttl_s: int = Field(300, ge=1)
+
+
+class LedgerWorkload(Strict):
+    weight: int = Field(1, ge=0)
+    value_bytes: int = Field(64, ge=0)
+
+
+class Workloads(Strict):
+    cache: CacheWorkload = CacheWorkload()
+    ledger: LedgerWorkload = LedgerWorkload()
+
+
+class Workload(Strict):
+    key_prefix: str = Field(
+        "rr", pattern=r"^[A-Za-z0-9_.-]+$", description="Every key lives under '<prefix>:<run id>:'."
+    )
+    think_time: ThinkTime = ThinkTime()
+    mix: Workloads = Workloads()
+
+    @model_validator(mode="after")
+    def _some_weight(self) -> Workload:
+        if self.mix.cache.weight + self.mix.ledger.weight == 0:
+            raise ValueError("the weights of workload.mix sum to 0: give at least one workload a weight > 0")
+        return self
+
+
+class Chaos(Strict):
+    enabled: bool = True
+    start_after_s: NonNegative = 5
+    every_s: Positive = 5
+    jitter_s: NonNegative = 0
+    count: int | None = Field(None, ge=1, description="How many faults at most; null: until the test stops.")
+    seed: int | None = Field(None, description="Seed of the fault choice and jitter; null: random.")
+    faults: list[FaultSpec] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _runnable(self) -> Chaos:
+        if self.enabled:
+            if not self.faults:
+                raise ValueError("chaos is enabled but chaos.faults is empty: list a fault or set enabled: false")
+            if sum(f.weight for f in self.faults) <= 0:
+                raise ValueError("the weights of chaos.faults sum to 0: give at least one fault a weight > 0")
+        if self.jitter_s >= self.every_s:
+            raise ValueError(f"jitter_s ({self.jitter_s}) must be smaller than every_s ({self.every_s})")
+        return self
+
+
+class Recovery(Strict):
+    max_window_s: Positive = Field(10, description="A fault window closes at the next fault or after this.")
+    degraded_latency_ms: Positive | Literal["auto"] = Field(
+        "auto", description="A request slower than this is degraded; auto: from the pre-fault baseline p99."
+    )
+    baseline_p99_factor: Annotated[float, Field(ge=1)] = 5.0
+    degraded_latency_floor_ms: Positive = 50
+    min_baseline_requests: int = Field(100, ge=1, description="Below this, auto uses the floor alone.")
+
+
+class Slo(Strict):
+    """Limits the verdict checks; null skips a check."""
+
+    max_recovery_p95_s: NonNegative | None = 2.0
+    max_error_rate_in_windows: Rate | None = 0.05
+    max_error_rate_outside_windows: Rate | None = 0.001
+    max_lost_writes: int | None = Field(0, ge=0)
+    max_duplicated_writes: int | None = Field(None, ge=0)
+    max_failed_faults: int | None = Field(0, ge=0)
+    max_user_errors: int | None = Field(
+        0,
+        ge=0,
+        description="Unexpected exceptions in user code (Locust's error report); a crashed workload is no pass.",
+    )
+    min_requests: int | None = Field(1, ge=0, description="A run that made fewer requests proves nothing.")
+
+
+class Profile(Strict):
+    """A whole profile: what to load, how the client is built, which faults, and the SLOs."""
+
+    target: Target = Target()
+    client: ClientOptions = ClientOptions()
+    workload: Workload = Workload()
+    chaos: Chaos = Chaos(enabled=False)
+    recovery: Recovery = Recovery()
+    slo: Slo = Slo()
+
+
+def json_schema() -> str:
+    schema = Profile.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "redis-resilience profile"
+    return json.dumps(schema, indent=2, sort_keys=True) + "\n"
+
+
+if __name__ == "__main__":
+    print(json_schema(), end="")

@@ -1,0 +1,203 @@
+"""The instrumented Redis client: every command fires Locust's ``request`` event.
+
+In the style of Locust's ``contrib/dns.py``: the client is handed the ``request`` event hook,
+times each command with ``perf_counter``, catches only the errors a Redis call can raise, and
+lets a task override the request name. On top, it counts what redis-py hides: retries (through
+the backoff it sleeps by) and reconnections (through the connect hook every connection calls).
+"""
+
+from __future__ import annotations
+
+from locust.event import EventHook
+from locust.exception import RescheduleTask
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import redis
+from redis.backoff import (
+    AbstractBackoff,
+    ConstantBackoff,
+    DecorrelatedJitterBackoff,
+    EqualJitterBackoff,
+    ExponentialBackoff,
+    ExponentialWithJitterBackoff,
+    FullJitterBackoff,
+    NoBackoff,
+)
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.retry import Retry
+
+from config.schema import Backoff, ClientOptions
+
+# What a Redis call can raise. A pool disconnected under a command in flight makes redis-py
+# raise a bare ValueError ("I/O operation on closed file") or OSError: those are failures too.
+REDIS_CALL_ERRORS: tuple[type[Exception], ...] = (RedisError, OSError, ValueError)
+
+
+class RedisRequestFailed(RescheduleTask):
+    """Raised by the instrumented client after it recorded a failed command.
+
+    It is a :class:`locust.exception.RescheduleTask`: left uncaught, the user just moves on to
+    its next task (the failure is already in Locust's stats). A task that needs to know, such as
+    a write whose acknowledgement matters, catches it. ``cause`` is the original error.
+    """
+
+    def __init__(self, cause: BaseException) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+
+
+class ConnectionProbe:
+    """Counts what redis-py does out of sight, for one user's client. O(1) per event.
+
+    One probe is shared by every connection of a pool: redis-py deep-copies ``Retry`` objects
+    per connection, so the probe hands out itself on ``deepcopy``.
+    """
+
+    __slots__ = ("connections", "reconnections", "retries")
+
+    def __init__(self) -> None:
+        self.retries = 0
+        self.connections = 0
+        self.reconnections = 0
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> ConnectionProbe:
+        return self
+
+    def on_connect(self, connection: Any) -> None:
+        """redis-py's ``redis_connect_func``: count, then run the normal handshake."""
+        if getattr(connection, "_rr_connected_before", False):
+            self.reconnections += 1
+        else:
+            connection._rr_connected_before = True
+            self.connections += 1
+        connection.on_connect()
+
+
+class CountingBackoff(AbstractBackoff):
+    """Wraps a backoff; redis-py asks it for a delay exactly once per retry, so it counts them."""
+
+    def __init__(self, inner: AbstractBackoff, probe: ConnectionProbe) -> None:
+        self.inner = inner
+        self.probe = probe
+
+    def reset(self) -> None:
+        self.inner.reset()
+
+    def compute(self, failures: int) -> float:
+        self.probe.retries += 1
+        return self.inner.compute(failures)
+
+
+def make_backoff(spec: Backoff) -> AbstractBackoff:
+    match spec.kind:
+        case "none":
+            return NoBackoff()
+        case "constant":
+            return ConstantBackoff(spec.base_s)
+        case "exponential":
+            return ExponentialBackoff(cap=spec.cap_s, base=spec.base_s)
+        case "exponential_jitter":
+            return ExponentialWithJitterBackoff(cap=spec.cap_s, base=spec.base_s)
+        case "full_jitter":
+            return FullJitterBackoff(cap=spec.cap_s, base=spec.base_s)
+        case "equal_jitter":
+            return EqualJitterBackoff(cap=spec.cap_s, base=spec.base_s)
+        case "decorrelated_jitter":
+            return DecorrelatedJitterBackoff(cap=spec.cap_s, base=spec.base_s)
+    raise AssertionError(spec.kind)
+
+
+def make_pool(url: str, options: ClientOptions, client_name: str, probe: ConnectionProbe) -> redis.ConnectionPool:
+    """A connection pool built from the profile, retry settings always explicit.
+
+    redis-py 8 retries by default when a client is built from host/port but not when it is
+    built on an explicit pool, so the retry policy is passed here, never left to a default.
+    """
+    errors: tuple[type[Exception], ...] = (RedisConnectionError,)
+    if options.retry_on_timeout:
+        errors += (RedisTimeoutError, TimeoutError)
+    retry = Retry(CountingBackoff(make_backoff(options.backoff), probe), options.retries, supported_errors=errors)
+    kwargs: dict[str, Any] = {
+        "retry": retry,
+        "socket_timeout": options.socket_timeout_s,
+        "socket_connect_timeout": options.socket_connect_timeout_s,
+        "socket_keepalive": options.socket_keepalive,
+        "health_check_interval": options.health_check_interval_s,
+        "client_name": client_name,
+        "redis_connect_func": probe.on_connect,
+    }
+    if options.max_connections is not None:
+        kwargs["max_connections"] = options.max_connections
+    return redis.ConnectionPool.from_url(url, **kwargs)
+
+
+class InstrumentedRedis(redis.Redis):
+    """A ``redis.Redis`` whose every command fires ``request`` (type ``REDIS``, name ``"GET cache"``).
+
+    ``context`` of each request carries the user's key and the hidden retries and
+    reconnections that command needed, for the recovery tracker.
+    """
+
+    def __init__(
+        self,
+        pool: redis.ConnectionPool,
+        request_event: EventHook,
+        label: str,
+        user_key: int,
+        probe: ConnectionProbe,
+    ) -> None:
+        super().__init__(connection_pool=pool)
+        self.request_event = request_event
+        self.label = label
+        self.user_key = user_key
+        self.probe = probe
+        self._names: dict[str, str] = {}
+        self._name_override: str | None = None
+
+    @contextmanager
+    def named(self, name: str) -> Iterator[None]:
+        """Report the commands issued inside the block under ``name``."""
+        previous, self._name_override = self._name_override, name
+        try:
+            yield
+        finally:
+            self._name_override = previous
+
+    def execute_command(self, *args: Any, **options: Any) -> Any:
+        command = str(args[0])
+        name = self._name_override or self._names.get(command)
+        if name is None:
+            name = self._names[command] = f"{command} {self.label}"
+        probe = self.probe
+        retries, reconnections = probe.retries, probe.reconnections
+        start_time = time.time()
+        start = time.perf_counter()
+        exception: Exception | None = None
+        result: Any = None
+        try:
+            result = super().execute_command(*args, **options)
+        except REDIS_CALL_ERRORS as exc:
+            exception = exc
+        self.request_event.fire(
+            request_type="REDIS",
+            name=name,
+            response_time=(time.perf_counter() - start) * 1000,
+            response_length=0,
+            response=None,
+            context={
+                "user": self.user_key,
+                "retries": probe.retries - retries,
+                "reconnections": probe.reconnections - reconnections,
+            },
+            exception=exception,
+            start_time=start_time,
+        )
+        if exception is not None:
+            raise RedisRequestFailed(exception) from exception
+        return result

@@ -1,0 +1,120 @@
+"""What the users of one run share, kept on the Locust ``Environment`` (no module-level state)."""
+
+from __future__ import annotations
+
+from locust.env import Environment
+
+import itertools
+import weakref
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import redis
+
+from config.schema import Profile
+
+_ATTRIBUTE = "redis_resilience_run"
+
+
+@dataclass(frozen=True)
+class PoolResetResult:
+    """What a client-side pool reset touched on one node."""
+
+    pools: int
+    connections: int
+    in_use: int
+
+
+@dataclass
+class IntegrityResult:
+    """Acknowledged writes of one workload checked against the server at the end of a run."""
+
+    acknowledged: int = 0
+    lost: int = 0
+    duplicated: int = 0
+    unacknowledged_applied: int = 0
+
+    def add(self, other: IntegrityResult) -> None:
+        self.acknowledged += other.acknowledged
+        self.lost += other.lost
+        self.duplicated += other.duplicated
+        self.unacknowledged_applied += other.unacknowledged_applied
+
+
+class IntegrityCheck(Protocol):
+    workload: str
+
+    def verify(self, client: redis.Redis) -> IntegrityResult: ...
+
+
+@dataclass
+class RedisRun:
+    """One run of the pack on one node: the profile, the target and what the users registered."""
+
+    profile: Profile
+    url: str
+    run_id: str
+    pools: weakref.WeakSet[redis.ConnectionPool] = field(default_factory=weakref.WeakSet)
+    checks: list[IntegrityCheck] = field(default_factory=list)
+    _user_keys: itertools.count[int] = field(default_factory=itertools.count)
+
+    @property
+    def key_prefix(self) -> str:
+        """Every key of this run starts with this (and is removed at the end)."""
+        return f"{self.profile.workload.key_prefix}:{self.run_id}:"
+
+    @property
+    def traffic_tag(self) -> str:
+        """Every traffic connection's ``CLIENT SETNAME`` starts with this."""
+        return f"rr-{self.run_id}-"
+
+    @property
+    def admin_name(self) -> str:
+        return f"rradmin-{self.run_id}"
+
+    def new_user_key(self) -> int:
+        return next(self._user_keys)
+
+    def reset_pools(self) -> PoolResetResult:
+        """Disconnect every live user pool of this node, in-use connections included."""
+        pools = list(self.pools)
+        connections = in_use = 0
+        for pool in pools:
+            (idle_count, _), (used_count, _) = pool.get_connection_count()
+            connections += idle_count + used_count
+            in_use += used_count
+            pool.disconnect(inuse_connections=True)
+        return PoolResetResult(pools=len(pools), connections=connections, in_use=in_use)
+
+    def verify_integrity(self, client: redis.Redis) -> dict[str, IntegrityResult]:
+        results: dict[str, IntegrityResult] = {}
+        for check in self.checks:
+            results.setdefault(check.workload, IntegrityResult()).add(check.verify(client))
+        return results
+
+    def cleanup_keys(self, client: redis.Redis, batch: int = 500) -> int:
+        """Remove this run's keys (SCAN + UNLINK under the run prefix; never FLUSHALL)."""
+        removed = 0
+        keys: list[bytes] = []
+        for key in client.scan_iter(match=f"{self.key_prefix}*", count=batch):
+            keys.append(key)
+            if len(keys) >= batch:
+                removed += int(client.unlink(*keys))
+                keys.clear()
+        if keys:
+            removed += int(client.unlink(*keys))
+        return removed
+
+
+def attach(environment: Environment, run: RedisRun) -> None:
+    setattr(environment, _ATTRIBUTE, run)
+
+
+def run_of(environment: Environment) -> RedisRun:
+    run = getattr(environment, _ATTRIBUTE, None)
+    if run is None:
+        raise RuntimeError(
+            "the redis-resilience plugin is not loaded: import chaos.plugin in the locustfile (see locustfile.py)"
+        )
+    assert isinstance(run, RedisRun)
+    return run

@@ -1,0 +1,52 @@
+"""RedisUser: the abstract Locust user every workload builds on."""
+
+from __future__ import annotations
+
+from locust import User
+from locust.env import Environment
+
+import random
+
+from config.schema import Profile
+from scenarios.client import ConnectionProbe, InstrumentedRedis, make_pool
+from scenarios.run import run_of
+
+
+class RedisUser(User):
+    """A user with its own instrumented client and pool, like one instance of an application.
+
+    Subclasses set ``label`` (the workload name, shown in request names and tags) and add tasks.
+    Think time comes from the profile, so a subclass sets no ``wait_time``.
+    """
+
+    abstract = True
+    label = "redis"
+
+    def __init__(self, environment: Environment) -> None:
+        super().__init__(environment)
+        self.redis_run = run_of(environment)
+        self.user_key = self.redis_run.new_user_key()
+        probe = ConnectionProbe()
+        name = f"{self.redis_run.traffic_tag}{self.user_key}"
+        pool = make_pool(self.redis_run.url, self.redis_run.profile.client, name, probe)
+        self.redis_run.pools.add(pool)
+        self.client = InstrumentedRedis(pool, environment.events.request, self.label, self.user_key, probe)
+        think = self.redis_run.profile.workload.think_time
+        self._think_s = (think.min_ms / 1000, think.max_ms / 1000)
+
+    def wait_time(self) -> float:
+        low, high = self._think_s
+        return low + random.random() * (high - low)
+
+    def on_stop(self) -> None:
+        self.client.connection_pool.disconnect()
+
+
+def apply_profile_weights(user_classes: list[type[User]], profile: Profile) -> list[type[User]]:
+    """Give each workload user the weight its profile sets; drop the ones weighted 0."""
+    for cls in user_classes:
+        if issubclass(cls, RedisUser):
+            spec = getattr(profile.workload.mix, cls.label, None)
+            if spec is not None:
+                cls.weight = spec.weight
+    return [cls for cls in user_classes if cls.weight > 0 or cls.fixed_count > 0]
