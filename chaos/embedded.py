@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import shutil
 import signal
@@ -24,6 +25,16 @@ INSTALL_HINT = (
 
 class EmbeddedRedisError(Exception):
     """The embedded server could not be started. ``str()`` is a one-line message."""
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: ask Linux to SIGTERM it when its parent dies (best effort)."""
+    with contextlib.suppress(Exception):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+PR_SET_PDEATHSIG = 1
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -70,7 +81,15 @@ class EmbeddedRedis:
                 "--logfile", str(self.dir / "redis.log"),
                 *self.extra_args,
             ]  # fmt: skip
-            self.process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+            # Its own session: a Ctrl-C in the terminal reaches Locust only, which stops the server
+            # after checking acknowledged writes. If Locust itself is killed, the server follows it.
+            self.process = subprocess.Popen(
+                args,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                start_new_session=True,
+                preexec_fn=_die_with_parent,
+            )
             if self._wait_ready(timeout_s):
                 return self
             last_error = self._log_tail()

@@ -15,6 +15,7 @@ from locust.runners import STATE_STOPPED, MasterRunner, WorkerRunner
 import atexit
 import contextlib
 import logging
+import signal
 import sys
 import time
 import uuid
@@ -113,6 +114,10 @@ def _on_init(environment: Environment, **_: Any) -> None:
         sys.exit(EXIT_BAD_INPUT)
 
 
+def _interrupt_main_greenlet() -> None:
+    gevent.get_hub().parent.throw(KeyboardInterrupt())
+
+
 class _ActiveTest:
     """What lives from test_start to test_stop."""
 
@@ -156,6 +161,10 @@ class ResiliencePack:
         environment.events.quitting.add_listener(self.on_quitting)
         environment.events.quit.add_listener(self.on_quit)
         self.events.fault_injected.add_listener(self._open_window)
+        if self.mode != "worker":
+            # Deliver Ctrl-C to Locust's main greenlet, never into a user or the chaos greenlet
+            # mid-command: Locust then quits as usual and the pack reverts, checks and reports.
+            gevent.signal_handler(signal.SIGINT, _interrupt_main_greenlet)
         logger.info(
             "redis-resilience: run %s against %s, profile %s%s",
             self.run.run_id,
@@ -264,6 +273,7 @@ class ResiliencePack:
             run_id=self.run.run_id,
             profile=self.settings.profile_path,
             target=self.target_label,
+            embedded_pid=self.embedded.pid if self.embedded is not None else None,
             mode=self.mode,
             chaos=self.chaos_enabled,
             started_at=test.started_wall,

@@ -28,6 +28,7 @@ class RunFacts:
     run_id: str
     profile: str
     target: str  # already redacted
+    embedded_pid: int | None
     mode: str
     chaos: bool
     started_at: float  # epoch seconds
@@ -127,6 +128,7 @@ def build_report(
         "run_id": facts.run_id,
         "profile": facts.profile,
         "target": facts.target,
+        "embedded_server_pid": facts.embedded_pid,
         "mode": facts.mode,
         "chaos": facts.chaos,
         "started_at": round(facts.started_at, 3),

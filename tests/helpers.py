@@ -1,0 +1,42 @@
+"""Helpers for the tests (fixtures live in conftest.py)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+LOCUST = str(Path(sys.executable).with_name("locust"))
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # a zombie still answers kill(0): read its state
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+def write_profile(path: Path, overrides: dict[str, Any]) -> Path:
+    """A profile file: config/ci.yaml with ``overrides`` merged in (nested dicts merge)."""
+    base = yaml.safe_load((ROOT / "config" / "ci.yaml").read_text())
+
+    def merge(into: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+        for key, value in new.items():
+            if isinstance(value, dict) and isinstance(into.get(key), dict):
+                merge(into[key], value)
+            else:
+                into[key] = value
+        return into
+
+    path.write_text(yaml.safe_dump(merge(base, overrides)))
+    return path

@@ -1,0 +1,104 @@
+"""End to end: real headless ``locust`` processes with the embedded redis-server, as a user runs them."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .helpers import LOCUST, ROOT, pid_alive, write_profile
+
+
+def locust(args: list[str], **kwargs: Any) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [LOCUST, "-f", str(ROOT / "locustfile.py"), "--headless", *args],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+        **kwargs,
+    )
+
+
+def finish(proc: subprocess.Popen[str], timeout: float) -> str:
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, _ = proc.communicate()
+        pytest.fail(f"locust did not finish in {timeout}s:\n{out[-3000:]}")
+    return out
+
+
+def assert_server_gone(report: dict[str, Any]) -> None:
+    pid = report["embedded_server_pid"]
+    assert isinstance(pid, int)
+    assert not pid_alive(pid), f"redis-server {pid} left running"
+
+
+def test_ci_profile_passes_with_recovery_figures(tmp_path: Path) -> None:
+    report_path = tmp_path / "report.json"
+    proc = locust(["-u", "30", "-r", "30", "-t", "20s", "--resilience-profile", "config/ci.yaml",
+                   "--resilience-report", str(report_path)])  # fmt: skip
+    out = finish(proc, timeout=90)
+    assert proc.returncode == 0, out[-4000:]
+    report = json.loads(report_path.read_text())
+    assert report["verdict"] == "pass" and report["exit_code"] == 0
+    faults = report["faults"]
+    assert 5 <= len(faults) <= 7  # start at 3 s, every 3 +/- 0.5 s, for 20 s
+    for f in faults:
+        assert f["ok"]
+        assert f["name"] in ("client_kill", "pool_reset")
+        for key in ("id", "offset_s", "requests", "failures", "hidden_retries", "recovery_s", "recovered"):
+            assert key in f
+        assert f["requests"] > 0
+    assert {f["name"] for f in faults} == {"client_kill", "pool_reset"}
+    assert report["summary"]["lost_writes"] == 0
+    assert "Redis resilience report" in out and "Verdict: PASS (exit code 0)" in out
+    assert out.rstrip().splitlines()[-1].startswith("Verdict: PASS")  # the verdict is the last line
+    assert "Traceback" not in out
+    assert_server_gone(report)
+
+
+def test_impossible_slo_exits_3_naming_the_slo(tmp_path: Path) -> None:
+    profile = write_profile(tmp_path / "impossible.yaml", {"slo": {"min_requests": 1_000_000_000}})
+    report_path = tmp_path / "report.json"
+    proc = locust(["-u", "10", "-r", "10", "-t", "5s", "--resilience-profile", str(profile),
+                   "--resilience-report", str(report_path)])  # fmt: skip
+    out = finish(proc, timeout=60)
+    assert proc.returncode == 3, out[-4000:]
+    assert "SLO BREACHED min_requests" in out and "(under by" in out
+    report = json.loads(report_path.read_text())
+    assert report["verdict"] == "fail"
+    assert [s["name"] for s in report["slo"] if not s["ok"]] == ["min_requests"]
+    assert_server_gone(report)
+
+
+def test_ctrl_c_mid_run_still_reports_and_stops_the_server(tmp_path: Path) -> None:
+    report_path = tmp_path / "report.json"
+    proc = locust(["-u", "10", "-r", "10", "-t", "120s", "--resilience-profile", "config/ci.yaml",
+                   "--resilience-report", str(report_path)])  # fmt: skip
+    assert proc.stdout is not None
+    deadline = time.monotonic() + 30
+    lines = []
+    for line in proc.stdout:  # wait for the first fault, bounded by the deadline below
+        lines.append(line)
+        if "fault #1" in line or time.monotonic() > deadline:
+            break
+    assert any("fault #1" in line for line in lines), "".join(lines)[-3000:]
+    interrupted = time.monotonic()
+    os.kill(proc.pid, signal.SIGINT)
+    out = finish(proc, timeout=30)
+    assert time.monotonic() - interrupted < 15
+    assert "Traceback" not in out
+    report = json.loads(report_path.read_text())
+    assert len(report["faults"]) >= 1
+    assert proc.returncode == report["exit_code"]
+    assert_server_gone(report)

@@ -1,0 +1,122 @@
+"""Each fault against a real redis-server."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import gevent
+import pytest
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from chaos.embedded import EmbeddedRedis
+from chaos.faults import REGISTRY, FaultTarget, build_fault
+from chaos.faults.client_kill import ClientKillParams
+from chaos.faults.pool_reset import PoolResetParams
+from config.loader import parse_profile
+from scenarios.client import ConnectionProbe, InstrumentedRedis, RedisRequestFailed, make_pool
+from scenarios.run import RedisRun
+
+from .test_client import Recorder
+
+
+@pytest.fixture
+def run(redis_server: EmbeddedRedis) -> RedisRun:
+    return RedisRun(parse_profile({}, "test"), redis_server.url, "t1")
+
+
+@pytest.fixture
+def fault_admin(redis_server: EmbeddedRedis, run: RedisRun) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(redis_server.url, client_name=run.admin_name, retry=Retry(NoBackoff(), 0))
+    yield client
+    client.close()
+
+
+def traffic(run: RedisRun, n: int, recorder: Recorder) -> list[InstrumentedRedis]:
+    clients = []
+    for i in range(n):
+        probe = ConnectionProbe()
+        pool = make_pool(run.url, run.profile.client, f"{run.traffic_tag}{i}", probe)
+        run.pools.add(pool)
+        client = InstrumentedRedis(pool, recorder.hook, "cache", i, probe)
+        client.ping()
+        clients.append(client)
+    return clients
+
+
+def ids_by_name(admin: redis.Redis) -> dict[str, str]:
+    return {str(c.get("name")): str(c["id"]) for c in admin.client_list()}
+
+
+def test_registry_names_match_classes() -> None:
+    for name, kind in REGISTRY.items():
+        assert kind.fault.name == name
+        assert kind.params.model_fields["name"].annotation.__args__ == (name,)  # type: ignore[union-attr]
+
+
+def test_client_kill_own_kills_only_this_runs_connections(
+    redis_server: EmbeddedRedis, run: RedisRun, fault_admin: redis.Redis
+) -> None:
+    clients = traffic(run, 3, Recorder())
+    bystander = redis.Redis.from_url(redis_server.url, client_name="other-app")
+    bystander.ping()
+    before = ids_by_name(fault_admin)
+    fault = build_fault(
+        ClientKillParams(name="client_kill"), FaultTarget(fault_admin, run.traffic_tag, run.reset_pools)
+    )
+    details = fault.inject()
+    fault.revert()
+    assert details == {"connections_found": 3, "connections_killed": 3}
+    after = ids_by_name(fault_admin)
+    assert not any(name.startswith(run.traffic_tag) for name in after)
+    assert after["other-app"] == before["other-app"]  # untouched: same connection
+    assert after[run.admin_name] == before[run.admin_name]
+    for client in clients:  # and the traffic reconnects by itself
+        client.ping()
+        assert client.probe.reconnections == 1
+    bystander.close()
+
+
+def test_client_kill_all_spares_only_the_admin(
+    redis_server: EmbeddedRedis, run: RedisRun, fault_admin: redis.Redis
+) -> None:
+    traffic(run, 2, Recorder())
+    bystander = redis.Redis.from_url(redis_server.url, client_name="other-app")
+    bystander.ping()
+    admin_id = ids_by_name(fault_admin)[run.admin_name]
+    fault = build_fault(
+        ClientKillParams(name="client_kill", scope="all"), FaultTarget(fault_admin, run.traffic_tag, run.reset_pools)
+    )
+    assert fault.inject() == {"connections_killed": 3}
+    after = ids_by_name(fault_admin)
+    assert list(after) == [run.admin_name]
+    assert after[run.admin_name] == admin_id
+    bystander.close()
+
+
+def test_pool_reset_closes_in_use_connections(
+    redis_server: EmbeddedRedis, run: RedisRun, fault_admin: redis.Redis
+) -> None:
+    recorder = Recorder()
+    busy, idle = traffic(run, 2, recorder)
+    waiter = gevent.spawn(busy.blpop, ["never"], 30)
+    with gevent.Timeout(5):
+        while not any(c.get("cmd") == "blpop" for c in fault_admin.client_list()):
+            gevent.sleep(0.01)
+    fault = build_fault(PoolResetParams(name="pool_reset"), FaultTarget(fault_admin, run.traffic_tag, run.reset_pools))
+    started = time.monotonic()
+    details = fault.inject()
+    assert details == {"pools": 2, "connections_closed": 2, "in_use": 1}
+    with gevent.Timeout(5):
+        waiter.join()
+    assert time.monotonic() - started < 2.0  # not the 30 s BLPOP timeout
+    assert isinstance(waiter.exception, RedisRequestFailed)
+    blpop = [r for r in recorder.requests if r["name"] == "BLPOP cache"]
+    assert len(blpop) == 1 and blpop[0]["exception"] is not None
+    with gevent.Timeout(5):  # the server sees the traffic connections go
+        while any(n.startswith(run.traffic_tag) for n in ids_by_name(fault_admin)):
+            gevent.sleep(0.01)
+    idle.ping()  # the idle connection was closed too: the next command reconnects
+    assert idle.probe.reconnections == 1

@@ -1,0 +1,116 @@
+"""The chaos scheduler on a real server: timing, counts, events, and faults that fail."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import gevent
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from chaos.embedded import EmbeddedRedis, free_port
+from chaos.events import ResilienceEvents
+from chaos.faults import FaultTarget
+from chaos.scheduler import ChaosScheduler
+from config.loader import parse_profile
+from scenarios.run import PoolResetResult
+
+
+def no_pools() -> PoolResetResult:
+    return PoolResetResult(pools=0, connections=0, in_use=0)
+
+
+def chaos(**overrides: Any) -> Any:
+    spec = {"faults": [{"name": "client_kill"}, {"name": "pool_reset"}], **overrides}
+    return parse_profile({"chaos": spec}, "test").chaos
+
+
+def recorded(events: ResilienceEvents) -> list[tuple[str, Any]]:
+    log: list[tuple[str, Any]] = []
+    for name in ("fault_injected", "fault_reverted", "fault_failed"):
+        getattr(events, name).add_listener(lambda _n=name, **kw: log.append((_n, kw)))
+    return log
+
+
+def test_schedule_timing_count_and_events(redis_server: EmbeddedRedis) -> None:
+    admin = redis.Redis.from_url(redis_server.url, retry=Retry(NoBackoff(), 0))
+    events = ResilienceEvents()
+    log = recorded(events)
+    started = time.monotonic()
+    scheduler = ChaosScheduler(
+        chaos(start_after_s=0.3, every_s=0.4, count=3, seed=1),
+        FaultTarget(admin, "rr-x-", no_pools),
+        events,
+        started_at=started,
+    )
+    scheduler.start()
+    assert scheduler.greenlet is not None
+    scheduler.greenlet.join(timeout=10)
+    assert scheduler.greenlet.dead
+    offsets = [r.offset_s for r in scheduler.records]
+    assert len(offsets) == 3
+    for got, want in zip(offsets, (0.3, 0.7, 1.1), strict=True):
+        assert want - 0.01 <= got <= want + 0.25, offsets
+    assert [kind for kind, _ in log] == ["fault_injected", "fault_reverted"] * 3
+    injected = log[0][1]
+    assert injected["fault_id"] == 1 and injected["name"] in ("client_kill", "pool_reset")
+    assert abs(injected["monotonic"] - (started + offsets[0])) < 1e-6
+    assert all(r.ok for r in scheduler.records)
+    admin.close()
+
+
+def test_seed_makes_the_fault_sequence_reproducible(redis_server: EmbeddedRedis) -> None:
+    def names() -> list[str]:
+        admin = redis.Redis.from_url(redis_server.url)
+        s = ChaosScheduler(
+            chaos(start_after_s=0, every_s=0.01, count=12, seed=7),
+            FaultTarget(admin, "rr-x-", no_pools),
+            ResilienceEvents(),
+            started_at=time.monotonic(),
+        )
+        s.start()
+        assert s.greenlet is not None
+        s.greenlet.join(timeout=10)
+        admin.close()
+        return [r.name for r in s.records]
+
+    first = names()
+    assert first == names()
+    assert set(first) == {"client_kill", "pool_reset"}
+
+
+def test_a_failing_fault_is_recorded_and_the_schedule_goes_on() -> None:
+    dead = redis.Redis(port=free_port(), socket_connect_timeout=1, retry=Retry(NoBackoff(), 0))
+    events = ResilienceEvents()
+    log = recorded(events)
+    scheduler = ChaosScheduler(
+        chaos(start_after_s=0, every_s=0.05, count=2, faults=[{"name": "client_kill"}]),
+        FaultTarget(dead, "rr-x-", no_pools),
+        events,
+        started_at=time.monotonic(),
+    )
+    scheduler.start()
+    assert scheduler.greenlet is not None
+    scheduler.greenlet.join(timeout=10)
+    assert scheduler.greenlet.successful()
+    assert [r.ok for r in scheduler.records] == [False, False]
+    assert "ConnectionError" in (scheduler.records[0].error or "")
+    assert [kind for kind, _ in log] == ["fault_failed", "fault_failed"]
+
+
+def test_stop_ends_the_schedule(redis_server: EmbeddedRedis) -> None:
+    admin = redis.Redis.from_url(redis_server.url)
+    scheduler = ChaosScheduler(
+        chaos(start_after_s=0, every_s=0.1), FaultTarget(admin, "rr-x-", no_pools), ResilienceEvents(), time.monotonic()
+    )
+    scheduler.start()
+    with gevent.Timeout(5):
+        while len(scheduler.records) < 2:
+            gevent.sleep(0.01)
+    scheduler.stop()
+    count = len(scheduler.records)
+    gevent.sleep(0.3)  # three more periods: nothing may be injected after stop()
+    assert len(scheduler.records) == count
+    admin.close()
