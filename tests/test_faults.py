@@ -82,7 +82,7 @@ def test_client_kill_own_kills_only_this_runs_connections(
 def test_client_kill_all_spares_only_the_admin(
     redis_server: EmbeddedRedis, run: RedisRun, fault_admin: redis.Redis
 ) -> None:
-    traffic(run, 2, Recorder())
+    clients = traffic(run, 2, Recorder())  # keep them referenced: a collected pool closes its connections
     bystander = redis.Redis.from_url(redis_server.url, client_name="other-app")
     bystander.ping()
     admin_id = ids_by_name(fault_admin)[run.admin_name]
@@ -93,6 +93,7 @@ def test_client_kill_all_spares_only_the_admin(
     after = ids_by_name(fault_admin)
     assert list(after) == [run.admin_name]
     assert after[run.admin_name] == admin_id
+    assert len(clients) == 2
     bystander.close()
 
 
