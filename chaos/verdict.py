@@ -60,7 +60,7 @@ def _fmt(value: float | None) -> str:
         return "n/a"
     if float(value).is_integer():
         return str(int(value))
-    return f"{value:.4g}"
+    return f"{value:.6f}".rstrip("0").rstrip(".")
 
 
 # SLO name -> the figure it limits
