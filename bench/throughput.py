@@ -17,29 +17,25 @@ pack-on keeps at least 90% of bare's ops per CPU-second.
 from __future__ import annotations
 
 import locust  # noqa: F401  (first: gevent's monkey-patching)
+from locust import User, task
+from locust.env import Environment
+from locust.event import Events
 
 import argparse
 import random
 import re
 import shutil
 import subprocess
-import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import gevent
 import redis
-from locust import User, task
-from locust.env import Environment
-from locust.event import Events
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from chaos.embedded import EmbeddedRedis  # noqa: E402
-from chaos.tracker import RecoveryTracker  # noqa: E402
-from config.loader import parse_profile  # noqa: E402
-from scenarios.client import ConnectionProbe, InstrumentedRedis, make_pool  # noqa: E402
+from chaos.embedded import EmbeddedRedis
+from chaos.tracker import RecoveryTracker
+from config.loader import parse_profile
+from scenarios.client import ConnectionProbe, InstrumentedRedis, make_pool
 
 KEYSPACE = 1000
 VALUE = b"v" * 128
@@ -155,7 +151,7 @@ def main() -> None:
     with EmbeddedRedis() as server:
         URL = server.url
         variants = {"bare": (BareUser, False), "pack-off": (PackUser, False), "pack-on": (PackUser, True)}
-        totals = {name: [0, 0.0, 0.0] for name in variants}
+        totals: dict[str, list[float]] = {name: [0.0, 0.0, 0.0] for name in variants}
         for _ in range(args.rounds):
             for name, (cls, tracker) in variants.items():
                 ops, cpu, wall = run_locust(cls, args.users, args.seconds, tracker)
@@ -165,9 +161,12 @@ def main() -> None:
         reference = redis_benchmark(server.port, args.users)
     bare_per_cpu = totals["bare"][0] / totals["bare"][1]
     print(f"{'variant':10} {'ops':>9} {'ops/s':>9} {'cpu_s':>7} {'ops/cpu-s':>10} {'vs bare':>8}")
-    for name, (ops, cpu, wall) in totals.items():
-        per_cpu = ops / cpu
-        print(f"{name:10} {ops:9d} {ops / wall:9.0f} {cpu:7.2f} {per_cpu:10.0f} {per_cpu / bare_per_cpu:8.1%}")
+    for name, (total_ops, cpu_s, wall_s) in totals.items():
+        per_cpu = total_ops / cpu_s
+        print(
+            f"{name:10} {int(total_ops):9d} {total_ops / wall_s:9.0f} {cpu_s:7.2f} {per_cpu:10.0f}"
+            f" {per_cpu / bare_per_cpu:8.1%}"
+        )
     if reference is not None:
         print(f"{'redis-benchmark':15} {reference:9.0f} ops/s (GET/SET, {args.users} clients, its own process)")
     ratio = totals["pack-on"][0] / totals["pack-on"][1] / bare_per_cpu
