@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from pathlib import Path
 
@@ -100,4 +101,16 @@ def test_unreachable_target_exits_2_naming_the_address(tmp_path: Path) -> None:
     assert proc.returncode == 2, proc.stderr
     assert f"cannot reach Redis at redis://:***@127.0.0.1:{port}/0" in proc.stderr
     assert "s3cret" not in proc.stderr + proc.stdout
+    assert "Traceback" not in proc.stderr + proc.stdout
+
+
+def test_missing_redis_server_says_how_to_install_it(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [LOCUST, "-f", str(ROOT / "locustfile.py"), "--headless", "-u", "1", "-t", "5s"],
+        capture_output=True, text=True, timeout=60, cwd=ROOT,
+        env={**os.environ, "PATH": str(tmp_path)},  # no redis-server on this PATH
+    )  # fmt: skip
+    assert proc.returncode == 2, proc.stderr
+    assert "redis-server is not installed" in proc.stderr
+    assert "apt-get install -y redis-server" in proc.stderr and "--redis-url" in proc.stderr
     assert "Traceback" not in proc.stderr + proc.stdout
