@@ -1,8 +1,18 @@
 """Wiring into Locust. The ONLY module that touches ``locust.events`` and the command line.
 
 Importing it (the locustfile does) adds the pack's options and, at ``init``, builds a
-:class:`ResiliencePack` for the environment: profile validated, target reachable, embedded
-server started, before any user spawns. Bad input ends the process with one line and exit 2.
+:class:`ResiliencePack` for the environment. On the local or master node that means: profile
+validated, embedded server started, target reachable, all before any user spawns; bad input
+ends the process with one line and exit 2. A worker takes the run from its master instead.
+
+Roles (DESIGN.md, "Chaos runs once", "Measure on the node that sees the request"):
+
+- local: schedules faults, tracks its own requests, checks integrity, reports, sets the exit code.
+- master: schedules faults (server-side ones run here; ``pool_reset`` is broadcast to the
+  workers and acknowledged), tells workers of every window, merges their figures, reports and
+  sets the exit code. It makes no Redis traffic of its own.
+- worker: makes the traffic, tracks its own requests per window, checks its own acknowledged
+  writes, and sends its figures to the master. It never schedules.
 """
 
 from __future__ import annotations
@@ -14,6 +24,7 @@ from locust.runners import STATE_STOPPED, MasterRunner, WorkerRunner
 
 import atexit
 import contextlib
+import ipaddress
 import logging
 import signal
 import sys
@@ -21,28 +32,35 @@ import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import gevent
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from chaos import cluster
 from chaos.embedded import EmbeddedRedis, EmbeddedRedisError
 from chaos.events import ResilienceEvents, install_events
 from chaos.faults import FaultTarget
 from chaos.report import RunFacts, build_report, compute_figures, console_lines, write_json
-from chaos.scheduler import ChaosScheduler
+from chaos.results import NodeResult, merge_results, result_to_dict, window_to_dict
+from chaos.scheduler import ChaosScheduler, FaultRecord
 from chaos.tracker import RecoveryTracker, WindowSummary
 from chaos.verdict import EXIT_BAD_INPUT, evaluate
-from config.loader import DEFAULT_PROFILE, ProfileError, load_profile
+from config.loader import DEFAULT_PROFILE, ProfileError, load_profile, parse_profile
 from config.redact import redact_url
-from scenarios.run import IntegrityResult, RedisRun, attach
+from config.schema import Profile
+from scenarios.run import IntegrityResult, PoolResetResult, RedisRun, attach
 from scenarios.user import apply_profile_weights
 
 logger = logging.getLogger("redis_resilience")
 console = logging.getLogger("locust.stats_logger")  # Locust's own plain console output
 
-EXPIRE_EVERY_S = 0.25
+EXPIRE_EVERY_S = 0.25  # how often an open window is checked against max_window_s
+SETUP_TIMEOUT_S = 10.0  # workers answer the run setup within this
+POOL_RESET_ACK_TIMEOUT_S = 5.0  # workers acknowledge a pool reset within this
+COLLECT_TIMEOUT_S = 30.0  # workers send their final figures within this
 
 
 class SetupError(Exception):
@@ -85,7 +103,8 @@ def _add_arguments(parser: Any, **_: Any) -> None:
         metavar="URL",
         default=None,
         env_var="REDIS_URL",
-        help="Redis to test (redis:// or rediss://); overrides the profile's target.url",
+        help="Redis to test (redis:// or rediss://); overrides the profile's target.url. On a worker on "
+        "another host than the master: the address of that Redis as this worker reaches it",
     )
     group.add_argument(
         "--resilience-report",
@@ -118,15 +137,57 @@ def _interrupt_main_greenlet() -> None:
     gevent.get_hub().parent.throw(KeyboardInterrupt())
 
 
-class _ActiveTest:
-    """What lives from test_start to test_stop."""
+def _is_loopback(host: str | None) -> bool:
+    if not host or host == "localhost":
+        return host == "localhost"
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
-    def __init__(self, tracker: RecoveryTracker, started_at: float, started_wall: float) -> None:
+
+def remote_worker_error(master_url: str, master_host: str, own_url: str | None) -> str | None:
+    """Why a worker cannot use the master's target, or None.
+
+    A target on the master's loopback (the embedded server, or a local one) is another machine's
+    loopback for a worker on another host: such a worker must name the target itself.
+    """
+    if own_url or not _is_loopback(urlsplit(master_url).hostname) or _is_loopback(master_host):
+        return None
+    return (
+        f"the master's target {redact_url(master_url)} is on the master's loopback, which this worker "
+        f"(master host {master_host}) cannot reach: pass --redis-url (or REDIS_URL) with an address "
+        "of that Redis server this worker can reach"
+    )
+
+
+def connect_admin(url: str, name: str, retries: int = 0) -> redis.Redis:
+    """The pack's own connection (chaos and checks): named apart from traffic, no hidden retries."""
+    try:
+        admin = redis.Redis.from_url(
+            url,
+            client_name=name,
+            socket_timeout=5,
+            socket_connect_timeout=5,
+            retry=Retry(NoBackoff(), retries),
+        )
+        admin.ping()
+    except (redis.RedisError, OSError, ValueError) as exc:
+        raise SetupError(f"cannot reach Redis at {redact_url(url)}: {redact_url(str(exc))}") from None
+    return admin
+
+
+class _ActiveTest:
+    """What lives from test_start to test_stop on one node."""
+
+    def __init__(self, test: int, tracker: RecoveryTracker | None) -> None:
+        self.test = test
         self.tracker = tracker
-        self.started_at = started_at
-        self.started_wall = started_wall
+        self.started_at = time.monotonic()
+        self.started_wall = time.time()
         self.scheduler: ChaosScheduler | None = None
         self.expirer: gevent.Greenlet[..., None] | None = None
+        self.opened: set[int] = set()  # fault ids whose window this node opened
 
 
 class ResiliencePack:
@@ -135,12 +196,56 @@ class ResiliencePack:
     def __init__(self, environment: Environment, settings: Settings) -> None:
         self.environment = environment
         self.settings = settings
+        self.embedded: EmbeddedRedis | None = None
+        self.admin: redis.Redis | None = None
+        self.run: RedisRun | None = None
+        self.test: _ActiveTest | None = None
+        self.tests_started = 0
+        self.report: dict[str, Any] | None = None
+        self.console_lines: list[str] = []
+        self.printed = False
+        self.bad_input: str | None = None
+        self.events: ResilienceEvents = install_events(environment.events)
+        runner = environment.runner
+        self.master: cluster.MasterLink | None = None
+        self.worker: cluster.WorkerLink | None = None
+        self.finals: dict[int, dict[str, Any]] = {}  # worker: final figures sent, per test
+        if isinstance(runner, WorkerRunner):
+            self.profile: Profile | None = None  # the master sends it
+            self.node = uuid.uuid4().hex[:6]
+            self.worker = cluster.WorkerLink(
+                runner,
+                {
+                    cluster.SETUP: self._worker_setup,
+                    cluster.FAULT: self._worker_fault,
+                    cluster.POOL_RESET: self._worker_pool_reset,
+                    cluster.COLLECT: self._worker_collect,
+                },
+            )
+        else:
+            self.node = "0"
+            self._setup_target()
+            assert self.profile is not None
+            environment.user_classes = apply_profile_weights(environment.user_classes, self.profile)
+            if isinstance(runner, MasterRunner):
+                self.master = cluster.MasterLink(runner, self._worker_error)
+            self.events.fault_injected.add_listener(self._fault_injected)
+            # Deliver Ctrl-C to Locust's main greenlet, never into a user or the chaos greenlet
+            # mid-command: Locust then quits as usual and the pack reverts, checks and reports.
+            gevent.signal_handler(signal.SIGINT, _interrupt_main_greenlet)
+        environment.events.test_start.add_listener(self.on_test_start)
+        environment.events.test_stop.add_listener(self.on_test_stop)
+        environment.events.quitting.add_listener(self.on_quitting)
+        environment.events.quit.add_listener(self.on_quit)
+
+    # ---- set-up ----------------------------------------------------------------------------
+
+    def _setup_target(self) -> None:
         try:
-            self.profile = load_profile(settings.profile_path)
+            self.profile = load_profile(self.settings.profile_path)
         except ProfileError as exc:
             raise SetupError(str(exc)) from None
-        self.embedded: EmbeddedRedis | None = None
-        url = settings.redis_url or self.profile.target.url
+        url = self.settings.redis_url or self.profile.target.url
         if url == "embedded":
             try:
                 self.embedded = EmbeddedRedis().start()
@@ -148,90 +253,88 @@ class ResiliencePack:
                 raise SetupError(str(exc)) from None
             atexit.register(self.embedded.stop)
             url = self.embedded.url
-        self.run = RedisRun(self.profile, url, uuid.uuid4().hex[:8])
-        self.admin = self._connect_admin(url)
-        attach(environment, self.run)
-        environment.user_classes = apply_profile_weights(environment.user_classes, self.profile)
-        self.events: ResilienceEvents = install_events(environment.events)
-        self.test: _ActiveTest | None = None
-        self.report: dict[str, Any] | None = None
-        self.printed = False
-        environment.events.test_start.add_listener(self.on_test_start)
-        environment.events.test_stop.add_listener(self.on_test_stop)
-        environment.events.quitting.add_listener(self.on_quitting)
-        environment.events.quit.add_listener(self.on_quit)
-        self.events.fault_injected.add_listener(self._open_window)
-        if self.mode != "worker":
-            # Deliver Ctrl-C to Locust's main greenlet, never into a user or the chaos greenlet
-            # mid-command: Locust then quits as usual and the pack reverts, checks and reports.
-            gevent.signal_handler(signal.SIGINT, _interrupt_main_greenlet)
+        self.run = RedisRun(self.profile, url, uuid.uuid4().hex[:8], node=self.node)
+        try:
+            self.admin = connect_admin(url, self.run.admin_name)
+        except SetupError:
+            self.close()
+            raise
+        attach(self.environment, self.run)
         logger.info(
             "redis-resilience: run %s against %s, profile %s%s",
             self.run.run_id,
             self.target_label,
-            settings.profile_path,
-            ", chaos off" if not self.chaos_enabled else "",
+            self.settings.profile_path,
+            "" if self.chaos_enabled else ", chaos off",
         )
-
-    def _connect_admin(self, url: str) -> redis.Redis:
-        try:
-            admin = redis.Redis.from_url(
-                url,
-                client_name=self.run.admin_name,
-                socket_timeout=5,
-                socket_connect_timeout=5,
-                retry=Retry(NoBackoff(), 0),  # the pack's own connection: no hidden retries
-            )
-            admin.ping()
-        except (redis.RedisError, OSError, ValueError) as exc:
-            self.close()
-            raise SetupError(f"cannot reach Redis at {redact_url(url)}: {redact_url(str(exc))}") from None
-        return admin
 
     @property
     def target_label(self) -> str:
+        if self.run is None:
+            return "(not set up)"
         if self.embedded is not None:
             return f"embedded redis-server (pid {self.embedded.pid}, {self.run.url})"
         return redact_url(self.run.url)
 
     @property
     def chaos_enabled(self) -> bool:
-        return self.profile.chaos.enabled and not self.settings.no_chaos
+        return self.profile is not None and self.profile.chaos.enabled and not self.settings.no_chaos
 
     @property
     def mode(self) -> str:
-        runner = self.environment.runner
-        if isinstance(runner, MasterRunner):
-            return "master"
-        if isinstance(runner, WorkerRunner):
-            return "worker"
-        return "local"
+        return "worker" if self.worker else "master" if self.master else "local"
 
-    # ---- test lifecycle -------------------------------------------------------------------
+    # ---- test lifecycle --------------------------------------------------------------------
 
     def on_test_start(self, environment: Environment, **_: Any) -> None:
         if self.test is not None:
             self.finish_test()
-        self.run.checks.clear()
-        tracker = RecoveryTracker(self.profile.recovery, on_closed=self._window_closed)
-        test = self.test = _ActiveTest(tracker, time.monotonic(), time.time())
-        environment.events.request.add_listener(tracker.on_request)
-        test.expirer = gevent.spawn(self._expire_windows, tracker)
-        if self.chaos_enabled and self.mode != "worker":
-            target = FaultTarget(admin=self.admin, traffic_tag=self.run.traffic_tag, reset_pools=self.run.reset_pools)
+        self.tests_started += 1
+        if self.run is not None:
+            self.run.checks.clear()
+        number = self._test_number()
+        tracker = None
+        if self.master is None and self.run is not None:  # local or worker: this node makes traffic
+            tracker = RecoveryTracker(self.run.profile.recovery, on_closed=lambda w: self._window_closed(number, w))
+            environment.events.request.add_listener(tracker.on_request)
+        test = self.test = _ActiveTest(number, tracker)
+        if tracker is not None:
+            test.expirer = gevent.spawn(self._expire_windows, tracker)
+        if self.master is not None:
+            assert self.run is not None and self.profile is not None
+            ready = self.master.begin(test.test, self._setup_message(), SETUP_TIMEOUT_S)
+            logger.info("redis-resilience: %d worker(s) ready for run %s", len(ready.expected), self.run.run_id)
+        if self.chaos_enabled and self.worker is None:
+            assert self.admin is not None and self.run is not None and self.profile is not None
+            target = FaultTarget(admin=self.admin, traffic_tag=self.run.traffic_tag, reset_pools=self._reset_pools)
             test.scheduler = ChaosScheduler(self.profile.chaos, target, self.events, started_at=test.started_at)
             test.scheduler.start()
+
+    def _test_number(self) -> int:
+        return self.worker_test if self.worker is not None else self.tests_started
+
+    worker_test = 0  # on a worker: the test number the master's last setup named
 
     def _expire_windows(self, tracker: RecoveryTracker) -> None:
         while True:
             gevent.sleep(EXPIRE_EVERY_S)
             tracker.expire()
 
-    def _open_window(self, fault_id: int, name: str, monotonic: float, **_: Any) -> None:
-        if self.test is not None:
+    def _reset_pools(self, fault_id: int) -> PoolResetResult:
+        if self.master is not None:
+            return self.master.reset_pools(fault_id, POOL_RESET_ACK_TIMEOUT_S)
+        assert self.run is not None
+        return self.run.reset_pools()
+
+    def _fault_injected(self, fault_id: int, name: str, monotonic: float, time: float, **_: Any) -> None:
+        if self.master is not None:
+            self.master.announce_fault(fault_id, name, time)
+        elif self.test is not None and self.test.tracker is not None:
             self.test.tracker.open_window(fault_id, name, monotonic)
 
-    def _window_closed(self, window: WindowSummary) -> None:
+    def _window_closed(self, test: int, window: WindowSummary) -> None:
+        if self.worker is not None:
+            self.worker.send(cluster.WINDOW, {"test": test, "window": window_to_dict(window)})
         if window.recovered:
             self.events.fault_recovered.fire(
                 fault_id=window.fault_id,
@@ -245,7 +348,7 @@ class ResiliencePack:
         self.finish_test()
 
     def finish_test(self) -> None:
-        """Stop chaos (reverting), close windows, check integrity, clean keys, report, verdict."""
+        """Stop chaos (reverting) and close windows; then report (local, master) or send figures (worker)."""
         test, self.test = self.test, None
         if test is None:
             return
@@ -253,21 +356,58 @@ class ResiliencePack:
             test.scheduler.stop()
         if test.expirer is not None:
             test.expirer.kill(block=True)
-        tracker = test.tracker
-        tracker.close_all()
-        with contextlib.suppress(ValueError):
-            self.environment.events.request.remove_listener(tracker.on_request)
-        integrity: dict[str, IntegrityResult] | None = None
-        integrity_error = None
+        if test.tracker is not None:
+            test.tracker.close_all()
+            with contextlib.suppress(ValueError):
+                self.environment.events.request.remove_listener(test.tracker.on_request)
+        records = test.scheduler.records if test.scheduler is not None else []
+        if self.worker is not None:
+            self._worker_finish(test)
+        elif self.master is not None:
+            self._master_finish(test, records)
+        else:
+            assert test.tracker is not None
+            integrity, integrity_error = self._check_integrity()
+            result = NodeResult.from_tracker(test.tracker, integrity, integrity_error, self._user_errors())
+            self._cleanup_keys()
+            self._report(test, records, result)
+
+    def _check_integrity(self) -> tuple[dict[str, IntegrityResult] | None, str | None]:
+        if self.run is None or self.admin is None:
+            return None, "the run was never set up on this node"
         try:
-            integrity = self.run.verify_integrity(self.admin)
+            return self.run.verify_integrity(self.admin), None
+        except (redis.RedisError, OSError) as exc:
+            error = redact_url(f"{type(exc).__name__}: {exc}")
+            logger.error("redis-resilience: could not check acknowledged writes: %s", error)
+            return None, error
+
+    def _cleanup_keys(self) -> None:
+        if self.run is None or self.admin is None:
+            return
+        try:
             removed = self.run.cleanup_keys(self.admin)
             logger.info("redis-resilience: removed %d keys under %s*", removed, self.run.key_prefix)
         except (redis.RedisError, OSError) as exc:
-            integrity_error = redact_url(f"{type(exc).__name__}: {exc}")
-            logger.error("redis-resilience: could not check acknowledged writes: %s", integrity_error)
-        records = test.scheduler.records if test.scheduler is not None else []
-        figures = compute_figures(records, tracker.closed, tracker.outside, integrity, self._user_errors())
+            logger.error("redis-resilience: could not remove the run's keys: %s", redact_url(str(exc)))
+
+    def _user_errors(self) -> int:
+        """Unexpected exceptions in user code this test: Locust's error report, plus crashed greenlets."""
+        runner = self.environment.runner
+        counted = sum(int(row["count"]) for row in runner.exceptions.values()) if runner is not None else 0
+        return counted + (1 if locust_log.unhandled_greenlet_exception else 0)
+
+    def _report(
+        self,
+        test: _ActiveTest,
+        records: list[FaultRecord],
+        result: NodeResult,
+        workers: dict[str, Any] | None = None,
+        missing_by_fault: dict[int, list[str]] | None = None,
+    ) -> None:
+        assert self.profile is not None and self.run is not None
+        missing = len(workers["missing"]) if workers else 0
+        figures = compute_figures(records, result, missing)
         slo_results = evaluate(self.profile.slo, figures)
         facts = RunFacts(
             run_id=self.run.run_id,
@@ -279,7 +419,7 @@ class ResiliencePack:
             started_at=test.started_wall,
             duration_s=time.monotonic() - test.started_at,
         )
-        self.report = build_report(facts, records, tracker, integrity, integrity_error, figures, slo_results)
+        self.report = build_report(facts, records, result, figures, slo_results, workers, missing_by_fault)
         self.console_lines = console_lines(self.report, slo_results)
         self.printed = False
         if self.settings.report_path:
@@ -290,17 +430,149 @@ class ResiliencePack:
         if not (options is not None and options.headless):
             self.print_report()  # web UI: show it now, the process may live on for another test
 
-    def _user_errors(self) -> int:
-        """Unexpected exceptions in user code this test: Locust's error report, plus crashed greenlets."""
-        runner = self.environment.runner
-        counted = sum(int(row["count"]) for row in runner.exceptions.values()) if runner is not None else 0
-        return counted + (1 if locust_log.unhandled_greenlet_exception else 0)
-
     def print_report(self) -> None:
         if self.report is not None and not self.printed:
             self.printed = True
             for line in self.console_lines:
                 console.info(line)
+
+    # ---- master ----------------------------------------------------------------------------
+
+    def _setup_message(self) -> dict[str, Any]:
+        assert self.run is not None and self.profile is not None
+        return {
+            "run_id": self.run.run_id,
+            "profile": self.profile.model_dump(mode="json"),
+            "url": self.run.url,
+        }
+
+    def _worker_error(self, worker: str, error: str) -> None:
+        logger.error("redis-resilience: worker %s: %s", worker, error)
+        self.bad_input = self.bad_input or f"worker {worker}: {error}"
+        runner = self.environment.runner
+        if runner is not None:
+            gevent.spawn_later(0, runner.quit)  # a worker that cannot reach the target is bad input
+
+    def _master_finish(self, test: _ActiveTest, records: list[FaultRecord]) -> None:
+        assert self.master is not None
+        heard = self.master.collect(COLLECT_TIMEOUT_S)
+        if heard is None:
+            return
+        expected = heard.expected
+        missing = sorted(set(expected) - set(heard.finals))
+        for worker in missing:
+            logger.error("redis-resilience: worker %s sent no final figures: reported as missing", worker)
+        result = merge_results(list(heard.finals.values()), [w for windows in heard.windows.values() for w in windows])
+        result.user_errors += self._user_errors()
+        if missing and result.integrity is not None:
+            result.integrity = None
+            result.integrity_error = f"not checked on missing workers: {', '.join(missing)}"
+        missing_by_fault = {}
+        for rec in records:
+            if rec.ok:
+                absent = [w for w in expected if not any(x.fault_id == rec.fault_id for x in heard.windows.get(w, []))]
+                if absent:
+                    missing_by_fault[rec.fault_id] = absent
+        per_worker = {}
+        for worker in expected:
+            windows = heard.windows.get(worker, [])
+            final = heard.finals.get(worker)
+            outside = final.outside if final is not None else None
+            per_worker[worker] = {
+                "requests": sum(w.requests for w in windows) + (outside.requests if outside else 0),
+                "failures": sum(w.failures for w in windows) + (outside.failures if outside else 0),
+                "windows": len(windows),
+            }
+        workers = {"expected": expected, "reported": sorted(heard.finals), "missing": missing, "figures": per_worker}
+        self._cleanup_keys()
+        self._report(test, records, result, workers, missing_by_fault)
+
+    # ---- worker ----------------------------------------------------------------------------
+
+    def _worker_setup(self, data: dict[str, Any]) -> None:
+        assert self.worker is not None
+        self.worker_test = int(data["test"])
+        error = None
+        try:
+            self._worker_run(data)
+        except SetupError as exc:
+            error = str(exc)
+            logger.error("redis-resilience: %s", error)
+            self.environment.process_exit_code = EXIT_BAD_INPUT
+            runner = self.environment.runner
+            if runner is not None:
+                gevent.spawn_later(0.5, runner.quit)
+        self.worker.send(cluster.READY, {"test": self.worker_test, "error": error})
+
+    def _worker_run(self, data: dict[str, Any]) -> None:
+        """Adopt the master's run: its profile, its target (or this worker's --redis-url)."""
+        if self.run is not None and self.run.run_id == data["run_id"]:
+            return
+        try:
+            profile = parse_profile(data["profile"], "the master's profile")
+        except ProfileError as exc:
+            raise SetupError(str(exc)) from None
+        url = self.settings.redis_url or data["url"]
+        master_host = str(getattr(self.environment.runner, "master_host", "127.0.0.1"))
+        error = remote_worker_error(data["url"], master_host, self.settings.redis_url)
+        if error:
+            raise SetupError(error)
+        run = RedisRun(profile, url, data["run_id"], node=self.node)
+        admin = connect_admin(url, run.admin_name, retries=3)  # a scope: all kill may hit it
+        self.close_admin()
+        self.profile, self.run, self.admin = profile, run, admin
+        attach(self.environment, run)
+
+    def _worker_fault(self, data: dict[str, Any]) -> None:
+        """A fault's window reaches this worker: t0 is the master's, by the wall clock when plausible."""
+        test = self.test
+        fault_id = int(data["fault_id"])
+        if test is None or test.tracker is None or data["test"] != test.test or fault_id in test.opened:
+            return
+        delay = time.time() - float(data["time"])
+        t0 = time.monotonic() - (delay if 0 <= delay < 2 else 0.0)  # clocks of other hosts may disagree
+        test.opened.add(fault_id)
+        test.tracker.open_window(fault_id, str(data["name"]), t0)
+
+    def _worker_pool_reset(self, data: dict[str, Any]) -> None:
+        assert self.worker is not None
+        if self.run is None:
+            return
+        result = self.run.reset_pools()
+        test = self.test
+        fault_id = int(data["fault_id"])
+        if test is not None and test.tracker is not None and fault_id not in test.opened:
+            test.opened.add(fault_id)  # the window opens when this worker's reset returned
+            test.tracker.open_window(fault_id, "pool_reset", time.monotonic())
+        self.worker.send(
+            cluster.POOL_RESET_ACK,
+            {
+                "test": data["test"],
+                "fault_id": fault_id,
+                "pools": result.pools,
+                "connections": result.connections,
+                "in_use": result.in_use,
+            },
+        )
+
+    def _worker_finish(self, test: _ActiveTest) -> None:
+        assert self.worker is not None and test.tracker is not None
+        integrity, integrity_error = self._check_integrity()
+        unhandled = 1 if locust_log.unhandled_greenlet_exception else 0  # task errors reach the master by Locust
+        result = NodeResult.from_tracker(test.tracker, integrity, integrity_error, unhandled)
+        final = {"test": test.test, "result": result_to_dict(result, include_windows=False)}
+        self.finals[test.test] = final
+        self.worker.send(cluster.FINAL, final)
+
+    def _worker_collect(self, data: dict[str, Any]) -> None:
+        assert self.worker is not None
+        final = self.finals.get(int(data["test"]))
+        if final is not None:
+            self.worker.send(cluster.FINAL, final)
+            return
+        runner = self.environment.runner
+        if self.test is not None and runner is not None:
+            runner.stop()  # test_stop follows: this worker's users stop, its figures go to the master
 
     # ---- process end -----------------------------------------------------------------------
 
@@ -309,17 +581,24 @@ class ResiliencePack:
         if self.test is not None and runner is not None and runner.state != STATE_STOPPED:
             runner.stop()  # Ctrl-C or SIGTERM mid-test: stop users so writes can be checked
         self.finish_test()
-        if self.report is not None:
+        if self.bad_input is not None and self.worker is None:
+            environment.process_exit_code = EXIT_BAD_INPUT
+        elif self.report is not None:
             environment.process_exit_code = self.report["exit_code"]
 
     def on_quit(self, exit_code: int, **_: Any) -> None:
         self.print_report()  # after Locust's own tables, so the verdict is the last thing shown
+        if self.bad_input is not None and self.worker is None:
+            sys.stderr.write(f"redis-resilience: {self.bad_input}\n")
         self.close()
 
-    def close(self) -> None:
-        admin = getattr(self, "admin", None)
-        if admin is not None:
+    def close_admin(self) -> None:
+        if self.admin is not None:
             with contextlib.suppress(Exception):
-                admin.close()
+                self.admin.close()
+            self.admin = None
+
+    def close(self) -> None:
+        self.close_admin()
         if self.embedded is not None:
             self.embedded.stop()

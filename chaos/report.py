@@ -11,10 +11,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from chaos.results import NodeResult
 from chaos.scheduler import FaultRecord
-from chaos.tracker import Counts, RecoveryTracker, WindowSummary, percentile
+from chaos.tracker import Counts, WindowSummary, percentile
 from chaos.verdict import Figures, SloResult, exit_code
-from scenarios.run import IntegrityResult
 
 REPORT_SCHEMA = "redis-resilience/report/v1"
 
@@ -35,7 +35,9 @@ class RunFacts:
     duration_s: float
 
 
-def fault_rows(records: list[FaultRecord], windows: list[WindowSummary]) -> list[dict[str, Any]]:
+def fault_rows(
+    records: list[FaultRecord], windows: list[WindowSummary], missing_by_fault: dict[int, list[str]]
+) -> list[dict[str, Any]]:
     by_id = {w.fault_id: w for w in windows}
     rows = []
     for rec in records:
@@ -75,20 +77,17 @@ def fault_rows(records: list[FaultRecord], windows: list[WindowSummary]) -> list
                 p99_ms=_r(win.p99_ms),
                 degraded_threshold_ms=_r(win.threshold_ms),
             )
+        if rec.fault_id in missing_by_fault:
+            row["missing_workers"] = missing_by_fault[rec.fault_id]
         if rec.revert_error:
             row["revert_error"] = rec.revert_error
         rows.append(row)
     return rows
 
 
-def compute_figures(
-    records: list[FaultRecord],
-    windows: list[WindowSummary],
-    outside: Counts,
-    integrity: dict[str, IntegrityResult] | None,
-    user_errors: int,
-) -> Figures:
-    """The SLO figures. ``integrity`` None means it could not be checked: write figures are unknown."""
+def compute_figures(records: list[FaultRecord], result: NodeResult, missing_workers: int = 0) -> Figures:
+    """The SLO figures. ``result.integrity`` None means it could not be checked: write figures are unknown."""
+    windows, outside, integrity = result.windows, result.outside, result.integrity
     recoveries = [math.inf if w.recovery_s is None else w.recovery_s for w in windows]
     in_requests = sum(w.requests for w in windows)
     in_failures = sum(w.failures for w in windows)
@@ -99,22 +98,25 @@ def compute_figures(
         lost_writes=None if integrity is None else sum(r.lost for r in integrity.values()),
         duplicated_writes=None if integrity is None else sum(r.duplicated for r in integrity.values()),
         failed_faults=sum(1 for r in records if not r.ok),
-        user_errors=user_errors,
+        user_errors=result.user_errors,
         requests=in_requests + outside.requests,
+        missing_workers=missing_workers,
     )
 
 
 def build_report(
     facts: RunFacts,
     records: list[FaultRecord],
-    tracker: RecoveryTracker,
-    integrity: dict[str, IntegrityResult] | None,
-    integrity_error: str | None,
+    result: NodeResult,
     figures: Figures,
     slo_results: list[SloResult],
+    workers: dict[str, Any] | None = None,
+    missing_by_fault: dict[int, list[str]] | None = None,
 ) -> dict[str, Any]:
-    windows = tracker.closed
-    outside = tracker.outside
+    """The JSON report. ``workers`` and ``missing_by_fault`` are given on a master only."""
+    windows = result.windows
+    outside = result.outside
+    integrity = result.integrity
     in_win = Counts(
         requests=sum(w.requests for w in windows),
         failures=sum(w.failures for w in windows),
@@ -134,12 +136,13 @@ def build_report(
         "started_at": round(facts.started_at, 3),
         "duration_s": _r(facts.duration_s),
         "baseline": {
-            "requests": tracker.baseline.count,
-            "p50_ms": _r(tracker.baseline.percentile(0.5)),
-            "p99_ms": _r(tracker.baseline.percentile(0.99)),
-            "degraded_threshold_ms": _r(tracker.degraded_threshold_ms()),
+            "requests": result.baseline.count,
+            "p50_ms": _r(result.baseline.percentile(0.5)),
+            "p99_ms": _r(result.baseline.percentile(0.99)),
+            "degraded_threshold_ms": _r(result.threshold_ms),
         },
-        "faults": fault_rows(records, windows),
+        "workers": workers,
+        "faults": fault_rows(records, windows, missing_by_fault or {}),
         "summary": {
             "requests": in_win.requests + outside.requests,
             "failures": in_win.failures + outside.failures,
@@ -162,9 +165,10 @@ def build_report(
             "lost_writes": figures.lost_writes,
             "duplicated_writes": figures.duplicated_writes,
             "user_errors": figures.user_errors,
+            "missing_workers": figures.missing_workers,
         },
         "integrity": (
-            {"error": integrity_error}
+            {"error": result.integrity_error}
             if integrity is None
             else {name: asdict(r) for name, r in sorted(integrity.items())}
         ),

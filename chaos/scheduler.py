@@ -6,7 +6,7 @@ import logging
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import gevent
@@ -81,14 +81,18 @@ class ChaosScheduler:
             self.inject(spec)
             injected += 1
             delay = chaos.every_s + (self.rng.uniform(-chaos.jitter_s, chaos.jitter_s) if chaos.jitter_s else 0.0)
-            gevent.sleep(max(0.0, tick + delay - self.clock()))
+            wait = tick + delay - self.clock()
+            if wait < 0:  # the injection overran the interval: give its window a full interval anyway
+                logger.warning("fault injection took longer than every_s: next fault in %.1fs", delay)
+                wait = delay
+            gevent.sleep(wait)
 
     def inject(self, spec: FaultParams) -> FaultRecord:
         """Inject one fault now, fire its events and revert it (in ``finally``)."""
         params = spec.model_dump(exclude={"name", "weight"})
         record = FaultRecord(len(self.records) + 1, spec.name, params, offset_s=0.0, inject_ms=0.0)
         self.records.append(record)
-        fault = build_fault(spec, self.target)
+        fault = build_fault(spec, replace(self.target, fault_id=record.fault_id))
         begin = self.clock()
         try:
             record.details = fault.inject()

@@ -28,6 +28,7 @@ class Figures:
     failed_faults: int
     user_errors: int
     requests: int
+    missing_workers: int = 0
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,7 @@ _CHECKS: tuple[tuple[str, str], ...] = (
     ("max_duplicated_writes", "duplicated_writes"),
     ("max_failed_faults", "failed_faults"),
     ("max_user_errors", "user_errors"),
+    ("max_missing_workers", "missing_workers"),
     ("min_requests", "requests"),
 )
 

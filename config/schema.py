@@ -143,6 +143,9 @@ class Slo(Strict):
         ge=0,
         description="Unexpected exceptions in user code (Locust's error report); a crashed workload is no pass.",
     )
+    max_missing_workers: int | None = Field(
+        0, ge=0, description="Workers that stopped reporting mid-run (distributed runs): their figures are missing."
+    )
     min_requests: int | None = Field(1, ge=0, description="A run that made fewer requests proves nothing.")
 
 

@@ -149,7 +149,7 @@ class InstrumentedRedis(redis.Redis):
         pool: redis.ConnectionPool,
         request_event: EventHook,
         label: str,
-        user_key: int,
+        user_key: str | int,
         probe: ConnectionProbe,
     ) -> None:
         super().__init__(connection_pool=pool)

@@ -18,11 +18,12 @@ _ATTRIBUTE = "redis_resilience_run"
 
 @dataclass(frozen=True)
 class PoolResetResult:
-    """What a client-side pool reset touched on one node."""
+    """What a client-side pool reset touched (on one node, or summed over the workers)."""
 
     pools: int
     connections: int
     in_use: int
+    unacknowledged: tuple[str, ...] = ()  # workers that did not confirm the reset in time
 
 
 @dataclass
@@ -54,6 +55,7 @@ class RedisRun:
     profile: Profile
     url: str
     run_id: str
+    node: str = "0"  # tells apart the workers of one run: in connection names and keys
     pools: weakref.WeakSet[redis.ConnectionPool] = field(default_factory=weakref.WeakSet)
     checks: list[IntegrityCheck] = field(default_factory=list)
     _user_keys: itertools.count[int] = field(default_factory=itertools.count)
@@ -70,10 +72,11 @@ class RedisRun:
 
     @property
     def admin_name(self) -> str:
-        return f"rradmin-{self.run_id}"
+        return f"rradmin-{self.run_id}-{self.node}"
 
-    def new_user_key(self) -> int:
-        return next(self._user_keys)
+    def new_user_key(self) -> str:
+        """A key for a new user, unique across the nodes of the run."""
+        return f"{self.node}-{next(self._user_keys)}"
 
     def reset_pools(self) -> PoolResetResult:
         """Disconnect every live user pool of this node, in-use connections included."""

@@ -16,6 +16,7 @@ from .helpers import LOCUST, ROOT, pid_alive, write_profile
 
 
 def locust(args: list[str], **kwargs: Any) -> subprocess.Popen[str]:
+    """A headless ``locust`` process on the pack's locustfile, in its own session."""
     return subprocess.Popen(
         [LOCUST, "-f", str(ROOT / "locustfile.py"), "--headless", *args],
         cwd=ROOT,

@@ -34,6 +34,11 @@ def fault_admin(redis_server: EmbeddedRedis, run: RedisRun) -> Iterator[redis.Re
     client.close()
 
 
+@pytest.fixture
+def target(run: RedisRun, fault_admin: redis.Redis) -> FaultTarget:
+    return FaultTarget(fault_admin, run.traffic_tag, lambda _fault_id: run.reset_pools())
+
+
 def traffic(run: RedisRun, n: int, recorder: Recorder) -> list[InstrumentedRedis]:
     clients = []
     for i in range(n):
@@ -57,14 +62,14 @@ def test_registry_names_match_classes() -> None:
 
 
 def test_client_kill_own_kills_only_this_runs_connections(
-    redis_server: EmbeddedRedis, run: RedisRun, fault_admin: redis.Redis
+    redis_server: EmbeddedRedis, run: RedisRun, fault_admin: redis.Redis, target: FaultTarget
 ) -> None:
     clients = traffic(run, 3, Recorder())
     bystander = redis.Redis.from_url(redis_server.url, client_name="other-app")
     bystander.ping()
     before = ids_by_name(fault_admin)
     fault = build_fault(
-        ClientKillParams(name="client_kill"), FaultTarget(fault_admin, run.traffic_tag, run.reset_pools)
+        ClientKillParams(name="client_kill"), FaultTarget(fault_admin, run.traffic_tag, lambda _id: run.reset_pools())
     )
     details = fault.inject()
     fault.revert()
@@ -80,14 +85,15 @@ def test_client_kill_own_kills_only_this_runs_connections(
 
 
 def test_client_kill_all_spares_only_the_admin(
-    redis_server: EmbeddedRedis, run: RedisRun, fault_admin: redis.Redis
+    redis_server: EmbeddedRedis, run: RedisRun, fault_admin: redis.Redis, target: FaultTarget
 ) -> None:
     clients = traffic(run, 2, Recorder())  # keep them referenced: a collected pool closes its connections
     bystander = redis.Redis.from_url(redis_server.url, client_name="other-app")
     bystander.ping()
     admin_id = ids_by_name(fault_admin)[run.admin_name]
     fault = build_fault(
-        ClientKillParams(name="client_kill", scope="all"), FaultTarget(fault_admin, run.traffic_tag, run.reset_pools)
+        ClientKillParams(name="client_kill", scope="all"),
+        FaultTarget(fault_admin, run.traffic_tag, lambda _id: run.reset_pools()),
     )
     assert fault.inject() == {"connections_killed": 3}
     after = ids_by_name(fault_admin)
@@ -106,7 +112,9 @@ def test_pool_reset_closes_in_use_connections(
     with gevent.Timeout(5):
         while not any(c.get("cmd") == "blpop" for c in fault_admin.client_list()):
             gevent.sleep(0.01)
-    fault = build_fault(PoolResetParams(name="pool_reset"), FaultTarget(fault_admin, run.traffic_tag, run.reset_pools))
+    fault = build_fault(
+        PoolResetParams(name="pool_reset"), FaultTarget(fault_admin, run.traffic_tag, lambda _id: run.reset_pools())
+    )
     started = time.monotonic()
     details = fault.inject()
     assert details == {"pools": 2, "connections_closed": 2, "in_use": 1}

@@ -18,7 +18,7 @@ from config.loader import parse_profile
 from scenarios.run import PoolResetResult
 
 
-def no_pools() -> PoolResetResult:
+def no_pools(fault_id: int) -> PoolResetResult:
     return PoolResetResult(pools=0, connections=0, in_use=0)
 
 

@@ -33,12 +33,15 @@ class FaultTarget:
 
     :param admin: the pack's own admin connection (never tagged as traffic, never killed)
     :param traffic_tag: prefix of the ``CLIENT SETNAME`` of every traffic connection of this run
-    :param reset_pools: disconnects every user's pool (in-use connections included) on every node
+    :param reset_pools: disconnects every user's pool (in-use connections included) on every node;
+        takes the fault's id, so that workers open its window at the moment they reset
+    :param fault_id: the id of the fault being run (set by the scheduler for each fault)
     """
 
     admin: redis.Redis
     traffic_tag: str
-    reset_pools: Callable[[], PoolResetResult]
+    reset_pools: Callable[[int], PoolResetResult]
+    fault_id: int = 0
 
 
 class Fault(Protocol):

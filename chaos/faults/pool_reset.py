@@ -23,8 +23,15 @@ class PoolReset:
         self.target = target
 
     def inject(self) -> dict[str, Any]:
-        result = self.target.reset_pools()
-        return {"pools": result.pools, "connections_closed": result.connections, "in_use": result.in_use}
+        result = self.target.reset_pools(self.target.fault_id)
+        details: dict[str, Any] = {
+            "pools": result.pools,
+            "connections_closed": result.connections,
+            "in_use": result.in_use,
+        }
+        if result.unacknowledged:
+            details["unacknowledged_workers"] = list(result.unacknowledged)
+        return details
 
     def revert(self) -> None:
         """Nothing lasts: pools reconnect on the next command."""

@@ -1,0 +1,112 @@
+"""Distributed runs: a real ``locust --master`` with real ``--worker`` processes on loopback, and ``--processes``."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+from chaos.embedded import free_port
+from chaos.plugin import remote_worker_error
+
+from .helpers import write_profile
+from .test_e2e import assert_server_gone, finish, locust
+
+
+def master(port: int, args: list[str]) -> subprocess.Popen[str]:
+    return locust(["--master", "--master-bind-host", "127.0.0.1", "--master-bind-port", str(port), *args])
+
+
+def worker(port: int) -> subprocess.Popen[str]:
+    return locust(["--worker", "--master-host", "127.0.0.1", "--master-port", str(port)])
+
+
+def locust_total(stats_file: Path) -> int:
+    return sum(int(row["num_requests"]) for row in json.loads(stats_file.read_text()))
+
+
+def test_master_and_two_workers_count_every_fault_once(tmp_path: Path) -> None:
+    port = free_port()
+    report_path, stats = tmp_path / "report.json", tmp_path / "stats"
+    m = master(port, ["-u", "20", "-r", "20", "-t", "12s", "--expect-workers", "2",
+                      "--resilience-profile", "config/ci.yaml", "--resilience-report", str(report_path),
+                      "--json-file", str(stats)])  # fmt: skip
+    workers = [worker(port) for _ in range(2)]
+    out = finish(m, timeout=90)
+    worker_out = [finish(w, timeout=30) for w in workers]
+    assert m.returncode == 0, out[-4000:]
+    assert [w.returncode for w in workers] == [0, 0], worker_out
+    report = json.loads(report_path.read_text())
+    assert report["mode"] == "master"
+    assert len(report["workers"]["reported"]) == 2 and report["workers"]["missing"] == []
+    faults = report["faults"]
+    injected = re.findall(r"fault #(\d+) \w+ injected", out)
+    assert [f["id"] for f in faults] == [int(i) for i in injected] == list(range(1, len(faults) + 1))
+    assert len(faults) >= 3
+    assert not any("injected" in w for w in worker_out)  # chaos runs once, on the master
+    for f in faults:
+        assert f["ok"] and f["requests"] > 0 and "missing_workers" not in f
+        if f["name"] == "pool_reset":  # broadcast, done and acknowledged by both workers' 20 users
+            assert f["details"]["pools"] == 20 and "unacknowledged_workers" not in f["details"]
+    # totals add up: the report's, the workers' own, and Locust's
+    per_worker = report["workers"]["figures"]
+    assert sum(w["requests"] for w in per_worker.values()) == report["summary"]["requests"]
+    assert all(w["requests"] > 0 and w["windows"] == len(faults) for w in per_worker.values())
+    assert report["summary"]["requests"] == locust_total(stats.with_suffix(".json"))
+    assert report["summary"]["lost_writes"] == 0
+    assert report["integrity"]["ledger"]["acknowledged"] > 0
+    assert_server_gone(report)
+
+
+def test_processes_mode_exit_code_is_the_masters_verdict(tmp_path: Path) -> None:
+    profile = write_profile(tmp_path / "impossible.yaml", {"slo": {"min_requests": 1_000_000_000}})
+    report_path, stats = tmp_path / "report.json", tmp_path / "stats"
+    proc = locust(["--processes", "2", "-u", "10", "-r", "10", "-t", "6s", "--resilience-profile", str(profile),
+                   "--resilience-report", str(report_path), "--json-file", str(stats)])  # fmt: skip
+    out = finish(proc, timeout=60)
+    assert proc.returncode == 3, out[-4000:]
+    assert "SLO BREACHED min_requests" in out
+    report = json.loads(report_path.read_text())
+    assert report["mode"] == "master" and len(report["workers"]["reported"]) == 2
+    assert report["summary"]["requests"] == locust_total(stats.with_suffix(".json")) > 0
+    assert_server_gone(report)
+
+
+def test_a_worker_killed_mid_run_is_reported_missing(tmp_path: Path) -> None:
+    port = free_port()
+    report_path = tmp_path / "report.json"
+    m = master(port, ["-u", "10", "-r", "10", "-t", "14s", "--expect-workers", "2",
+                      "--resilience-profile", "config/ci.yaml", "--resilience-report", str(report_path)])  # fmt: skip
+    doomed, survivor = worker(port), worker(port)
+    assert m.stdout is not None
+    deadline = time.monotonic() + 40
+    for line in m.stdout:  # by fault 3 both workers have closed and sent window 1; then one dies
+        if "fault #3" in line or time.monotonic() > deadline:
+            break
+    os.killpg(doomed.pid, signal.SIGKILL)
+    out = finish(m, timeout=120)
+    finish(survivor, timeout=30)
+    doomed.wait(10)
+    assert m.returncode == 3, out[-4000:]  # a missing worker breaches max_missing_workers
+    report = json.loads(report_path.read_text())
+    missing = report["workers"]["missing"]
+    assert len(missing) == 1 and len(report["workers"]["reported"]) == 1
+    assert any(f.get("missing_workers") == missing for f in report["faults"][1:])
+    assert report["faults"][0].get("missing_workers") is None  # it sent that window before it died
+    assert "integrity" in report and "error" in report["integrity"]
+    assert [s["name"] for s in report["slo"] if not s["ok"]] == ["max_lost_writes", "max_missing_workers"]
+    assert_server_gone(report)
+
+
+def test_remote_worker_needs_its_own_redis_url() -> None:
+    embedded = "redis://:pw@127.0.0.1:40000/0"
+    assert remote_worker_error(embedded, "127.0.0.1", None) is None  # same host
+    assert remote_worker_error(embedded, "10.1.2.3", "redis://cache.internal:6379") is None  # names its own
+    assert remote_worker_error("redis://cache.internal:6379/0", "10.1.2.3", None) is None  # reachable name
+    error = remote_worker_error(embedded, "10.1.2.3", None)
+    assert error is not None and "--redis-url" in error and "pw" not in error
+    assert remote_worker_error("redis://[::1]:6379/0", "master.example", None) is not None
