@@ -307,7 +307,11 @@ class ResiliencePack:
         if self.chaos_enabled and self.worker is None:
             assert self.admin is not None and self.run is not None and self.profile is not None
             target = FaultTarget(admin=self.admin, traffic_tag=self.run.traffic_tag, reset_pools=self._reset_pools)
-            test.scheduler = ChaosScheduler(self.profile.chaos, target, self.events, started_at=test.started_at)
+            run_time = getattr(environment.parsed_options, "run_time", None)
+            last_fault_by = test.started_at + run_time - self.profile.recovery.max_window_s if run_time else None
+            test.scheduler = ChaosScheduler(
+                self.profile.chaos, target, self.events, started_at=test.started_at, last_fault_by=last_fault_by
+            )
             test.scheduler.start()
 
     def _test_number(self) -> int:

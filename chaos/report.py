@@ -67,6 +67,7 @@ def fault_rows(
                 first_error_s=_r(win.first_error_s),
                 recovery_s=_r(win.recovery_s),
                 recovered=win.recovered,
+                truncated=win.truncated,
                 users_affected=win.users_affected,
                 users_not_recovered=win.users_not_recovered,
                 user_recovery_s={
@@ -88,7 +89,8 @@ def fault_rows(
 def compute_figures(records: list[FaultRecord], result: NodeResult, missing_workers: int = 0) -> Figures:
     """The SLO figures. ``result.integrity`` None means it could not be checked: write figures are unknown."""
     windows, outside, integrity = result.windows, result.outside, result.integrity
-    recoveries = [math.inf if w.recovery_s is None else w.recovery_s for w in windows]
+    # A window cut short by the end of the test while still degraded is unknown, not a failure.
+    recoveries = [math.inf if w.recovery_s is None else w.recovery_s for w in windows if not w.unresolved]
     in_requests = sum(w.requests for w in windows)
     in_failures = sum(w.failures for w in windows)
     return Figures(
@@ -203,7 +205,7 @@ def console_lines(report: dict[str, Any], slo_results: list[SloResult]) -> list[
         if not f["ok"]:
             recovery_cell = "FAILED"
         elif recovery is None:
-            recovery_cell = "not recovered"
+            recovery_cell = "cut short" if f.get("truncated") else "not recovered"
         else:
             recovery_cell = _cell(recovery, 3)
         rows.append(

@@ -108,6 +108,7 @@ def merge_windows(parts: list[WindowSummary]) -> WindowSummary:
         p99_ms=latency.percentile(0.99),
         threshold_ms=max(p.threshold_ms for p in parts),
         latency=latency,
+        truncated=any(p.truncated for p in parts),
     )
 
 

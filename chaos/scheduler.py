@@ -44,7 +44,8 @@ def _describe(exc: BaseException) -> str:
 
 
 class ChaosScheduler:
-    """Injects faults at ``start_after_s``, then every ``every_s`` (+/- ``jitter_s``), ``count`` times at most.
+    """Injects faults at ``start_after_s``, then every ``every_s`` (+/- ``jitter_s``), ``count`` times at most,
+    and none after ``last_fault_by`` (in a timed run: its end minus ``max_window_s``).
 
     Every fault is reverted in ``finally`` and again by :meth:`stop`, so a killed greenlet
     (test stop, Ctrl-C) never leaves a lasting change behind.
@@ -57,12 +58,14 @@ class ChaosScheduler:
         events: ResilienceEvents,
         started_at: float,
         clock: Callable[[], float] = time.monotonic,
+        last_fault_by: float | None = None,
     ) -> None:
         self.chaos = chaos
         self.target = target
         self.events = events
         self.started_at = started_at
         self.clock = clock
+        self.last_fault_by = last_fault_by  # monotonic; no fault after it (its window would be cut short)
         self.rng = random.Random(chaos.seed)
         self.records: list[FaultRecord] = []
         self.greenlet: gevent.Greenlet[..., None] | None = None
@@ -77,6 +80,9 @@ class ChaosScheduler:
         injected = 0
         while chaos.count is None or injected < chaos.count:
             tick = self.clock()
+            if self.last_fault_by is not None and tick > self.last_fault_by:
+                logger.info("no more faults: the test ends before another fault window could close")
+                return
             spec = self.rng.choices(chaos.faults, weights=[f.weight for f in chaos.faults])[0]
             self.inject(spec)
             injected += 1

@@ -78,6 +78,12 @@ class WindowSummary:
     p99_ms: float | None
     threshold_ms: float
     latency: LatencyHistogram = field(repr=False)
+    truncated: bool = False  # cut short by the end of the test, before max_window_s
+
+    @property
+    def unresolved(self) -> bool:
+        """Cut short while still degraded: whether it would have recovered is unknown."""
+        return self.truncated and self.recovery_s is None
 
     @property
     def recovered(self) -> bool:
@@ -136,7 +142,7 @@ class Window:
         if state is not None and state.recovered_at is None:
             state.recovered_at = now
 
-    def close(self, at: float) -> WindowSummary:
+    def close(self, at: float, truncated: bool = False) -> WindowSummary:
         if self.last_degraded is None:
             recovery: float | None = 0.0
         elif self.recovered_at is None:
@@ -161,6 +167,7 @@ class Window:
             p99_ms=self.latency.percentile(0.99),
             threshold_ms=self.threshold_ms,
             latency=self.latency,
+            truncated=truncated,
         )
 
 
@@ -214,14 +221,15 @@ class RecoveryTracker:
             self._close(window, window.closes_at)
 
     def close_all(self, now: float | None = None) -> None:
+        """The test ends: close the open window (marked truncated if before its max_window_s)."""
         window = self.current
         if window is not None:
             at = self.clock() if now is None else now
-            self._close(window, min(at, window.closes_at))
+            self._close(window, min(at, window.closes_at), truncated=at < window.closes_at)
 
-    def _close(self, window: Window, at: float) -> None:
+    def _close(self, window: Window, at: float, truncated: bool = False) -> None:
         self.current = None
-        summary = window.close(at)
+        summary = window.close(at, truncated)
         self.closed.append(summary)
         if self.on_closed is not None:
             self.on_closed(summary)

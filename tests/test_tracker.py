@@ -179,3 +179,15 @@ def test_memory_does_not_grow_with_requests(clock: Clock) -> None:
     assert window is not None
     assert len(window.users) <= 10
     assert len(window.latency.buckets) < 50
+
+
+def test_window_cut_short_by_the_test_end_is_unresolved(clock: Clock) -> None:
+    tracker, closed = make(clock, max_window_s=5)
+    tracker.open_window(1, "client_kill", t0=100.0)
+    req(tracker, clock, 100.5, fail=True)
+    tracker.close_all(now=101.0)
+    assert closed[0].truncated and closed[0].unresolved
+    tracker.open_window(2, "client_kill", t0=102.0)
+    req(tracker, clock, 102.5, fail=True)
+    tracker.close_all(now=108.0)  # its max window had passed: a real close, not recovered
+    assert not closed[1].truncated and not closed[1].unresolved and closed[1].recovery_s is None
