@@ -65,8 +65,10 @@ def test_master_and_two_workers_count_every_fault_once(tmp_path: Path) -> None:
 def test_processes_mode_exit_code_is_the_masters_verdict(tmp_path: Path) -> None:
     profile = write_profile(tmp_path / "impossible.yaml", {"slo": {"min_requests": 1_000_000_000}})
     report_path, stats = tmp_path / "report.json", tmp_path / "stats"
-    proc = locust(["--processes", "2", "-u", "10", "-r", "10", "-t", "6s", "--resilience-profile", str(profile),
-                   "--resilience-report", str(report_path), "--json-file", str(stats)])  # fmt: skip
+    port = str(free_port())  # not Locust's default 5557: another run on this machine may hold it
+    proc = locust(["--processes", "2", "--master-bind-port", port, "--master-port", port, "-u", "10", "-r", "10",
+                   "-t", "6s", "--resilience-profile", str(profile), "--resilience-report", str(report_path),
+                   "--json-file", str(stats)])  # fmt: skip
     out = finish(proc, timeout=60)
     assert proc.returncode == 3, out[-4000:]
     assert "SLO BREACHED min_requests" in out
