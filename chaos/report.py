@@ -15,6 +15,11 @@ from chaos.results import NodeResult
 from chaos.scheduler import FaultRecord
 from chaos.tracker import Counts, WindowSummary, percentile
 from chaos.verdict import Figures, SloResult, exit_code
+from scenarios.lock import lock_violations
+from scenarios.pubsub import lost_messages
+from scenarios.run import IntegrityResult
+
+_NONE = IntegrityResult()
 
 REPORT_SCHEMA = "redis-resilience/report/v1"
 
@@ -103,6 +108,8 @@ def compute_figures(records: list[FaultRecord], result: NodeResult, missing_work
         user_errors=result.user_errors,
         requests=in_requests + outside.requests,
         missing_workers=missing_workers,
+        lock_violations=0 if integrity is None else lock_violations(integrity.get("lock", _NONE).figures),
+        lost_messages=0 if integrity is None else lost_messages(integrity.get("pubsub", _NONE).figures),
     )
 
 
@@ -168,11 +175,13 @@ def build_report(
             "duplicated_writes": figures.duplicated_writes,
             "user_errors": figures.user_errors,
             "missing_workers": figures.missing_workers,
+            "lock_violations": figures.lock_violations,
+            "lost_messages": figures.lost_messages,
         },
         "integrity": (
             {"error": result.integrity_error}
             if integrity is None
-            else {name: asdict(r) for name, r in sorted(integrity.items())}
+            else {name: _integrity_row(name, r) for name, r in sorted(integrity.items())}
         ),
         "slo": [
             {
@@ -186,6 +195,18 @@ def build_report(
         "verdict": "pass" if code == 0 else "fail",
         "exit_code": code,
     }
+
+
+def _integrity_row(workload: str, result: IntegrityResult) -> dict[str, Any]:
+    """One workload's integrity figures; run-wide ones are derived here, after every node's merged in."""
+    row = asdict(result)
+    figures = row.pop("figures")
+    if workload == "lock":
+        figures["violations"] = lock_violations(result.figures)
+    if workload == "pubsub":
+        figures["lost_messages"] = lost_messages(result.figures)
+    row.update(figures)
+    return row
 
 
 def _cell(value: Any, digits: int = 2) -> str:

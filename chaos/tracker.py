@@ -5,7 +5,8 @@ Definitions (DESIGN.md, "Recovery, defined"):
 - A window opens at ``t0``, when the fault's injection returned; it closes at the next fault or
   after ``max_window_s``, whichever is first.
 - A request is *degraded* if it raised, needed a hidden retry, or took longer than the
-  degraded-latency threshold (by default derived from the pre-fault baseline p99).
+  degraded-latency threshold (by default derived from the pre-fault baseline p99); a blocking
+  command (BLPOP, XREADGROUP BLOCK, ...) waits by design, so only its errors and retries count.
 - ``recovery_s`` = completion time of the first healthy request after the last degraded request
   of the window, minus ``t0``; 0 when nothing degraded; None when the window closes still degraded.
   The same per user gives the per-user distribution.
@@ -115,7 +116,7 @@ class Window:
         self.latency = LatencyHistogram()
 
     def observe(
-        self, now: float, user: Any, failed: bool, response_ms: float, retries: int, reconnections: int
+        self, now: float, user: Any, failed: bool, response_ms: float, retries: int, reconnections: int, slow: bool
     ) -> None:
         self.requests += 1
         self.latency.add(response_ms)
@@ -125,7 +126,7 @@ class Window:
             self.failures += 1
             if self.first_error_at is None:
                 self.first_error_at = now
-        if failed or retries or response_ms > self.threshold_ms:
+        if failed or retries or slow:
             self.degraded += 1
             self.last_degraded = now
             self.recovered_at = None
@@ -254,7 +255,8 @@ class RecoveryTracker:
             self._close(window, window.closes_at)
             window = None
         if window is not None:
-            window.observe(now, context.get("user"), exception is not None, response_time, retries, reconnections)
+            slow = response_time > window.threshold_ms and not context.get("blocking", False)
+            window.observe(now, context.get("user"), exception is not None, response_time, retries, reconnections, slow)
             return
         outside = self.outside
         outside.requests += 1
@@ -262,5 +264,5 @@ class RecoveryTracker:
         outside.reconnections += reconnections
         if exception is not None:
             outside.failures += 1
-        if not self.closed:  # before the first fault: the baseline
+        if not self.closed and not context.get("blocking", False):  # before the first fault: the baseline
             self.baseline.add(response_time)

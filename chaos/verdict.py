@@ -29,6 +29,8 @@ class Figures:
     user_errors: int
     requests: int
     missing_workers: int = 0
+    lock_violations: int = 0
+    lost_messages: int = 0
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,8 @@ _CHECKS: tuple[tuple[str, str], ...] = (
     ("max_duplicated_writes", "duplicated_writes"),
     ("max_failed_faults", "failed_faults"),
     ("max_user_errors", "user_errors"),
+    ("max_lock_violations", "lock_violations"),
+    ("max_lost_messages", "lost_messages"),
     ("max_missing_workers", "missing_workers"),
     ("min_requests", "requests"),
 )

@@ -66,22 +66,96 @@ class ThinkTime(Strict):
         return self
 
 
+Weight = Annotated[int, Field(ge=0, description="Relative number of users running this workload; 0: none.")]
+Skew = Annotated[
+    float, Field(ge=0, description="Hot-key skew: 0 spreads keys uniformly; larger values favour a few hot keys.")
+]
+
+
 class CacheWorkload(Strict):
-    weight: int = Field(3, ge=0)
+    weight: Weight = 3
     keyspace: int = Field(10_000, ge=1, description="Distinct cache keys.")
+    hot_key_skew: Skew = 0.0
     value_bytes: int = Field(256, ge=0)
     read_ratio: Rate = 0.9
     ttl_s: int = Field(300, ge=1)
 
 
 class LedgerWorkload(Strict):
-    weight: int = Field(1, ge=0)
+    weight: Weight = 1
+    value_bytes: int = Field(64, ge=0)
+
+
+class SessionWorkload(Strict):
+    weight: Weight = 0
+    sessions_per_user: int = Field(20, ge=1)
+    value_bytes: int = Field(128, ge=0)
+    ttl_s: int = Field(1800, ge=1, description="Sliding: every access renews it.")
+
+
+class QueueWorkload(Strict):
+    weight: Weight = 0
+    reliable: bool = Field(
+        True, description="BLMOVE to a processing list (reliable queue); false: BRPOP, which can lose a job."
+    )
+    value_bytes: int = Field(64, ge=0)
+    block_s: Positive = Field(0.5, description="How long a consumer blocks waiting for a job.")
+
+
+class PubSubWorkload(Strict):
+    weight: Weight = 0
+    channels: int = Field(1, ge=1)
+    value_bytes: int = Field(64, ge=0)
+
+
+class StreamWorkload(Strict):
+    weight: Weight = 0
+    value_bytes: int = Field(64, ge=0)
+    batch: int = Field(10, ge=1, description="Entries read per XREADGROUP.")
+    block_ms: int = Field(500, ge=1)
+    claim_idle_ms: int = Field(2000, ge=1, description="Pending entries idle this long are reclaimed (XAUTOCLAIM).")
+
+
+class LockWorkload(Strict):
+    weight: Weight = 0
+    locks: int = Field(4, ge=1, description="Distinct locks the users contend for.")
+    ttl_ms: int = Field(2000, ge=1, description="Lock expiry (SET NX PX).")
+    hold_ms: NonNegative = Field(5, description="Time spent inside the critical section.")
+
+
+class RateLimitWorkload(Strict):
+    weight: Weight = 0
+    limit: int = Field(50, ge=1, description="Requests allowed per window and client.")
+    window_ms: int = Field(1000, ge=1)
+    clients: int = Field(100, ge=1, description="Distinct rate-limited client ids.")
+
+
+class LeaderboardWorkload(Strict):
+    weight: Weight = 0
+    members: int = Field(1000, ge=1)
+    hot_key_skew: Skew = 1.0
+    top_n: int = Field(10, ge=1)
+
+
+class BatchWorkload(Strict):
+    weight: Weight = 0
+    keyspace: int = Field(1000, ge=1)
+    batch_size: int = Field(10, ge=1, description="Commands per pipeline.")
     value_bytes: int = Field(64, ge=0)
 
 
 class Workloads(Strict):
     cache: CacheWorkload = CacheWorkload()
     ledger: LedgerWorkload = LedgerWorkload()
+    session: SessionWorkload = SessionWorkload()
+    queue: QueueWorkload = QueueWorkload()
+    pubsub: PubSubWorkload = PubSubWorkload()
+    stream: StreamWorkload = StreamWorkload()
+    lock: LockWorkload = LockWorkload()
+    ratelimit: RateLimitWorkload = RateLimitWorkload()
+    leaderboard: LeaderboardWorkload = LeaderboardWorkload()
+    pipeline: BatchWorkload = BatchWorkload()
+    transaction: BatchWorkload = BatchWorkload(batch_size=3)
 
 
 class Workload(Strict):
@@ -93,7 +167,7 @@ class Workload(Strict):
 
     @model_validator(mode="after")
     def _some_weight(self) -> Workload:
-        if self.mix.cache.weight + self.mix.ledger.weight == 0:
+        if sum(getattr(self.mix, name).weight for name in Workloads.model_fields) == 0:
             raise ValueError("the weights of workload.mix sum to 0: give at least one workload a weight > 0")
         return self
 
@@ -142,6 +216,10 @@ class Slo(Strict):
         0,
         ge=0,
         description="Unexpected exceptions in user code (Locust's error report); a crashed workload is no pass.",
+    )
+    max_lock_violations: int | None = Field(0, ge=0, description="Critical sections two lock holders overlapped in.")
+    max_lost_messages: int | None = Field(
+        None, ge=0, description="Pub/sub is at-most-once: lost messages are reported; set a limit to gate on them."
     )
     max_missing_workers: int | None = Field(
         0, ge=0, description="Workers that stopped reporting mid-run (distributed runs): their figures are missing."

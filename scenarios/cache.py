@@ -7,7 +7,7 @@ from locust.env import Environment
 
 import random
 
-from scenarios.user import RedisUser
+from scenarios.user import RedisUser, skewed_index
 
 
 class CacheUser(RedisUser):
@@ -17,14 +17,13 @@ class CacheUser(RedisUser):
         super().__init__(environment)
         spec = self.redis_run.profile.workload.mix.cache
         self.spec = spec
-        self.key_base = f"{self.redis_run.key_prefix}cache:"
         self.value = b"v" * spec.value_bytes
 
     @tag("cache")
     @task
     def read_or_write(self) -> None:
         spec = self.spec
-        key = f"{self.key_base}{random.randrange(spec.keyspace)}"
+        key = self.key("cache", skewed_index(spec.keyspace, spec.hot_key_skew))
         if random.random() < spec.read_ratio:
             if self.client.get(key) is None:
                 self.client.set(key, self.value, ex=spec.ttl_s)

@@ -27,8 +27,9 @@ from redis.backoff import (
     FullJitterBackoff,
     NoBackoff,
 )
+from redis.client import Pipeline
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
+from redis.exceptions import NoScriptError, RedisError, WatchError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
@@ -37,6 +38,16 @@ from config.schema import Backoff, ClientOptions
 # What a Redis call can raise. A pool disconnected under a command in flight makes redis-py
 # raise a bare ValueError ("I/O operation on closed file") or OSError: those are failures too.
 REDIS_CALL_ERRORS: tuple[type[Exception], ...] = (RedisError, OSError, ValueError)
+
+
+# Answers an application handles as part of the protocol: not failures (see InstrumentedRedis.measure).
+HANDLED_ERRORS: tuple[type[RedisError], ...] = (WatchError, NoScriptError)
+
+# Commands that wait on the server by design: their latency is not degradation (only errors are).
+BLOCKING_COMMANDS = frozenset(
+    {"BLPOP", "BRPOP", "BLMOVE", "BRPOPLPUSH", "BLMPOP", "BZPOPMIN", "BZPOPMAX", "BZMPOP", "XREAD", "XREADGROUP",
+     "WAIT", "WAITAOF"}
+)  # fmt: skip
 
 
 class RedisRequestFailed(RescheduleTask):
@@ -59,12 +70,13 @@ class ConnectionProbe:
     per connection, so the probe hands out itself on ``deepcopy``.
     """
 
-    __slots__ = ("connections", "reconnections", "retries")
+    __slots__ = ("connections", "last_failure_at", "reconnections", "retries")
 
     def __init__(self) -> None:
         self.retries = 0
         self.connections = 0
         self.reconnections = 0
+        self.last_failure_at = 0.0  # monotonic time of the last retried error
 
     def __deepcopy__(self, memo: dict[int, Any]) -> ConnectionProbe:
         return self
@@ -90,7 +102,9 @@ class CountingBackoff(AbstractBackoff):
         self.inner.reset()
 
     def compute(self, failures: int) -> float:
-        self.probe.retries += 1
+        probe = self.probe
+        probe.retries += 1
+        probe.last_failure_at = time.monotonic()
         return self.inner.compute(failures)
 
 
@@ -140,8 +154,9 @@ def make_pool(url: str, options: ClientOptions, client_name: str, probe: Connect
 class InstrumentedRedis(redis.Redis):
     """A ``redis.Redis`` whose every command fires ``request`` (type ``REDIS``, name ``"GET cache"``).
 
-    ``context`` of each request carries the user's key and the hidden retries and
-    reconnections that command needed, for the recovery tracker.
+    ``context`` of each request carries the user's key, the number of commands (a pipeline is
+    one request of several commands) and the hidden retries and reconnections it needed, for
+    the recovery tracker.
     """
 
     def __init__(
@@ -169,19 +184,35 @@ class InstrumentedRedis(redis.Redis):
         finally:
             self._name_override = previous
 
-    def execute_command(self, *args: Any, **options: Any) -> Any:
-        command = str(args[0])
+    def request_name(self, command: str) -> str:
         name = self._name_override or self._names.get(command)
         if name is None:
             name = self._names[command] = f"{command} {self.label}"
+        return name
+
+    def execute_command(self, *args: Any, **options: Any) -> Any:
+        command = str(args[0])
+        blocking = command in BLOCKING_COMMANDS
+        return self.measure(self.request_name(command), 1, super().execute_command, *args, blocking=blocking, **options)
+
+    def measure(self, name: str, commands: int, call: Any, *args: Any, blocking: bool = False, **options: Any) -> Any:
+        """Run ``call``, fire one request for it, and raise :class:`RedisRequestFailed` if it failed.
+
+        A ``WatchError`` (an optimistic transaction lost a race) or a ``NoScriptError`` (the
+        script cache is empty: load, then call again) is the protocol working, not a failure:
+        it is reported as a success and re-raised as is, for the task to handle.
+        """
         probe = self.probe
         retries, reconnections = probe.retries, probe.reconnections
         start_time = time.time()
         start = time.perf_counter()
         exception: Exception | None = None
+        handled: RedisError | None = None
         result: Any = None
         try:
-            result = super().execute_command(*args, **options)
+            result = call(*args, **options)
+        except HANDLED_ERRORS as exc:
+            handled = exc
         except REDIS_CALL_ERRORS as exc:
             exception = exc
         self.request_event.fire(
@@ -192,12 +223,42 @@ class InstrumentedRedis(redis.Redis):
             response=None,
             context={
                 "user": self.user_key,
+                "commands": commands,
+                "blocking": blocking,
                 "retries": probe.retries - retries,
                 "reconnections": probe.reconnections - reconnections,
             },
             exception=exception,
             start_time=start_time,
         )
+        if handled is not None:
+            raise handled
         if exception is not None:
             raise RedisRequestFailed(exception) from exception
+        return result
+
+    def pipeline(self, transaction: bool = True, shard_hint: Any = None) -> InstrumentedPipeline:
+        return InstrumentedPipeline(self, transaction, shard_hint)
+
+
+class InstrumentedPipeline(Pipeline):
+    """A pipeline whose ``execute()`` is one request (``PIPELINE <label>`` or ``EXEC <label>``).
+
+    Commands run at once while watching (``WATCH``, reads before ``multi()``) are requests of
+    their own, as they are round trips of their own.
+    """
+
+    def __init__(self, client: InstrumentedRedis, transaction: bool, shard_hint: Any) -> None:
+        super().__init__(client.connection_pool, client.response_callbacks, transaction, shard_hint)
+        self.owner = client
+        self.atomic = transaction
+
+    def immediate_execute_command(self, *args: Any, **options: Any) -> Any:
+        name = self.owner.request_name(str(args[0]))
+        return self.owner.measure(name, 1, super().immediate_execute_command, *args, **options)
+
+    def execute(self, raise_on_error: bool = True) -> list[Any]:
+        commands = len(self.command_stack)
+        name = self.owner.request_name("EXEC" if self.atomic or self.explicit_transaction else "PIPELINE")
+        result: list[Any] = self.owner.measure(name, commands, super().execute, raise_on_error)
         return result

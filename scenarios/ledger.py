@@ -15,55 +15,58 @@ from typing import cast
 
 import redis
 
+from scenarios.acks import AckBook, tally
 from scenarios.client import RedisRequestFailed
 from scenarios.run import IntegrityResult
 from scenarios.user import RedisUser
 
 
-class LedgerBook:
-    """What one user wrote: every sequence number below ``next_seq`` was acknowledged unless in ``unacked``."""
+class LedgerBook(AckBook):
+    """One user's list and what it appended to it."""
 
-    workload = "ledger"
-
-    def __init__(self, key: str, value_bytes: int) -> None:
+    def __init__(self, writer: str, key: str, value_bytes: int) -> None:
+        super().__init__(writer)
         self.key = key
         self.padding = "x" * value_bytes
-        self.next_seq = 0
-        self.unacked: set[int] = set()
 
     def entry(self, seq: int) -> str:
         return f"{seq}:{self.padding}"
 
-    def record(self, seq: int, acknowledged: bool) -> None:
-        if not acknowledged:
-            self.unacked.add(seq)
-        self.next_seq = seq + 1
-
-    def verify(self, client: redis.Redis, chunk: int = 10_000) -> IntegrityResult:
-        seen = bytearray(self.next_seq)  # occurrences per sequence number, capped at 255
-        extra = 0  # entries at or past next_seq: a write cut off before it could be recorded
-        duplicated = 0
+    def found(self, client: redis.Redis, chunk: int = 10_000) -> tuple[dict[str, int], int]:
+        """Occurrences of each item in the list, and entries past ``next_seq`` (cut off before recorded)."""
+        counts: dict[str, int] = {}
+        beyond = 0
         start = 0
         while True:
             entries = cast(list[bytes], client.lrange(self.key, start, start + chunk - 1))
             for raw in entries:
                 seq = int(raw.split(b":", 1)[0])
                 if seq >= self.next_seq:
-                    extra += 1
-                elif seen[seq] == 0:
-                    seen[seq] = 1
+                    beyond += 1
                 else:
-                    duplicated += 1
-                    seen[seq] = min(255, seen[seq] + 1)
+                    item = self.item(seq)
+                    counts[item] = counts.get(item, 0) + 1
             if len(entries) < chunk:
-                break
+                return counts, beyond
             start += chunk
-        acknowledged = self.next_seq - len(self.unacked)
-        lost = sum(1 for seq in range(self.next_seq) if seen[seq] == 0 and seq not in self.unacked)
-        applied = sum(1 for seq in self.unacked if seen[seq]) + extra
-        return IntegrityResult(
-            acknowledged=acknowledged, lost=lost, duplicated=duplicated, unacknowledged_applied=applied
-        )
+
+    def verify(self, client: redis.Redis, chunk: int = 10_000) -> IntegrityResult:
+        counts, beyond = self.found(client, chunk)
+        acknowledged, lost, duplicated, applied = tally([self], counts)
+        return IntegrityResult(acknowledged, lost, duplicated, applied + beyond)
+
+
+class LedgerCheck:
+    """Every ledger user's book on this node."""
+
+    def __init__(self) -> None:
+        self.books: list[LedgerBook] = []
+
+    def verify(self, client: redis.Redis) -> IntegrityResult:
+        result = IntegrityResult()
+        for book in self.books:
+            result.add(book.verify(client))
+        return result
 
 
 class LedgerUser(RedisUser):
@@ -72,8 +75,8 @@ class LedgerUser(RedisUser):
     def __init__(self, environment: Environment) -> None:
         super().__init__(environment)
         spec = self.redis_run.profile.workload.mix.ledger
-        self.book = LedgerBook(f"{self.redis_run.key_prefix}ledger:{self.user_key}", spec.value_bytes)
-        self.redis_run.checks.append(self.book)
+        self.book = LedgerBook(self.user_key, self.key("ledger", self.user_key), spec.value_bytes)
+        self.redis_run.check(self.label, LedgerCheck).books.append(self.book)
 
     @tag("ledger")
     @task

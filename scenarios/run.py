@@ -6,14 +6,16 @@ from locust.env import Environment
 
 import itertools
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import redis
 
 from config.schema import Profile
 
 _ATTRIBUTE = "redis_resilience_run"
+C = TypeVar("C", bound="IntegrityCheck")
 
 
 @dataclass(frozen=True)
@@ -28,22 +30,33 @@ class PoolResetResult:
 
 @dataclass
 class IntegrityResult:
-    """Acknowledged writes of one workload checked against the server at the end of a run."""
+    """What a workload's end-of-run check found.
+
+    ``acknowledged``/``lost``/``duplicated`` count writes the client saw acknowledged: missing at
+    the end, or applied more than once. ``figures`` holds the workload's own counts (a key ending
+    in ``_max`` merges by max, the others add).
+    """
 
     acknowledged: int = 0
     lost: int = 0
     duplicated: int = 0
     unacknowledged_applied: int = 0
+    figures: dict[str, float] = field(default_factory=dict)
 
     def add(self, other: IntegrityResult) -> None:
         self.acknowledged += other.acknowledged
         self.lost += other.lost
         self.duplicated += other.duplicated
         self.unacknowledged_applied += other.unacknowledged_applied
+        for key, value in other.figures.items():
+            if key.endswith("_max"):
+                self.figures[key] = max(self.figures.get(key, value), value)
+            else:
+                self.figures[key] = self.figures.get(key, 0) + value
 
 
 class IntegrityCheck(Protocol):
-    workload: str
+    """One workload's check on one node: users register what they did, ``verify`` reads the server."""
 
     def verify(self, client: redis.Redis) -> IntegrityResult: ...
 
@@ -57,7 +70,7 @@ class RedisRun:
     run_id: str
     node: str = "0"  # tells apart the workers of one run: in connection names and keys
     pools: weakref.WeakSet[redis.ConnectionPool] = field(default_factory=weakref.WeakSet)
-    checks: list[IntegrityCheck] = field(default_factory=list)
+    checks: dict[str, IntegrityCheck] = field(default_factory=dict)
     _user_keys: itertools.count[int] = field(default_factory=itertools.count)
 
     @property
@@ -89,11 +102,15 @@ class RedisRun:
             pool.disconnect(inuse_connections=True)
         return PoolResetResult(pools=len(pools), connections=connections, in_use=in_use)
 
+    def check(self, workload: str, factory: Callable[[], C]) -> C:
+        """This node's check of ``workload`` for the current test, created on first use."""
+        existing = self.checks.get(workload)
+        if existing is None:
+            existing = self.checks[workload] = factory()
+        return existing  # type: ignore[return-value]
+
     def verify_integrity(self, client: redis.Redis) -> dict[str, IntegrityResult]:
-        results: dict[str, IntegrityResult] = {}
-        for check in self.checks:
-            results.setdefault(check.workload, IntegrityResult()).add(check.verify(client))
-        return results
+        return {workload: check.verify(client) for workload, check in sorted(self.checks.items())}
 
     def cleanup_keys(self, client: redis.Redis, batch: int = 500) -> int:
         """Remove this run's keys (SCAN + UNLINK under the run prefix; never FLUSHALL)."""

@@ -33,6 +33,11 @@ class RedisUser(User):
         self.client = InstrumentedRedis(pool, environment.events.request, self.label, self.user_key, probe)
         think = self.redis_run.profile.workload.think_time
         self._think_s = (think.min_ms / 1000, think.max_ms / 1000)
+        self._prefix = self.redis_run.key_prefix
+
+    def key(self, *parts: object) -> str:
+        """A key under the run prefix: ``key("cache", 7)`` -> ``rr:<run id>:cache:7``."""
+        return self._prefix + ":".join(str(p) for p in parts)
 
     def wait_time(self) -> float:
         low, high = self._think_s
@@ -40,6 +45,11 @@ class RedisUser(User):
 
     def on_stop(self) -> None:
         self.client.connection_pool.disconnect()
+
+
+def skewed_index(n: int, skew: float) -> int:
+    """A random index below ``n``: uniform for skew 0, ever more often a low ("hot") one as skew grows."""
+    return min(n - 1, int(n * random.random() ** (1.0 + skew)))
 
 
 def apply_profile_weights(user_classes: list[type[User]], profile: Profile) -> list[type[User]]:

@@ -52,7 +52,7 @@ def test_every_command_fires_a_request(redis_server: EmbeddedRedis) -> None:
     assert first["request_type"] == "REDIS"
     assert first["exception"] is None
     assert first["response_time"] > 0
-    assert first["context"] == {"user": 7, "retries": 0, "reconnections": 0}
+    assert first["context"] == {"user": 7, "commands": 1, "blocking": False, "retries": 0, "reconnections": 0}
 
 
 def test_connections_carry_the_run_tag(redis_server: EmbeddedRedis, admin: redis.Redis) -> None:

@@ -103,3 +103,32 @@ def test_ctrl_c_mid_run_still_reports_and_stops_the_server(tmp_path: Path) -> No
     assert len(report["faults"]) >= 1
     assert proc.returncode == report["exit_code"]
     assert_server_gone(report)
+
+
+def test_every_workload_in_one_headless_run(tmp_path: Path) -> None:
+    report_path = tmp_path / "report.json"
+    proc = locust(["-u", "22", "-r", "22", "-t", "14s", "--resilience-profile", "config/workloads.yaml",
+                   "--resilience-report", str(report_path)])  # fmt: skip
+    out = finish(proc, timeout=90)
+    assert proc.returncode == 0, out[-4000:]
+    report = json.loads(report_path.read_text())
+    assert len(report["faults"]) >= 2
+    integrity = report["integrity"]
+    assert {"ledger", "queue", "stream", "lock", "pubsub", "ratelimit", "pipeline", "transaction"} <= set(integrity)
+    assert report["summary"]["lost_writes"] == 0 and integrity["lock"]["violations"] == 0
+    for command in ("GET cache", "RPUSH ledger", "HGETALL session", "BLMOVE queue", "PUBLISH pubsub",
+                    "XREADGROUP stream", "EVALSHA lock", "EVALSHA ratelimit", "ZINCRBY leaderboard",
+                    "PIPELINE pipeline", "EXEC transaction"):  # fmt: skip
+        assert command in out, command
+    assert_server_gone(report)
+
+
+def test_tags_select_workloads(tmp_path: Path) -> None:
+    report_path = tmp_path / "report.json"
+    proc = locust(["-u", "24", "-r", "24", "-t", "4s", "-T", "queue", "--no-chaos", "--resilience-profile",
+                   "config/workloads.yaml", "--resilience-report", str(report_path)])  # fmt: skip
+    out = finish(proc, timeout=60)
+    assert "BLMOVE queue" in out or "LPUSH queue" in out
+    assert "GET cache" not in out and "RPUSH ledger" not in out
+    report = json.loads(report_path.read_text())
+    assert report["chaos"] is False and report["faults"] == []

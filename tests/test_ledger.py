@@ -10,7 +10,7 @@ from scenarios.run import RedisRun
 
 
 def written_book(admin: redis.Redis, n: int = 100, unacked: tuple[int, ...] = ()) -> LedgerBook:
-    book = LedgerBook("rr:t:ledger:0", value_bytes=8)
+    book = LedgerBook("0-0", "rr:t:ledger:0-0", value_bytes=8)
     for seq in range(n):
         if seq not in unacked:
             admin.rpush(book.key, book.entry(seq))

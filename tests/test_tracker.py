@@ -191,3 +191,13 @@ def test_window_cut_short_by_the_test_end_is_unresolved(clock: Clock) -> None:
     req(tracker, clock, 102.5, fail=True)
     tracker.close_all(now=108.0)  # its max window had passed: a real close, not recovered
     assert not closed[1].truncated and not closed[1].unresolved and closed[1].recovery_s is None
+
+
+def test_blocking_commands_are_not_degraded_by_their_wait(clock: Clock) -> None:
+    tracker, closed = make(clock)
+    tracker.open_window(1, "client_kill", t0=100.0)
+    clock.now = 100.5
+    tracker.on_request(request_type="REDIS", response_time=500, exception=None,
+                       context={"user": 1, "blocking": True, "retries": 0, "reconnections": 0})  # fmt: skip
+    tracker.close_all(now=101)
+    assert closed[0].degraded == 0 and closed[0].recovery_s == 0.0

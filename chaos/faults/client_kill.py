@@ -13,8 +13,8 @@ class ClientKillParams(FaultParams):
     name: Literal["client_kill"]
     scope: Literal["own", "all"] = Field(
         "own",
-        description="own: only this run's traffic connections (by CLIENT SETNAME tag); "
-        "all: every normal client except the pack's admin connection.",
+        description="own: only this run's traffic connections, pub/sub ones included (by CLIENT SETNAME tag); "
+        "all: every normal and pub/sub client except the pack's admin connection.",
     )
 
 
@@ -28,13 +28,9 @@ class ClientKill:
     def inject(self) -> dict[str, Any]:
         admin = self.target.admin
         if self.params.scope == "all":
-            killed = int(admin.client_kill_filter(_type="normal", skipme=True))
+            killed = sum(int(admin.client_kill_filter(_type=kind, skipme=True)) for kind in ("normal", "pubsub"))
             return {"connections_killed": killed}
-        ids = [
-            c["id"]
-            for c in admin.client_list(_type="normal")
-            if str(c.get("name", "")).startswith(self.target.traffic_tag)
-        ]
+        ids = [c["id"] for c in admin.client_list() if str(c.get("name", "")).startswith(self.target.traffic_tag)]
         pipe = admin.pipeline(transaction=False)
         for client_id in ids:
             pipe.client_kill_filter(_id=client_id)

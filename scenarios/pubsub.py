@@ -1,0 +1,117 @@
+"""pubsub: every user subscribes on a connection of its own and publishes; receivers are counted.
+
+PUBLISH answers how many subscribers got the message, so published deliveries can be set
+against messages received. Pub/sub is at-most-once: a subscriber that lost its connection
+misses what was published until it has subscribed again. The figures: deliveries expected and
+received (lost = the difference, over all nodes: :func:`lost_messages`), resubscriptions and
+the longest time from a connection error to the renewed subscription.
+"""
+
+from __future__ import annotations
+
+from locust import tag, task
+from locust.env import Environment
+
+import contextlib
+import random
+import time
+from typing import Any
+
+import gevent
+import redis
+
+from scenarios.client import REDIS_CALL_ERRORS, ConnectionProbe, make_pool
+from scenarios.run import IntegrityResult
+from scenarios.user import RedisUser
+
+DRAIN_S = 0.5  # at stop, how long a subscriber may take to read what is still on its way
+
+
+def lost_messages(figures: dict[str, float]) -> int:
+    return int(max(0, figures.get("deliveries_expected", 0) - figures.get("received", 0)))
+
+
+class PubSubFigures:
+    def __init__(self) -> None:
+        self.published = 0
+        self.deliveries_expected = 0
+        self.received = 0
+        self.resubscribes = 0
+        self.resubscribe_s_max = 0.0
+
+    def verify(self, client: redis.Redis) -> IntegrityResult:
+        figures: dict[str, float] = {
+            "published": self.published,
+            "deliveries_expected": self.deliveries_expected,
+            "received": self.received,
+            "resubscribes": self.resubscribes,
+            "resubscribe_s_max": round(self.resubscribe_s_max, 4),
+        }
+        return IntegrityResult(figures=figures)
+
+
+class PubSubUser(RedisUser):
+    label = "pubsub"
+
+    def __init__(self, environment: Environment) -> None:
+        super().__init__(environment)
+        self.spec = self.redis_run.profile.workload.mix.pubsub
+        self.channels = [self.key("pubsub", i) for i in range(self.spec.channels)]
+        self.payload = "m" * self.spec.value_bytes
+        self.figures = self.redis_run.check(self.label, PubSubFigures)
+        # The subscription has a pool (and probe) of its own: its errors and reconnections are its own.
+        run = self.redis_run
+        self.sub_probe = ConnectionProbe()
+        self.sub_pool = make_pool(run.url, run.profile.client, f"{run.traffic_tag}{self.user_key}s", self.sub_probe)
+        run.pools.add(self.sub_pool)
+        self.pubsub = redis.Redis(connection_pool=self.sub_pool).pubsub()
+        self.listener: gevent.Greenlet[..., None] | None = None
+        self.lost_at: float | None = None
+
+    def on_start(self) -> None:
+        self.listener = gevent.spawn(self.listen)
+
+    def listen(self) -> None:
+        confirmed = 0
+        while True:
+            try:
+                if not self.pubsub.subscribed:
+                    self.pubsub.subscribe(*self.channels)
+                message = self.pubsub.get_message(timeout=1.0)
+            except REDIS_CALL_ERRORS:
+                self.lost_at = self.lost_at or time.monotonic()
+                gevent.sleep(0.05)  # back off before the next read reconnects
+                continue
+            if message is not None:
+                confirmed = self.on_message(message, confirmed)
+
+    def on_message(self, message: dict[str, Any], confirmed: int) -> int:
+        if message["type"] in ("message", b"message"):
+            self.figures.received += 1
+        elif message["type"] in ("subscribe", b"subscribe"):
+            confirmed += 1
+            if confirmed > len(self.channels) and confirmed % len(self.channels) == 0:  # all channels again
+                lost_at = self.lost_at or self.sub_probe.last_failure_at
+                self.figures.resubscribes += 1
+                if lost_at:
+                    self.figures.resubscribe_s_max = max(self.figures.resubscribe_s_max, time.monotonic() - lost_at)
+                self.lost_at = None
+        return confirmed
+
+    @tag("pubsub")
+    @task
+    def publish(self) -> None:
+        receivers = self.client.publish(random.choice(self.channels), self.payload)
+        self.figures.published += 1
+        self.figures.deliveries_expected += int(receivers)
+
+    def on_stop(self) -> None:
+        if self.listener is not None:
+            self.listener.kill(block=True)
+        with contextlib.suppress(*REDIS_CALL_ERRORS), gevent.Timeout(DRAIN_S, False):
+            while (message := self.pubsub.get_message(timeout=0.1)) is not None:
+                self.on_message(message, 0)
+        with contextlib.suppress(*REDIS_CALL_ERRORS):
+            self.pubsub.close()
+        self.sub_pool.disconnect()
+        super().on_stop()
