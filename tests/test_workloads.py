@@ -29,11 +29,18 @@ def all_users() -> list[Any]:
     return [getattr(locustfile, name) for name in locustfile.__all__]
 
 
-def run_all(tmp_path: Path, server: EmbeddedRedis, on_stopping: Any = None) -> ResiliencePack:
+def run_all(
+    tmp_path: Path, server: EmbeddedRedis, on_stopping: Any = None, only: str | None = None, faults: Any = None
+) -> ResiliencePack:
     profile = yaml.safe_load((ROOT / "config" / "workloads.yaml").read_text())
     profile["target"] = {"url": server.url}
     profile["chaos"].update(start_after_s=1, every_s=1.2, jitter_s=0, count=3)
+    if faults is not None:
+        profile["chaos"]["faults"] = faults
     profile["recovery"]["max_window_s"] = 1
+    if only is not None:
+        for name, spec in profile["workload"]["mix"].items():
+            spec["weight"] = 1 if name == only else 0
     path = tmp_path / "p.yaml"
     path.write_text(yaml.safe_dump(profile))
     env = Environment(user_classes=all_users(), events=Events())
@@ -87,3 +94,13 @@ def test_a_deleted_acknowledged_write_turns_the_verdict_red(tmp_path: Path, redi
     assert report["verdict"] == "fail" and report["exit_code"] == 3
     assert [s["name"] for s in report["slo"] if not s["ok"]] == ["max_lost_writes"]
     spoiler.close()
+
+
+def test_subscribers_resubscribe_after_a_kill(tmp_path: Path, redis_server: EmbeddedRedis) -> None:
+    pack = run_all(tmp_path, redis_server, only="pubsub", faults=[{"name": "client_kill"}])
+    assert pack.report is not None
+    figures = pack.report["integrity"]["pubsub"]
+    users = len(WORKLOADS) * 2
+    assert figures["resubscribes"] >= 3 * users  # every subscriber, after each of the 3 kills
+    assert 0 < figures["resubscribe_s_max"] < 2.0
+    assert figures["received"] > 0 and figures["published"] > 0
