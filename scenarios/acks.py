@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+
+from scenarios.client import RedisRequestFailed
 
 
 class AckBook:
@@ -20,6 +23,17 @@ class AckBook:
     def item(self, seq: int) -> str:
         """The written item's identity, unique across the run: ``<writer>:<seq>``."""
         return f"{self.writer}:{seq}"
+
+    @contextmanager
+    def writing(self) -> Iterator[int]:
+        """``with book.writing() as seq:`` write item ``seq``; acknowledged if the block returns."""
+        seq = self.next_seq
+        try:
+            yield seq
+        except RedisRequestFailed:
+            self.record(seq, acknowledged=False)
+            raise
+        self.record(seq, acknowledged=True)
 
     def record(self, seq: int, acknowledged: bool) -> None:
         if not acknowledged:

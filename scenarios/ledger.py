@@ -16,7 +16,6 @@ from typing import cast
 import redis
 
 from scenarios.acks import AckBook, tally
-from scenarios.client import RedisRequestFailed
 from scenarios.run import IntegrityResult
 from scenarios.user import RedisUser
 
@@ -81,11 +80,5 @@ class LedgerUser(RedisUser):
     @tag("ledger")
     @task
     def append(self) -> None:
-        book = self.book
-        seq = book.next_seq
-        try:
-            self.client.rpush(book.key, book.entry(seq))
-        except RedisRequestFailed:
-            book.record(seq, acknowledged=False)
-            raise
-        book.record(seq, acknowledged=True)
+        with self.book.writing() as seq:
+            self.client.rpush(self.book.key, self.book.entry(seq))

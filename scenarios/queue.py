@@ -16,7 +16,6 @@ from typing import cast
 import redis
 
 from scenarios.acks import AckBook, tally
-from scenarios.client import RedisRequestFailed
 from scenarios.run import IntegrityResult
 from scenarios.user import RedisUser
 
@@ -79,14 +78,8 @@ class QueueUser(RedisUser):
     @tag("queue")
     @task
     def produce(self) -> None:
-        book = self.book
-        seq = book.next_seq
-        try:
-            self.client.lpush(self.jobs, f"{book.item(seq)}|{self.padding}")
-        except RedisRequestFailed:
-            book.record(seq, acknowledged=False)
-            raise
-        book.record(seq, acknowledged=True)
+        with self.book.writing() as seq:
+            self.client.lpush(self.jobs, f"{self.book.item(seq)}|{self.padding}")
 
     @tag("queue")
     @task

@@ -17,7 +17,6 @@ import redis
 from redis.exceptions import ResponseError
 
 from scenarios.acks import AckBook, tally
-from scenarios.client import RedisRequestFailed
 from scenarios.run import IntegrityResult
 from scenarios.user import RedisUser
 
@@ -85,14 +84,8 @@ class StreamUser(RedisUser):
     @tag("stream")
     @task
     def produce(self) -> None:
-        book = self.book
-        seq = book.next_seq
-        try:
-            self.client.xadd(self.stream, {"item": book.item(seq), "v": self.padding})
-        except RedisRequestFailed:
-            book.record(seq, acknowledged=False)
-            raise
-        book.record(seq, acknowledged=True)
+        with self.book.writing() as seq:
+            self.client.xadd(self.stream, {"item": self.book.item(seq), "v": self.padding})
 
     @tag("stream")
     @task

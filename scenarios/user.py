@@ -53,10 +53,16 @@ def skewed_index(n: int, skew: float) -> int:
 
 
 def apply_profile_weights(user_classes: list[type[User]], profile: Profile) -> list[type[User]]:
-    """Give each workload user the weight its profile sets; drop the ones weighted 0."""
+    """The user classes weighted as the profile says, without the ones weighted 0.
+
+    Each workload class is subclassed under the same name with the profile's weight: the
+    classes themselves stay untouched, so two environments (or tests) never share weights.
+    """
+    weighted: list[type[User]] = []
     for cls in user_classes:
-        if issubclass(cls, RedisUser):
-            spec = getattr(profile.workload.mix, cls.label, None)
-            if spec is not None:
-                cls.weight = spec.weight
-    return [cls for cls in user_classes if cls.weight > 0 or cls.fixed_count > 0]
+        spec = getattr(profile.workload.mix, cls.label, None) if issubclass(cls, RedisUser) else None
+        if spec is not None:
+            cls = type(cls.__name__, (cls,), {"weight": spec.weight, "__module__": cls.__module__})
+        if cls.weight > 0 or cls.fixed_count > 0:
+            weighted.append(cls)
+    return weighted
