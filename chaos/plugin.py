@@ -42,7 +42,7 @@ from redis.retry import Retry
 from chaos import cluster
 from chaos.embedded import EmbeddedRedis, EmbeddedRedisError
 from chaos.events import ResilienceEvents, install_events
-from chaos.faults import FaultTarget
+from chaos.faults import CommandRefused, FaultTarget, build_fault
 from chaos.report import RunFacts, build_report, compute_figures, console_lines, write_json
 from chaos.results import NodeResult, merge_results, result_to_dict, window_to_dict
 from chaos.scheduler import ChaosScheduler, FaultRecord
@@ -260,6 +260,8 @@ class ResiliencePack:
             self.close()
             raise
         attach(self.environment, self.run)
+        if self.chaos_enabled:
+            self._check_capabilities()
         logger.info(
             "redis-resilience: run %s against %s, profile %s%s",
             self.run.run_id,
@@ -267,6 +269,19 @@ class ResiliencePack:
             self.settings.profile_path,
             "" if self.chaos_enabled else ", chaos off",
         )
+
+    def _check_capabilities(self) -> None:
+        """Before any load: every scheduled fault can run here (managed caches disable commands)."""
+        assert self.profile is not None and self.admin is not None and self.run is not None
+        target = FaultTarget(admin=self.admin, traffic_tag=self.run.traffic_tag, reset_pools=self._reset_pools)
+        for spec in self.profile.chaos.faults:
+            try:
+                build_fault(spec, target).check()
+            except (CommandRefused, redis.RedisError) as exc:
+                self.close()
+                raise SetupError(
+                    f"{self.settings.profile_path}: fault {spec.name} cannot run on {self.target_label}: {exc}"
+                ) from None
 
     @property
     def target_label(self) -> str:

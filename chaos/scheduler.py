@@ -33,6 +33,7 @@ class FaultRecord:
     error: str | None = None
     duration_s: float = 0.0
     revert_error: str | None = None
+    reverted: bool = False
 
     @property
     def ok(self) -> bool:
@@ -100,6 +101,7 @@ class ChaosScheduler:
         self.records.append(record)
         fault = build_fault(spec, replace(self.target, fault_id=record.fault_id))
         begin = self.clock()
+        self._active = (fault, record)  # from here on, stop() reverts it, even mid-injection
         try:
             record.details = fault.inject()
         except Exception as exc:
@@ -114,7 +116,6 @@ class ChaosScheduler:
         record.t0 = t0
         record.offset_s = t0 - self.started_at
         record.inject_ms = (t0 - begin) * 1000
-        self._active = (fault, record)
         logger.info("fault #%d %s injected at +%.1fs: %s", record.fault_id, spec.name, record.offset_s, record.details)
         try:
             self.events.fault_injected.fire(
@@ -125,17 +126,24 @@ class ChaosScheduler:
                 monotonic=t0,
                 details=record.details,
             )
+            if fault.hold_s > 0:  # a sustained fault: it lasts, then is reverted (also if killed meanwhile)
+                gevent.sleep(fault.hold_s)
         finally:
             self._revert(fault, record)
         return record
 
     def _revert(self, fault: Fault, record: FaultRecord) -> None:
-        self._active = None
+        """Revert once; a revert cut short (its greenlet killed mid-way) is run again by :meth:`stop`."""
+        if record.reverted:
+            return
         try:
             fault.revert()
         except Exception as exc:
             record.revert_error = _describe(exc)
             logger.error("fault #%d %s failed to revert: %s", record.fault_id, record.name, record.revert_error)
+        record.reverted = True
+        if self._active is not None and self._active[1] is record:
+            self._active = None
         if record.t0 is not None:
             record.duration_s = self.clock() - record.t0
             self.events.fault_reverted.fire(

@@ -95,7 +95,7 @@ def test_client_kill_all_spares_only_the_admin(
         ClientKillParams(name="client_kill", scope="all"),
         FaultTarget(fault_admin, run.traffic_tag, lambda _id: run.reset_pools()),
     )
-    assert fault.inject() == {"connections_killed": 3}
+    assert fault.inject() == {"connections_found": 3, "connections_killed": 3}
     after = ids_by_name(fault_admin)
     assert list(after) == [run.admin_name]
     assert after[run.admin_name] == admin_id

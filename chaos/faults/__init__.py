@@ -6,8 +6,10 @@ from typing import Annotated, Any, NamedTuple
 
 from pydantic import Field
 
-from chaos.faults.base import Fault, FaultParams, FaultTarget
+from chaos.faults.base import CommandRefused, Fault, FaultParams, FaultTarget
 from chaos.faults.client_kill import ClientKill, ClientKillParams
+from chaos.faults.client_pause import ClientPause, ClientPauseParams
+from chaos.faults.oom import Oom, OomParams
 from chaos.faults.pool_reset import PoolReset, PoolResetParams
 
 
@@ -19,10 +21,12 @@ class FaultKind(NamedTuple):
 REGISTRY: dict[str, FaultKind] = {
     "client_kill": FaultKind(ClientKillParams, ClientKill),
     "pool_reset": FaultKind(PoolResetParams, PoolReset),
+    "client_pause": FaultKind(ClientPauseParams, ClientPause),
+    "oom": FaultKind(OomParams, Oom),
 }
 
 # One entry of a profile's chaos.faults list, told apart by its ``name``.
-FaultSpec = Annotated[ClientKillParams | PoolResetParams, Field(discriminator="name")]
+FaultSpec = Annotated[ClientKillParams | PoolResetParams | ClientPauseParams | OomParams, Field(discriminator="name")]
 
 
 def build_fault(spec: FaultParams, target: FaultTarget) -> Fault:
@@ -31,4 +35,4 @@ def build_fault(spec: FaultParams, target: FaultTarget) -> Fault:
     return fault
 
 
-__all__ = ["REGISTRY", "Fault", "FaultParams", "FaultSpec", "FaultTarget", "build_fault"]
+__all__ = ["REGISTRY", "CommandRefused", "Fault", "FaultParams", "FaultSpec", "FaultTarget", "build_fault"]

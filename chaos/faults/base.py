@@ -36,19 +36,65 @@ class FaultTarget:
     :param reset_pools: disconnects every user's pool (in-use connections included) on every node;
         takes the fault's id, so that workers open its window at the moment they reset
     :param fault_id: the id of the fault being run (set by the scheduler for each fault)
+    :param network: the fault proxy between the load generator and Redis (``network`` faults), if any
+    :param servers: the embedded topology the pack manages (``server_restart``, ``failover``), if any
     """
 
     admin: redis.Redis
     traffic_tag: str
     reset_pools: Callable[[int], PoolResetResult]
     fault_id: int = 0
+    network: Any = None
+    servers: Any = None
 
 
 class Fault(Protocol):
-    """A fault: ``inject()`` returns details for the report; ``revert()`` undoes any lasting change."""
+    """A fault: ``inject()`` returns details for the report; ``revert()`` undoes any lasting change.
+
+    ``hold_s`` is how long a sustained fault lasts between the two (0: instantaneous);
+    ``check()`` probes, harmlessly, that the target allows the commands the fault needs.
+    """
 
     name: ClassVar[str]
+    hold_s: float
+
+    def check(self) -> None: ...
 
     def inject(self) -> dict[str, Any]: ...
 
     def revert(self) -> None: ...
+
+
+class FaultBase:
+    """Defaults for a fault: instantaneous, nothing to revert, nothing to check."""
+
+    name: ClassVar[str]
+    hold_s: float = 0.0
+
+    def __init__(self, params: Any, target: FaultTarget) -> None:
+        self.params = params
+        self.target = target
+
+    def check(self) -> None:
+        """Nothing needed from the target."""
+
+    def revert(self) -> None:
+        """Nothing lasts."""
+
+
+class CommandRefused(Exception):
+    """The target refused a command a fault needs (renamed, disabled, or not allowed by ACL)."""
+
+    def __init__(self, command: str, reason: str) -> None:
+        super().__init__(f"{command} refused: {reason}")
+        self.command = command
+
+
+def probe(command: str, call: Callable[[], Any]) -> Any:
+    """Run a harmless command a fault depends on; raise :class:`CommandRefused` if the target says no."""
+    import redis  # runtime import: this module stays free of it for the profile schema
+
+    try:
+        return call()
+    except redis.ResponseError as exc:
+        raise CommandRefused(command, str(exc)) from None

@@ -6,37 +6,56 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from chaos.faults.base import FaultParams, FaultTarget
+from chaos.faults.base import FaultBase, FaultParams, probe
 
 
 class ClientKillParams(FaultParams):
     name: Literal["client_kill"]
     scope: Literal["own", "all"] = Field(
         "own",
-        description="own: only this run's traffic connections, pub/sub ones included (by CLIENT SETNAME tag); "
-        "all: every normal and pub/sub client except the pack's admin connection.",
+        description="own: only this run's traffic connections (by CLIENT SETNAME tag); "
+        "all: every client of the chosen types except the pack's admin connection.",
     )
+    type: Literal["normal", "pubsub", "any"] = Field(
+        "any", description="Which connections: normal, pubsub (subscribers), or any of both."
+    )
+    user: str | None = Field(None, description="Only connections authenticated as this ACL user.")
+    addr: str | None = Field(None, description="Only the connection from this ip:port.")
 
 
-class ClientKill:
+class ClientKill(FaultBase):
     name: ClassVar[str] = "client_kill"
+    params: ClientKillParams
 
-    def __init__(self, params: ClientKillParams, target: FaultTarget) -> None:
-        self.params = params
-        self.target = target
+    def check(self) -> None:
+        admin = self.target.admin
+        probe("CLIENT LIST", admin.client_list)
+        probe("CLIENT KILL", lambda: admin.client_kill_filter(_id="999999999999"))  # no such client: kills none
+
+    def _matches(self, client: dict[str, Any]) -> bool:
+        p = self.params
+        kind = "pubsub" if "P" in str(client.get("flags", "")) or int(client.get("sub", 0) or 0) else "normal"
+        return (
+            (p.type == "any" or p.type == kind)
+            and (p.user is None or client.get("user") == p.user)
+            and (p.addr is None or client.get("addr") == p.addr)
+            and (p.scope == "all" or str(client.get("name", "")).startswith(self.target.traffic_tag))
+        )
+
+    def _killable(self, client: dict[str, Any], pack: str | None) -> bool:
+        """Never the pack's own admin links, nor replication links (M: master, S: replica)."""
+        flags = str(client.get("flags", ""))
+        ours = pack is not None and client.get("name") == pack
+        return not ours and "M" not in flags and "S" not in flags and self._matches(client)
 
     def inject(self) -> dict[str, Any]:
         admin = self.target.admin
-        if self.params.scope == "all":
-            killed = sum(int(admin.client_kill_filter(_type=kind, skipme=True)) for kind in ("normal", "pubsub"))
-            return {"connections_killed": killed}
-        ids = [c["id"] for c in admin.client_list() if str(c.get("name", "")).startswith(self.target.traffic_tag)]
+        me = str(admin.client_id())
+        pack = admin.connection_pool.connection_kwargs.get("client_name")  # also the pack's other admin links
+        ids = [str(c["id"]) for c in admin.client_list() if str(c["id"]) != me and self._killable(c, pack)]
         pipe = admin.pipeline(transaction=False)
         for client_id in ids:
             pipe.client_kill_filter(_id=client_id)
         # A connection that closed between CLIENT LIST and CLIENT KILL counts 0, not an error.
         killed = sum(r for r in pipe.execute(raise_on_error=False) if isinstance(r, int))
         return {"connections_found": len(ids), "connections_killed": killed}
-
-    def revert(self) -> None:
-        """Nothing lasts: clients reconnect by themselves."""

@@ -8,19 +8,15 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Literal
 
-from chaos.faults.base import FaultParams, FaultTarget
+from chaos.faults.base import FaultBase, FaultParams
 
 
 class PoolResetParams(FaultParams):
     name: Literal["pool_reset"]
 
 
-class PoolReset:
+class PoolReset(FaultBase):
     name: ClassVar[str] = "pool_reset"
-
-    def __init__(self, params: PoolResetParams, target: FaultTarget) -> None:
-        self.params = params
-        self.target = target
 
     def inject(self) -> dict[str, Any]:
         result = self.target.reset_pools(self.target.fault_id)
@@ -32,6 +28,3 @@ class PoolReset:
         if result.unacknowledged:
             details["unacknowledged_workers"] = list(result.unacknowledged)
         return details
-
-    def revert(self) -> None:
-        """Nothing lasts: pools reconnect on the next command."""

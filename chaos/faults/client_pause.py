@@ -1,0 +1,107 @@
+"""client_pause: the server stops serving clients for a while (``CLIENT PAUSE``), as during a failover
+or maintenance.
+
+``WRITE`` mode is one ``CLIENT PAUSE <pause_ms> WRITE``, reverted with ``CLIENT UNPAUSE``.
+
+``ALL`` mode cannot be reverted that way: during a ``CLIENT PAUSE ... ALL`` the server holds every
+command of every normal client, ``CLIENT UNPAUSE`` and ``CLIENT KILL`` included (seen on Redis 7.0:
+an UNPAUSE sent 0.1 s into a 5 s pause returned after 5 s). So a long ``ALL`` pause is a chain of
+slices of at most :data:`SLICE_MS`, sent on a connection of its own, with the next slice always
+queued behind the running one: when a slice ends, the server runs the queued ``CLIENT PAUSE``
+before the clients held behind it, so the chain has no gap. Reverting closes that connection; the
+server drops what was queued on it and the pause ends with the running slice, within
+:data:`SLICE_MS` (plus the server's own timer granularity, about 0.1 s at ``hz 10``).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from typing import Any, ClassVar, Literal
+
+import gevent
+from pydantic import Field
+
+from chaos.faults.base import FaultBase, FaultParams, FaultTarget, probe
+
+SLICE_MS = 500
+logger = logging.getLogger(__name__)
+
+
+class ClientPauseParams(FaultParams):
+    name: Literal["client_pause"]
+    pause_ms: int = Field(1000, ge=1, description="How long clients are paused.")
+    mode: Literal["WRITE", "ALL"] = Field("ALL", description="WRITE pauses writes only; ALL every command.")
+
+
+class ClientPause(FaultBase):
+    name: ClassVar[str] = "client_pause"
+    params: ClientPauseParams
+
+    def __init__(self, params: ClientPauseParams, target: FaultTarget) -> None:
+        super().__init__(params, target)
+        self.hold_s = params.pause_ms / 1000
+        self.conn: Any = None  # the connection holding an ALL pause's chain of slices
+        self.keeper: gevent.Greenlet | None = None
+        self.slices = 0
+
+    def check(self) -> None:
+        probe("CLIENT UNPAUSE", self.target.admin.client_unpause)  # harmless when nothing is paused
+
+    def inject(self) -> dict[str, Any]:
+        p = self.params
+        if p.mode == "WRITE":
+            self.target.admin.client_pause(p.pause_ms, all=False)
+            return {"pause_ms": p.pause_ms, "mode": p.mode}
+        pool = self.target.admin.connection_pool
+        # No socket timeout: reading a queued slice's reply waits for the running slice to end.
+        self.conn = pool.connection_class(**{**pool.connection_kwargs, "socket_timeout": None})
+        first = min(SLICE_MS, p.pause_ms)
+        queued = self._send([first] + ([min(SLICE_MS, p.pause_ms - first)] if p.pause_ms > first else []))
+        self.conn.read_response()
+        started = time.monotonic()
+        self.slices = 1
+        queued.popleft()
+        if queued:
+            self.keeper = gevent.spawn(self._keep, queued, started, first, started + p.pause_ms / 1000)
+        return {"pause_ms": p.pause_ms, "mode": p.mode, "slice_ms": SLICE_MS}
+
+    def _send(self, lengths: list[int]) -> deque[int]:
+        self.conn.send_packed_command(self.conn.pack_commands([("CLIENT", "PAUSE", n, "ALL") for n in lengths]))
+        return deque(lengths)
+
+    def _keep(self, queued: deque[int], started: float, running_ms: int, deadline: float) -> None:
+        """Keep one slice queued behind the running one until the pause has lasted ``pause_ms``.
+
+        Each slice starts when the server lifts the one before (slightly late: its timer runs
+        every 1/hz s), so the lengths still to send are planned from the measured start times.
+        """
+        try:
+            self._chain(queued, started, running_ms, deadline)
+        except Exception as exc:  # the pause then ends with the running slice
+            logger.warning("client_pause: the chain of pause slices broke off after %d: %s", self.slices, exc)
+
+    def _chain(self, queued: deque[int], started: float, running_ms: int, deadline: float) -> None:
+        planned_end = started + (running_ms + sum(queued)) / 1000
+        while queued:
+            left_ms = int((deadline - planned_end) * 1000)
+            if len(queued) < 2 and left_ms >= 1:
+                queued.extend(self._send([min(SLICE_MS, left_ms)]))
+                planned_end += queued[-1] / 1000
+            self.conn.read_response()  # the next slice has just started
+            now = time.monotonic()
+            planned_end += now - (started + running_ms / 1000)  # the server's lateness shifts what follows
+            started, running_ms = now, queued.popleft()
+            self.slices += 1
+
+    def revert(self) -> None:
+        if self.params.mode == "WRITE":
+            self.target.admin.client_unpause()
+            return
+        if self.keeper is not None:
+            self.keeper.kill()
+            self.keeper = None
+        if self.conn is not None:
+            self.conn.disconnect()  # the server drops the queued slices; the running one ends by itself
+            self.conn = None
