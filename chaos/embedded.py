@@ -12,6 +12,7 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+from typing import Self
 
 import redis
 from redis.backoff import NoBackoff
@@ -21,6 +22,14 @@ INSTALL_HINT = (
     "redis-server is not installed: install it (Debian/Ubuntu: 'apt-get install -y redis-server', "
     "or run './dev setup'), or point the pack at a running server with --redis-url redis://HOST:PORT"
 )
+
+
+# How each ``target.persistence`` of a profile configures an embedded server.
+PERSISTENCE_ARGS: dict[str, tuple[str, ...]] = {
+    "none": ("--appendonly", "no"),
+    "aof": ("--appendonly", "yes", "--appendfsync", "everysec"),
+    "aof_always": ("--appendonly", "yes", "--appendfsync", "always"),
+}
 
 
 class EmbeddedRedisError(Exception):
@@ -46,9 +55,12 @@ def free_port(host: str = "127.0.0.1") -> int:
 class EmbeddedRedis:
     """Start with :meth:`start`, stop with :meth:`stop` (idempotent; SIGTERM, then SIGKILL)."""
 
-    def __init__(self, host: str = "127.0.0.1", extra_args: tuple[str, ...] = ()) -> None:
+    binary = "redis-server"
+
+    def __init__(self, host: str = "127.0.0.1", extra_args: tuple[str, ...] = (), persistence: str = "none") -> None:
         self.host = host
         self.extra_args = extra_args
+        self.persistence = persistence
         self.port = 0
         self.process: subprocess.Popen[bytes] | None = None
         self.dir: Path | None = None
@@ -61,40 +73,78 @@ class EmbeddedRedis:
     def pid(self) -> int | None:
         return self.process.pid if self.process else None
 
-    def start(self, timeout_s: float = 10.0, attempts: int = 3) -> EmbeddedRedis:
-        binary = shutil.which("redis-server")
-        if binary is None:
+    def start(self, timeout_s: float = 10.0, attempts: int = 3) -> Self:
+        if shutil.which(self.binary) is None:
             raise EmbeddedRedisError(INSTALL_HINT)
         last_error = "no attempt made"
         for _ in range(attempts):  # a free port can be taken between probing and binding
             self.port = free_port(self.host)
             self.dir = Path(tempfile.mkdtemp(prefix="redis-resilience-"))
-            args = [
-                binary,
-                "--port", str(self.port),
-                "--bind", self.host,
-                "--dir", str(self.dir),
-                "--save", "",
-                "--appendonly", "no",
-                "--daemonize", "no",
-                "--protected-mode", "yes",
-                "--logfile", str(self.dir / "redis.log"),
-                *self.extra_args,
-            ]  # fmt: skip
-            # Its own session: a Ctrl-C in the terminal reaches Locust only, which stops the server
-            # after checking acknowledged writes. If Locust itself is killed, the server follows it.
-            self.process = subprocess.Popen(
-                args,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                start_new_session=True,
-                preexec_fn=_die_with_parent,
-            )
-            if self._wait_ready(timeout_s):
+            if self._spawn(timeout_s):
                 return self
             last_error = self._log_tail()
             self.stop()
         raise EmbeddedRedisError(f"redis-server did not start on {self.host}: {last_error}")
+
+    def _spawn(self, timeout_s: float) -> bool:
+        """Start the server on ``self.port`` in ``self.dir``; True once it answers PING."""
+        assert self.dir is not None
+        args = [
+            shutil.which(self.binary) or self.binary,
+            *self.config_args(),
+            "--daemonize", "no",
+            "--logfile", str(self.dir / "redis.log"),
+        ]  # fmt: skip
+        # Its own session: a Ctrl-C in the terminal reaches Locust only, which stops the server
+        # after checking acknowledged writes. If Locust itself is killed, the server follows it.
+        self.process = subprocess.Popen(
+            args,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            start_new_session=True,
+            preexec_fn=_die_with_parent,
+        )
+        return self._wait_ready(timeout_s)
+
+    def config_args(self) -> list[str]:
+        """The server's settings; a sentinel overrides this (its settings live in a config file)."""
+        assert self.dir is not None
+        return [
+            "--port", str(self.port),
+            "--bind", self.host,
+            "--dir", str(self.dir),
+            "--save", "",
+            *PERSISTENCE_ARGS[self.persistence],
+            "--protected-mode", "yes",
+            *self.extra_args,
+        ]  # fmt: skip
+
+    def kill(self, hard: bool = True, timeout_s: float = 10.0) -> None:
+        """Crash (SIGKILL) or shut down cleanly (SIGTERM: Redis flushes its AOF and exits); keep the data dir."""
+        process, self.process = self.process, None
+        if process is None or process.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(process.pid, signal.SIGKILL if hard else signal.SIGTERM)
+        try:
+            process.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(process.pid, signal.SIGKILL)
+            process.wait(timeout_s)
+
+    def restart(self, timeout_s: float = 10.0) -> None:
+        """Start again on the same port, from the same data dir (what persistence kept)."""
+        if self.running:
+            return
+        if not self._spawn(timeout_s):
+            error = self._log_tail()
+            self.kill()
+            raise EmbeddedRedisError(f"redis-server did not restart on {self.host}:{self.port}: {error}")
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
 
     def _wait_ready(self, timeout_s: float) -> bool:
         deadline = time.monotonic() + timeout_s
@@ -123,16 +173,7 @@ class EmbeddedRedis:
         return lines[-1] if lines else "empty log"
 
     def stop(self, timeout_s: float = 5.0) -> None:
-        process, self.process = self.process, None
-        if process is not None and process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout_s)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(process.pid, signal.SIGKILL)
-                process.wait(timeout_s)
+        self.kill(hard=False, timeout_s=timeout_s)
         if self.dir is not None:
             shutil.rmtree(self.dir, ignore_errors=True)
             self.dir = None

@@ -32,26 +32,32 @@ import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import gevent
 import redis
+from pydantic import ValidationError
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from chaos import cluster
-from chaos.embedded import EmbeddedRedis, EmbeddedRedisError
+from chaos.embedded import EmbeddedRedisError
 from chaos.events import ResilienceEvents, install_events
-from chaos.faults import CommandRefused, FaultTarget, build_fault
+from chaos.faults import REGISTRY, CommandRefused, FaultParams, FaultTarget, build_fault
+from chaos.netproxy import NetworkDriver, NetworkProxyError, ProxySettings, open_proxy
 from chaos.report import RunFacts, build_report, compute_figures, console_lines, write_json
 from chaos.results import NodeResult, merge_results, result_to_dict, window_to_dict
-from chaos.scheduler import ChaosScheduler, FaultRecord
+from chaos.scheduler import ChaosScheduler, FaultConflict, FaultRecord
+from chaos.topology import TOPOLOGIES, Topology, start_topology
 from chaos.tracker import RecoveryTracker, WindowSummary
 from chaos.verdict import EXIT_BAD_INPUT, evaluate
+from chaos.webui import install as install_web_ui
 from config.loader import DEFAULT_PROFILE, ProfileError, load_profile, parse_profile
 from config.redact import redact_url
 from config.schema import Profile
-from scenarios.run import IntegrityResult, PoolResetResult, RedisRun, attach
+from scenarios.client import REDIS_CALL_ERRORS, pool_from_url
+from scenarios.cluster import cluster_admin, is_cluster_url
+from scenarios.run import IntegrityResult, PoolResetResult, RedisClient, RedisRun, attach
 from scenarios.user import apply_profile_weights
 
 logger = logging.getLogger("redis_resilience")
@@ -161,18 +167,19 @@ def remote_worker_error(master_url: str, master_host: str, own_url: str | None) 
     )
 
 
-def connect_admin(url: str, name: str, retries: int = 0) -> redis.Redis:
-    """The pack's own connection (chaos and checks): named apart from traffic, no hidden retries."""
+def connect_admin(url: str, name: str, retries: int = 0) -> RedisClient:
+    """The pack's own connection (chaos and checks): named apart from traffic, no hidden retries.
+    On a cluster, a cluster client: it reads and cleans up across every primary."""
     try:
-        admin = redis.Redis.from_url(
-            url,
-            client_name=name,
-            socket_timeout=5,
-            socket_connect_timeout=5,
-            retry=Retry(NoBackoff(), retries),
-        )
+        if is_cluster_url(url):
+            admin: RedisClient = cluster_admin(url, name, retries)
+        else:
+            pool = pool_from_url(
+                url, client_name=name, socket_timeout=5, socket_connect_timeout=5, retry=Retry(NoBackoff(), retries)
+            )
+            admin = redis.Redis.from_pool(pool)  # closing the client closes its pool
         admin.ping()
-    except (redis.RedisError, OSError, ValueError) as exc:
+    except REDIS_CALL_ERRORS as exc:
         raise SetupError(f"cannot reach Redis at {redact_url(url)}: {redact_url(str(exc))}") from None
     return admin
 
@@ -196,8 +203,10 @@ class ResiliencePack:
     def __init__(self, environment: Environment, settings: Settings) -> None:
         self.environment = environment
         self.settings = settings
-        self.embedded: EmbeddedRedis | None = None
-        self.admin: redis.Redis | None = None
+        self.embedded: Topology | None = None
+        self.proxy: NetworkDriver | None = None  # the fault proxy traffic goes through (network faults)
+        self.admin_url: str | None = None
+        self.admin: RedisClient | None = None
         self.run: RedisRun | None = None
         self.test: _ActiveTest | None = None
         self.tests_started = 0
@@ -230,6 +239,8 @@ class ResiliencePack:
             if isinstance(runner, MasterRunner):
                 self.master = cluster.MasterLink(runner, self._worker_error)
             self.events.fault_injected.add_listener(self._fault_injected)
+            if environment.web_ui is not None:  # resets on demand and the status, on the web UI
+                install_web_ui(environment.web_ui, self)
             # Deliver Ctrl-C to Locust's main greenlet, never into a user or the chaos greenlet
             # mid-command: Locust then quits as usual and the pack reverts, checks and reports.
             gevent.signal_handler(signal.SIGINT, _interrupt_main_greenlet)
@@ -246,16 +257,19 @@ class ResiliencePack:
         except ProfileError as exc:
             raise SetupError(str(exc)) from None
         url = self.settings.redis_url or self.profile.target.url
-        if url == "embedded":
+        if url in TOPOLOGIES:
             try:
-                self.embedded = EmbeddedRedis().start()
+                self.embedded = start_topology(url, self.profile.target.persistence)
             except EmbeddedRedisError as exc:
                 raise SetupError(str(exc)) from None
             atexit.register(self.embedded.stop)
             url = self.embedded.url
+        self.admin_url = url
+        if self.profile.target.proxy is not None:  # traffic goes through the fault proxy, the admin does not
+            url = self._open_proxy(self.profile.target.proxy, url)
         self.run = RedisRun(self.profile, url, uuid.uuid4().hex[:8], node=self.node)
         try:
-            self.admin = connect_admin(url, self.run.admin_name)
+            self.admin = connect_admin(self.admin_url, self.run.admin_name)
         except SetupError:
             self.close()
             raise
@@ -273,7 +287,7 @@ class ResiliencePack:
     def _check_capabilities(self) -> None:
         """Before any load: every scheduled fault can run here (managed caches disable commands)."""
         assert self.profile is not None and self.admin is not None and self.run is not None
-        target = FaultTarget(admin=self.admin, traffic_tag=self.run.traffic_tag, reset_pools=self._reset_pools)
+        target = self.fault_target()
         for spec in self.profile.chaos.faults:
             try:
                 build_fault(spec, target).check()
@@ -283,12 +297,37 @@ class ResiliencePack:
                     f"{self.settings.profile_path}: fault {spec.name} cannot run on {self.target_label}: {exc}"
                 ) from None
 
+    def _open_proxy(self, settings: ProxySettings, url: str) -> str:
+        """Start the fault proxy in front of ``url``; the URL traffic uses instead."""
+        if not url.startswith(("redis://", "rediss://")):
+            raise SetupError(f"{self.settings.profile_path}: target.proxy needs a standalone target, not {url}")
+        parts = urlsplit(url)
+        try:
+            self.proxy = open_proxy(settings, parts.hostname or "127.0.0.1", parts.port or 6379)
+        except NetworkProxyError as exc:
+            self.close()
+            raise SetupError(f"{self.settings.profile_path}: target.proxy: {exc}") from None
+        userinfo = parts.netloc.rpartition("@")[0]
+        netloc = f"{userinfo}@" if userinfo else ""
+        return urlunsplit(parts._replace(netloc=f"{netloc}{self.proxy.host}:{self.proxy.port}"))
+
+    def fault_target(self) -> FaultTarget:
+        """What faults may touch: the admin connection, this run's tag, the pools, the managed servers."""
+        assert self.admin is not None and self.run is not None
+        return FaultTarget(
+            admin=self.admin,
+            traffic_tag=self.run.traffic_tag,
+            reset_pools=self._reset_pools,
+            network=self.proxy,
+            servers=self.embedded,
+        )
+
     @property
     def target_label(self) -> str:
         if self.run is None:
             return "(not set up)"
         if self.embedded is not None:
-            return f"embedded redis-server (pid {self.embedded.pid}, {self.run.url})"
+            return self.embedded.label()
         return redact_url(self.run.url)
 
     @property
@@ -321,7 +360,7 @@ class ResiliencePack:
             logger.info("redis-resilience: %d worker(s) ready for run %s", len(ready.expected), self.run.run_id)
         if self.chaos_enabled and self.worker is None:
             assert self.admin is not None and self.run is not None and self.profile is not None
-            target = FaultTarget(admin=self.admin, traffic_tag=self.run.traffic_tag, reset_pools=self._reset_pools)
+            target = self.fault_target()
             run_time = getattr(environment.parsed_options, "run_time", None)
             last_fault_by = test.started_at + run_time - self.profile.recovery.max_window_s if run_time else None
             test.scheduler = ChaosScheduler(
@@ -432,7 +471,8 @@ class ResiliencePack:
             run_id=self.run.run_id,
             profile=self.settings.profile_path,
             target=self.target_label,
-            embedded_pid=self.embedded.pid if self.embedded is not None else None,
+            embedded_pid=self.embedded.servers[0].pid if self.embedded is not None else None,
+            embedded_pids=self.embedded.pids if self.embedded is not None else [],
             mode=self.mode,
             chaos=self.chaos_enabled,
             started_at=test.started_wall,
@@ -463,6 +503,7 @@ class ResiliencePack:
             "run_id": self.run.run_id,
             "profile": self.profile.model_dump(mode="json"),
             "url": self.run.url,
+            "admin_url": self.admin_url,
         }
 
     def _worker_error(self, worker: str, error: str) -> None:
@@ -537,7 +578,8 @@ class ResiliencePack:
         if error:
             raise SetupError(error)
         run = RedisRun(profile, url, data["run_id"], node=self.node)
-        admin = connect_admin(url, run.admin_name, retries=3)  # a scope: all kill may hit it
+        admin_url = self.settings.redis_url or data.get("admin_url") or url  # past the fault proxy, if any
+        admin = connect_admin(admin_url, run.admin_name, retries=3)  # a scope: all kill may hit it
         self.close_admin()
         self.profile, self.run, self.admin = profile, run, admin
         attach(self.environment, run)
@@ -619,5 +661,95 @@ class ResiliencePack:
 
     def close(self) -> None:
         self.close_admin()
+        if self.proxy is not None:
+            self.proxy.close()
+            self.proxy = None
         if self.embedded is not None:
             self.embedded.stop()
+
+    # ---- on demand (web UI, chaos/webui.py) ------------------------------------------------
+
+    def reset_now(self, fault: str | None = None) -> FaultRecord:
+        """Inject ``fault`` (default ``pool_reset``) now, through the running test's scheduler, as ``trigger: web``.
+
+        ``ValueError``: an unknown fault (or one needing params the profile does not give);
+        :class:`FaultConflict`: no test is running, or a fault is active.
+        """
+        spec = self._on_demand_spec(fault or "pool_reset")
+        test = self.test
+        if test is None:
+            raise FaultConflict("no test is running")
+        if test.scheduler is None:
+            if self.chaos_enabled:
+                raise FaultConflict("the test is starting: its chaos scheduler is not set up yet")
+            assert self.profile is not None  # chaos off: a scheduler for on-demand faults, its loop never started
+            test.scheduler = ChaosScheduler(self.profile.chaos, self.fault_target(), self.events, test.started_at)
+        return test.scheduler.inject_now(spec, trigger="web")
+
+    def _on_demand_spec(self, name: str) -> FaultParams:
+        """The profile's ``chaos.faults`` entry of that name, else the fault with its defaults."""
+        kind = REGISTRY.get(name)
+        if kind is None:
+            raise ValueError(f"unknown fault {name!r}: expected one of {', '.join(sorted(REGISTRY))}")
+        assert self.profile is not None
+        listed = [spec for spec in self.profile.chaos.faults if spec.name == name]
+        if listed:
+            return listed[0]
+        try:
+            return kind.params.model_validate({"name": name})
+        except ValidationError as exc:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+            raise ValueError(f"fault {name} is not in the profile's chaos.faults and needs: {problems}") from None
+
+    def status(self) -> dict[str, Any]:
+        """The test, its active fault, its faults so far, and this run's connections (never raises)."""
+        test = self.test
+        scheduler = test.scheduler if test is not None else None
+        active = scheduler.active if scheduler is not None else None
+        records = scheduler.records if scheduler is not None else []
+        now = time.monotonic()
+        active_fault = None
+        if active is not None:
+            since_s = None if active.t0 is None else round(now - active.t0, 3)  # None: still injecting
+            active_fault = {"id": active.fault_id, "name": active.name, "trigger": active.trigger, "since_s": since_s}
+        return {
+            "running": test is not None,
+            "mode": self.mode,
+            "run_id": self.run.run_id if self.run is not None else None,
+            "scheduled_chaos": self.chaos_enabled,
+            "elapsed_s": round(now - test.started_at, 3) if test is not None else None,
+            "active_fault": active_fault,
+            "faults": {"count": len(records), "records": [r.brief() for r in records]},
+            "connections": self._connection_status(),
+        }
+
+    def _connection_status(self) -> dict[str, Any]:
+        """This node's pooled connections (redis-py) and the run's connections as the server lists them."""
+        status: dict[str, Any] = {"pools": None}
+        if self.master is not None:
+            status["pools_note"] = "distributed run: the workers hold the connection pools, the master has none"
+        elif self.run is not None:
+            pools = list(self.run.pools)
+            in_use = idle = 0
+            for pool in pools:
+                (free, _), (used, _) = pool.get_connection_count()
+                idle, in_use = idle + free, in_use + used
+            status["pools"] = {"pools": len(pools), "in_use": in_use, "idle": idle, "total": in_use + idle}
+        tag = self.run.traffic_tag if self.run is not None else None
+        server: dict[str, Any] = {"tag": tag, "clients": None, "error": None}
+        try:
+            from redis.cluster import RedisCluster
+
+            admin = self.admin
+            assert admin is not None and tag is not None, "the admin connection is closed"
+            nodes = (  # a cluster: every primary as last mapped (a status poll does not refresh the slot map)
+                [admin.get_redis_connection(n) for n in admin.get_primaries()]
+                if isinstance(admin, RedisCluster)
+                else [admin]
+            )
+            names = [c.get("name", "") for node in nodes for c in node.client_list()]
+            server["clients"] = sum(1 for name in names if name.startswith(tag))
+        except Exception as exc:  # a status never fails: the error is part of it
+            server["error"] = redact_url(f"{type(exc).__name__}: {exc}")
+        status["server"] = server
+        return status

@@ -34,6 +34,7 @@ class RunFacts:
     profile: str
     target: str  # already redacted
     embedded_pid: int | None
+    embedded_pids: list[int]  # every process of an embedded topology (servers and sentinels)
     mode: str
     chaos: bool
     started_at: float  # epoch seconds
@@ -49,6 +50,7 @@ def fault_rows(
         row: dict[str, Any] = {
             "id": rec.fault_id,
             "name": rec.name,
+            "trigger": rec.trigger,
             "params": rec.params,
             "offset_s": _r(rec.offset_s),
             "ok": rec.ok,
@@ -140,6 +142,7 @@ def build_report(
         "profile": facts.profile,
         "target": facts.target,
         "embedded_server_pid": facts.embedded_pid,
+        "embedded_pids": facts.embedded_pids,
         "mode": facts.mode,
         "chaos": facts.chaos,
         "started_at": round(facts.started_at, 3),
@@ -232,7 +235,7 @@ def console_lines(report: dict[str, Any], slo_results: list[SloResult]) -> list[
         rows.append(
             (
                 str(f["id"]),
-                f["name"],
+                f["name"] if f.get("trigger", "schedule") == "schedule" else f"{f['name']} ({f['trigger']})",
                 _cell(f["offset_s"], 1),
                 _cell(f["requests"]),
                 _cell(f["failures"]),

@@ -10,18 +10,24 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import gevent
+import gevent.event
+import gevent.lock
 
 from chaos.events import ResilienceEvents
 from chaos.faults import Fault, FaultParams, FaultTarget, build_fault
-from config.redact import redact_url
+from config.redact import redact_params, redact_url
 from config.schema import Chaos
 
 logger = logging.getLogger(__name__)
 
 
+class FaultConflict(Exception):
+    """A fault cannot be injected now: no test is running, or another fault is being injected or held."""
+
+
 @dataclass
 class FaultRecord:
-    """One scheduled fault: what ran, when, and what it did."""
+    """One fault: what ran, when, what it did, and what triggered it."""
 
     fault_id: int
     name: str
@@ -34,10 +40,21 @@ class FaultRecord:
     duration_s: float = 0.0
     revert_error: str | None = None
     reverted: bool = False
+    trigger: str = "schedule"  # "schedule", or "web": injected on demand from the web UI
 
     @property
     def ok(self) -> bool:
         return self.error is None
+
+    def brief(self) -> dict[str, Any]:
+        """The short form (the web UI's status)."""
+        return {
+            "id": self.fault_id,
+            "name": self.name,
+            "trigger": self.trigger,
+            "offset_s": round(self.offset_s, 3),
+            "ok": self.ok,
+        }
 
 
 def _describe(exc: BaseException) -> str:
@@ -49,7 +66,8 @@ class ChaosScheduler:
     and none after ``last_fault_by`` (in a timed run: its end minus ``max_window_s``).
 
     Every fault is reverted in ``finally`` and again by :meth:`stop`, so a killed greenlet
-    (test stop, Ctrl-C) never leaves a lasting change behind.
+    (test stop, Ctrl-C) never leaves a lasting change behind. :meth:`inject_now` adds a fault on
+    demand (the web UI's reset): one fault is active at a time, and the loop need not run.
     """
 
     def __init__(
@@ -71,6 +89,8 @@ class ChaosScheduler:
         self.records: list[FaultRecord] = []
         self.greenlet: gevent.Greenlet[..., None] | None = None
         self._active: tuple[Fault, FaultRecord] | None = None
+        self._busy = gevent.lock.Semaphore()  # one fault at a time, scheduled or on demand
+        self._on_demand: set[gevent.Greenlet[..., None]] = set()
 
     def start(self) -> None:
         self.greenlet = gevent.spawn(self._run)
@@ -84,7 +104,10 @@ class ChaosScheduler:
             if self.last_fault_by is not None and tick > self.last_fault_by:
                 logger.info("no more faults: the test ends before another fault window could close")
                 return
-            spec = self.rng.choices(chaos.faults, weights=[f.weight for f in chaos.faults])[0]
+            if chaos.order == "cycle":
+                spec = chaos.faults[injected % len(chaos.faults)]
+            else:
+                spec = self.rng.choices(chaos.faults, weights=[f.weight for f in chaos.faults])[0]
             self.inject(spec)
             injected += 1
             delay = chaos.every_s + (self.rng.uniform(-chaos.jitter_s, chaos.jitter_s) if chaos.jitter_s else 0.0)
@@ -94,10 +117,52 @@ class ChaosScheduler:
                 wait = delay
             gevent.sleep(wait)
 
-    def inject(self, spec: FaultParams) -> FaultRecord:
-        """Inject one fault now, fire its events and revert it (in ``finally``)."""
-        params = spec.model_dump(exclude={"name", "weight"})
-        record = FaultRecord(len(self.records) + 1, spec.name, params, offset_s=0.0, inject_ms=0.0)
+    @property
+    def active(self) -> FaultRecord | None:
+        """The fault being injected or held, if any."""
+        return self._active[1] if self._active is not None else None
+
+    def inject(self, spec: FaultParams, trigger: str = "schedule") -> FaultRecord:
+        """Inject one fault now (once an active one has ended), fire its events and revert it (in ``finally``)."""
+        with self._busy:
+            return self._inject(spec, trigger)
+
+    def inject_now(self, spec: FaultParams, trigger: str = "web") -> FaultRecord:
+        """Inject one fault now, in a greenlet of its own; :class:`FaultConflict` if another one is active.
+
+        Returns once the injection returned (or failed): a sustained fault is held, then reverted, in that
+        greenlet, which :meth:`stop` ends (reverting) like the schedule's.
+        """
+        if not self._busy.acquire(blocking=False):
+            active = self.active
+            raise FaultConflict(
+                "another fault is active" if active is None else f"fault #{active.fault_id} {active.name} is active"
+            )
+        done: gevent.event.AsyncResult[FaultRecord] = gevent.event.AsyncResult()
+
+        def run() -> None:
+            try:
+                self._inject(spec, trigger, injected=done.set)
+            finally:
+                self._busy.release()
+
+        def ended(greenlet: gevent.Greenlet[..., None]) -> None:
+            self._on_demand.discard(greenlet)
+            if not done.ready():
+                done.set_exception(greenlet.exception or FaultConflict("the test stopped during the injection"))
+
+        greenlet = gevent.spawn(run)
+        self._on_demand.add(greenlet)
+        greenlet.link(ended)
+        return done.get()
+
+    def _inject(
+        self, spec: FaultParams, trigger: str, injected: Callable[[FaultRecord], None] | None = None
+    ) -> FaultRecord:
+        """Inject, fire the events, call ``injected`` (injection done or failed), hold, revert (in ``finally``)."""
+        params = redact_params(spec.model_dump(mode="json", exclude={"name", "weight"}))  # headers may hold tokens
+        assert isinstance(params, dict)
+        record = FaultRecord(len(self.records) + 1, spec.name, params, offset_s=0.0, inject_ms=0.0, trigger=trigger)
         self.records.append(record)
         fault = build_fault(spec, replace(self.target, fault_id=record.fault_id))
         begin = self.clock()
@@ -111,12 +176,21 @@ class ChaosScheduler:
             logger.error("fault #%d %s failed to inject: %s", record.fault_id, spec.name, record.error)
             self.events.fault_failed.fire(fault_id=record.fault_id, name=spec.name, params=params, error=record.error)
             self._revert(fault, record)
+            if injected is not None:
+                injected(record)
             return record
         t0 = self.clock()
         record.t0 = t0
         record.offset_s = t0 - self.started_at
         record.inject_ms = (t0 - begin) * 1000
-        logger.info("fault #%d %s injected at +%.1fs: %s", record.fault_id, spec.name, record.offset_s, record.details)
+        logger.info(
+            "fault #%d %s injected at +%.1fs%s: %s",
+            record.fault_id,
+            spec.name,
+            record.offset_s,
+            "" if trigger == "schedule" else f" (on demand: {trigger})",
+            record.details,
+        )
         try:
             self.events.fault_injected.fire(
                 fault_id=record.fault_id,
@@ -126,6 +200,8 @@ class ChaosScheduler:
                 monotonic=t0,
                 details=record.details,
             )
+            if injected is not None:
+                injected(record)
             if fault.hold_s > 0:  # a sustained fault: it lasts, then is reverted (also if killed meanwhile)
                 gevent.sleep(fault.hold_s)
         finally:
@@ -156,9 +232,11 @@ class ChaosScheduler:
             )
 
     def stop(self) -> None:
-        """Stop scheduling; revert a fault still active (idempotent)."""
+        """Stop scheduling and on-demand faults; revert a fault still active (idempotent)."""
         if self.greenlet is not None:
             self.greenlet.kill(block=True)
             self.greenlet = None
+        for greenlet in list(self._on_demand):
+            greenlet.kill(block=True)
         if self._active is not None:
             self._revert(*self._active)

@@ -41,7 +41,10 @@ def _describe(error: Any) -> str:
     if kind == "union_tag_not_found":
         return f"each fault needs a name: one of {', '.join(sorted(REGISTRY))}"
     if kind == "string_pattern_mismatch" and error["loc"] == ("target", "url"):
-        return f"expected 'embedded' or a redis:// or rediss:// URL, got {redact_url(str(error['input']))!r}"
+        return (
+            "expected 'embedded' or a redis://, rediss://, sentinel:// or cluster:// URL (or 'embedded-sentinel', "
+            f"'embedded-cluster'), got {redact_url(str(error['input']))!r}"
+        )
     msg = str(error["msg"])
     msg = msg.removeprefix("Value error, ")
     if kind != "value_error":

@@ -17,3 +17,18 @@ def redact_url(text: str) -> str:
         return f"{match['scheme']}{masked}@"
 
     return _CREDENTIALS.sub(_mask, text)
+
+
+_SECRET_KEY = re.compile(r"pass|secret|token|auth|api[-_]?key|cookie|credential", re.IGNORECASE)
+
+
+def redact_params(value: object) -> object:
+    """A copy of ``value`` (dicts, lists, strings) with secrets masked: values under keys that name a
+    secret (``password``, ``Authorization``, ``X-Api-Key``...) and passwords inside URLs."""
+    if isinstance(value, dict):
+        return {k: "***" if _SECRET_KEY.search(str(k)) and v else redact_params(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [redact_params(v) for v in value]
+    if isinstance(value, str):
+        return redact_url(value)
+    return value

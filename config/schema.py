@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from chaos.faults import FaultSpec
+from chaos.netproxy import ProxySettings
 
 Positive = Annotated[float, Field(gt=0)]
 NonNegative = Annotated[float, Field(ge=0)]
@@ -21,9 +22,31 @@ class Strict(BaseModel):
 class Target(Strict):
     url: str = Field(
         "embedded",
-        pattern=r"^(embedded|rediss?://.+)$",
-        description="'embedded' starts a throwaway local redis-server; otherwise a redis:// or rediss:// URL.",
+        pattern=r"^(embedded|embedded-sentinel|embedded-cluster|rediss?://.+|sentinel://[^/]+/.+|cluster://[^/]+/?)$",
+        description="'embedded' starts a throwaway local redis-server; 'embedded-sentinel' a primary, a replica "
+        "and three sentinels; 'embedded-cluster' a Redis Cluster of three primaries and three replicas; otherwise "
+        "a redis:// or rediss:// URL, sentinel://HOST:PORT[,HOST:PORT...]/SERVICE, or (a Redis Cluster, any of "
+        "its nodes) cluster://HOST:PORT[,HOST:PORT...].",
     )
+    persistence: Literal["none", "aof", "aof_always"] = Field(
+        "none",
+        description="Embedded servers only: none (a crash loses everything), aof (appendfsync everysec), "
+        "aof_always (appendfsync always).",
+    )
+
+    proxy: ProxySettings | None = Field(
+        None,
+        description="Route the traffic (not the pack's admin connection) through a TCP fault proxy, "
+        "for network faults: the built-in one or a Toxiproxy server. Standalone targets only.",
+    )
+
+    @model_validator(mode="after")
+    def _persistence_needs_embedded(self) -> Target:
+        if self.persistence != "none" and not self.url.startswith("embedded"):
+            raise ValueError("persistence applies to embedded targets only (the pack cannot configure your server)")
+        if self.proxy is not None and self.url != "embedded" and not self.url.startswith(("redis://", "rediss://")):
+            raise ValueError("proxy needs a standalone target (embedded, redis:// or rediss://)")
+        return self
 
 
 class Backoff(Strict):
@@ -179,6 +202,10 @@ class Chaos(Strict):
     jitter_s: NonNegative = 0
     count: int | None = Field(None, ge=1, description="How many faults at most; null: until the test stops.")
     seed: int | None = Field(None, description="Seed of the fault choice and jitter; null: random.")
+    order: Literal["weighted", "cycle"] = Field(
+        "weighted",
+        description="weighted: a random fault by weight at each tick; cycle: the list in order, again and again.",
+    )
     faults: list[FaultSpec] = Field(default_factory=list)
 
     @model_validator(mode="after")
@@ -236,6 +263,13 @@ class Profile(Strict):
     chaos: Chaos = Chaos(enabled=False)
     recovery: Recovery = Recovery()
     slo: Slo = Slo()
+
+    @model_validator(mode="after")
+    def _cluster_retries(self) -> Profile:
+        cluster = self.target.url == "embedded-cluster" or self.target.url.startswith("cluster://")
+        if cluster and self.client.retries < 0:
+            raise ValueError("client.retries: -1 (retry forever) does not work with redis-py's cluster client")
+        return self
 
 
 def json_schema() -> str:

@@ -13,11 +13,10 @@ from locust.env import Environment
 
 import random
 
-import redis
 from redis.exceptions import WatchError
 
 from scenarios.client import RedisRequestFailed
-from scenarios.run import IntegrityResult
+from scenarios.run import IntegrityResult, RedisClient
 from scenarios.user import RedisUser
 
 TRANSACTION_ATTEMPTS = 3
@@ -31,7 +30,7 @@ class BatchFigures:
         self.failed_batches = 0
         self.conflicts = 0
 
-    def verify(self, client: redis.Redis) -> IntegrityResult:
+    def verify(self, client: RedisClient) -> IntegrityResult:
         figures: dict[str, float] = {
             "batches": self.batches,
             "commands": self.commands,
@@ -78,7 +77,9 @@ class TransactionUser(RedisUser):
         super().__init__(environment)
         self.spec = self.redis_run.profile.workload.mix.transaction
         node = self.redis_run.node
-        accounts = [self.key("transaction", node, "account", i) for i in range(max(2, self.spec.keyspace))]
+        # One hash tag: a transaction WATCHes and moves units between two of these (one cluster slot).
+        tag = f"transaction:{node}"
+        accounts = [self.tagged_key(tag, "account", i) for i in range(max(2, self.spec.keyspace))]
         self.figures = self.redis_run.check(self.label, lambda: BatchFigures(accounts))
 
     @tag("transaction")
@@ -86,7 +87,7 @@ class TransactionUser(RedisUser):
     def transfer(self) -> None:
         src, dst = random.sample(self.figures.accounts, 2)
         for _ in range(TRANSACTION_ATTEMPTS):
-            with self.client.pipeline() as pipe:
+            with self.client.pipeline(transaction=True) as pipe:
                 try:
                     pipe.watch(src, dst)
                     pipe.get(src)

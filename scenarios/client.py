@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import redis
 from redis.backoff import (
@@ -29,15 +30,17 @@ from redis.backoff import (
 )
 from redis.client import Pipeline
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError, RedisError, WatchError
+from redis.exceptions import NoScriptError, RedisClusterException, RedisError, WatchError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
+from redis.sentinel import Sentinel, SentinelConnectionPool
 
 from config.schema import Backoff, ClientOptions
 
 # What a Redis call can raise. A pool disconnected under a command in flight makes redis-py
 # raise a bare ValueError ("I/O operation on closed file") or OSError: those are failures too.
-REDIS_CALL_ERRORS: tuple[type[Exception], ...] = (RedisError, OSError, ValueError)
+# The cluster client raises RedisClusterException (not a RedisError) when it cannot map the cluster.
+REDIS_CALL_ERRORS: tuple[type[Exception], ...] = (RedisError, RedisClusterException, OSError, ValueError)
 
 
 # Answers an application handles as part of the protocol: not failures (see InstrumentedRedis.measure).
@@ -83,12 +86,16 @@ class ConnectionProbe:
 
     def on_connect(self, connection: Any) -> None:
         """redis-py's ``redis_connect_func``: count, then run the normal handshake."""
+        self.count(connection)
+        connection.on_connect()
+
+    def count(self, connection: Any) -> None:
+        """Count a connection made (the cluster client calls this after its own handshake)."""
         if getattr(connection, "_rr_connected_before", False):
             self.reconnections += 1
         else:
             connection._rr_connected_before = True
             self.connections += 1
-        connection.on_connect()
 
 
 class CountingBackoff(AbstractBackoff):
@@ -148,32 +155,62 @@ def make_pool(url: str, options: ClientOptions, client_name: str, probe: Connect
     }
     if options.max_connections is not None:
         kwargs["max_connections"] = options.max_connections
-    return redis.ConnectionPool.from_url(url, **kwargs)
+    return pool_from_url(url, **kwargs)
 
 
-class InstrumentedRedis(redis.Redis):
-    """A ``redis.Redis`` whose every command fires ``request`` (type ``REDIS``, name ``"GET cache"``).
+def parse_sentinel_url(url: str) -> tuple[list[tuple[str, int]], str, dict[str, Any]]:
+    """``sentinel://[user:password@]HOST:PORT[,HOST:PORT...]/SERVICE[?db=N]`` → sentinels, service, server kwargs.
+
+    The credentials (if any) are the data nodes'; the sentinels themselves are asked without.
+    """
+    parsed = urlsplit(url)
+    credentials, _, hosts = parsed.netloc.rpartition("@")
+    sentinels = []
+    for part in hosts.split(","):
+        host, _, port = part.rpartition(":")
+        sentinels.append((host.strip("[]") or "127.0.0.1", int(port or 26379)))
+    kwargs: dict[str, Any] = {}
+    if credentials:
+        user, _, password = credentials.partition(":")
+        kwargs.update(username=unquote(user) or None, password=unquote(password) or None)
+    query = parse_qs(parsed.query)
+    if "db" in query:
+        kwargs["db"] = int(query["db"][0])
+    return sentinels, parsed.path.strip("/"), kwargs
+
+
+def pool_from_url(url: str, **kwargs: Any) -> redis.ConnectionPool:
+    """A pool for a redis:// or rediss:// URL, or one that follows the primary a sentinel:// URL names."""
+    if not url.startswith("sentinel://"):
+        return redis.ConnectionPool.from_url(url, **kwargs)
+    sentinels, service, server_kwargs = parse_sentinel_url(url)
+    timeouts = {k: kwargs[k] for k in ("socket_timeout", "socket_connect_timeout") if kwargs.get(k) is not None}
+    manager = Sentinel(sentinels, sentinel_kwargs=timeouts)
+    return SentinelConnectionPool(service, manager, **server_kwargs, **kwargs)
+
+
+class Measured:
+    """Request events for a client: what :class:`InstrumentedRedis` and the cluster client share.
 
     ``context`` of each request carries the user's key, the number of commands (a pipeline is
     one request of several commands) and the hidden retries and reconnections it needed, for
     the recovery tracker.
     """
 
-    def __init__(
-        self,
-        pool: redis.ConnectionPool,
-        request_event: EventHook,
-        label: str,
-        user_key: str | int,
-        probe: ConnectionProbe,
-    ) -> None:
-        super().__init__(connection_pool=pool)
+    request_event: EventHook
+    label: str
+    user_key: str | int
+    probe: ConnectionProbe
+    _names: dict[str, str]
+    _name_override: str | None
+
+    def instrument(self, request_event: EventHook, label: str, user_key: str | int, probe: ConnectionProbe) -> None:
         self.request_event = request_event
         self.label = label
         self.user_key = user_key
         self.probe = probe
-        self._names: dict[str, str] = {}
-        self._name_override: str | None = None
+        self._names = {}
+        self._name_override = None
 
     @contextmanager
     def named(self, name: str) -> Iterator[None]:
@@ -189,11 +226,6 @@ class InstrumentedRedis(redis.Redis):
         if name is None:
             name = self._names[command] = f"{command} {self.label}"
         return name
-
-    def execute_command(self, *args: Any, **options: Any) -> Any:
-        command = str(args[0])
-        blocking = command in BLOCKING_COMMANDS
-        return self.measure(self.request_name(command), 1, super().execute_command, *args, blocking=blocking, **options)
 
     def measure(self, name: str, commands: int, call: Any, *args: Any, blocking: bool = False, **options: Any) -> Any:
         """Run ``call``, fire one request for it, and raise :class:`RedisRequestFailed` if it failed.
@@ -236,6 +268,30 @@ class InstrumentedRedis(redis.Redis):
         if exception is not None:
             raise RedisRequestFailed(exception) from exception
         return result
+
+
+class InstrumentedRedis(Measured, redis.Redis):
+    """A ``redis.Redis`` whose every command fires ``request`` (type ``REDIS``, name ``"GET cache"``)."""
+
+    def __init__(
+        self,
+        pool: redis.ConnectionPool,
+        request_event: EventHook,
+        label: str,
+        user_key: str | int,
+        probe: ConnectionProbe,
+    ) -> None:
+        super().__init__(connection_pool=pool)
+        self.instrument(request_event, label, user_key, probe)
+
+    def execute_command(self, *args: Any, **options: Any) -> Any:
+        command = str(args[0])
+        blocking = command in BLOCKING_COMMANDS
+        return self.measure(self.request_name(command), 1, super().execute_command, *args, blocking=blocking, **options)
+
+    def execute_unmeasured(self, *args: Any, **options: Any) -> Any:
+        """A set-up command, not traffic: no request event."""
+        return super().execute_command(*args, **options)
 
     def pipeline(self, transaction: bool = True, shard_hint: Any = None) -> InstrumentedPipeline:
         return InstrumentedPipeline(self, transaction, shard_hint)

@@ -13,10 +13,8 @@ from locust.env import Environment
 
 from typing import cast
 
-import redis
-
 from scenarios.acks import AckBook, tally
-from scenarios.run import IntegrityResult
+from scenarios.run import IntegrityResult, RedisClient
 from scenarios.user import RedisUser
 
 
@@ -31,7 +29,7 @@ class LedgerBook(AckBook):
     def entry(self, seq: int) -> str:
         return f"{seq}:{self.padding}"
 
-    def found(self, client: redis.Redis, chunk: int = 10_000) -> tuple[dict[str, int], int]:
+    def found(self, client: RedisClient, chunk: int = 10_000) -> tuple[dict[str, int], int]:
         """Occurrences of each item in the list, and entries past ``next_seq`` (cut off before recorded)."""
         counts: dict[str, int] = {}
         beyond = 0
@@ -49,7 +47,7 @@ class LedgerBook(AckBook):
                 return counts, beyond
             start += chunk
 
-    def verify(self, client: redis.Redis, chunk: int = 10_000) -> IntegrityResult:
+    def verify(self, client: RedisClient, chunk: int = 10_000) -> IntegrityResult:
         counts, beyond = self.found(client, chunk)
         acknowledged, lost, duplicated, applied = tally([self], counts)
         return IntegrityResult(acknowledged, lost, duplicated, applied + beyond)
@@ -61,7 +59,7 @@ class LedgerCheck:
     def __init__(self) -> None:
         self.books: list[LedgerBook] = []
 
-    def verify(self, client: redis.Redis) -> IntegrityResult:
+    def verify(self, client: RedisClient) -> IntegrityResult:
         result = IntegrityResult()
         for book in self.books:
             result.add(book.verify(client))

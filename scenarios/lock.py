@@ -17,10 +17,9 @@ import random
 import uuid
 
 import gevent
-import redis
 
 from scenarios.client import RedisRequestFailed
-from scenarios.run import IntegrityResult
+from scenarios.run import IntegrityResult, RedisClient
 from scenarios.scripts import COMPARE_AND_DELETE
 from scenarios.user import RedisUser
 
@@ -36,8 +35,8 @@ class LockCheck:
         self.acquired = 0
         self.contended = 0
 
-    def verify(self, client: redis.Redis) -> IntegrityResult:
-        final = sum(int(v or 0) for v in client.mget(self.counters))
+    def verify(self, client: RedisClient) -> IntegrityResult:
+        final = sum(int(client.get(counter) or 0) for counter in self.counters)  # one slot each on a cluster
         return IntegrityResult(
             figures={
                 "increments_acked": self.acked,
@@ -54,8 +53,9 @@ class LockUser(RedisUser):
     def __init__(self, environment: Environment) -> None:
         super().__init__(environment)
         self.spec = self.redis_run.profile.workload.mix.lock
-        self.locks = [self.key("lock", i) for i in range(self.spec.locks)]
-        counters = [self.key("lock", i, "counter") for i in range(self.spec.locks)]
+        # A lock and the counter it guards share a hash tag (one cluster slot).
+        self.locks = [self.tagged_key(f"lock:{i}") for i in range(self.spec.locks)]
+        counters = [self.tagged_key(f"lock:{i}", "counter") for i in range(self.spec.locks)]
         self.check = self.redis_run.check(self.label, lambda: LockCheck(counters))
 
     @tag("lock")

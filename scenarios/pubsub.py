@@ -18,10 +18,10 @@ import time
 from typing import Any
 
 import gevent
-import redis
 
-from scenarios.client import REDIS_CALL_ERRORS, ConnectionProbe, make_pool
-from scenarios.run import IntegrityResult
+from scenarios.client import REDIS_CALL_ERRORS, ConnectionProbe
+from scenarios.cluster import plain_client
+from scenarios.run import IntegrityResult, RedisClient
 from scenarios.user import RedisUser
 
 DRAIN_S = 0.5  # at stop, how long a subscriber may take to read what is still on its way
@@ -39,7 +39,7 @@ class PubSubFigures:
         self.resubscribes = 0
         self.resubscribe_s_max = 0.0
 
-    def verify(self, client: redis.Redis) -> IntegrityResult:
+    def verify(self, client: RedisClient) -> IntegrityResult:
         figures: dict[str, float] = {
             "published": self.published,
             "deliveries_expected": self.deliveries_expected,
@@ -56,15 +56,19 @@ class PubSubUser(RedisUser):
     def __init__(self, environment: Environment) -> None:
         super().__init__(environment)
         self.spec = self.redis_run.profile.workload.mix.pubsub
-        self.channels = [self.key("pubsub", i) for i in range(self.spec.channels)]
+        # One hash tag: on a cluster, subscribers (on the node of their first channel's slot) and PUBLISH
+        # (on the node of its channel's slot) meet on one node, whose receiver count PUBLISH returns.
+        self.channels = [self.tagged_key("pubsub", i) for i in range(self.spec.channels)]
         self.payload = "m" * self.spec.value_bytes
         self.figures = self.redis_run.check(self.label, PubSubFigures)
         # The subscription has a pool (and probe) of its own: its errors and reconnections are its own.
         run = self.redis_run
         self.sub_probe = ConnectionProbe()
-        self.sub_pool = make_pool(run.url, run.profile.client, f"{run.traffic_tag}{self.user_key}s", self.sub_probe)
+        sub_client, self.sub_pool = plain_client(
+            run.url, run.profile.client, f"{run.traffic_tag}{self.user_key}s", self.sub_probe
+        )
         run.pools.add(self.sub_pool)
-        self.pubsub = redis.Redis(connection_pool=self.sub_pool).pubsub()
+        self.pubsub = sub_client.pubsub()
         self.listener: gevent.Greenlet[..., None] | None = None
         self.lost_at: float | None = None
 

@@ -13,10 +13,8 @@ from locust.env import Environment
 
 from typing import cast
 
-import redis
-
 from scenarios.acks import AckBook, tally
-from scenarios.run import IntegrityResult
+from scenarios.run import IntegrityResult, RedisClient
 from scenarios.user import RedisUser
 
 
@@ -25,7 +23,7 @@ def job_id(job: bytes | str) -> str:
     return raw.split(b"|", 1)[0].decode()
 
 
-def read_list(client: redis.Redis, key: str, counts: dict[str, int], chunk: int = 10_000) -> int:
+def read_list(client: RedisClient, key: str, counts: dict[str, int], chunk: int = 10_000) -> int:
     start = total = 0
     while True:
         jobs = cast(list[bytes], client.lrange(key, start, start + chunk - 1))
@@ -45,7 +43,7 @@ class QueueCheck:
         self.consumed = consumed
         self.books: list[AckBook] = []
 
-    def verify(self, client: redis.Redis) -> IntegrityResult:
+    def verify(self, client: RedisClient) -> IntegrityResult:
         counts: dict[str, int] = {}
         for item, n in cast(dict[bytes, bytes], client.hgetall(self.consumed)).items():
             counts[item.decode()] = int(n)
@@ -65,13 +63,14 @@ class QueueUser(RedisUser):
     def __init__(self, environment: Environment) -> None:
         super().__init__(environment)
         self.spec = self.redis_run.profile.workload.mix.queue
-        self.jobs = self.key("queue", "jobs")
-        self.processing = self.key("queue", "processing", self.user_key)
-        self.consumed = self.key("queue", "consumed")
+        # One hash tag: BLMOVE moves a job between two of these keys (one cluster slot).
+        self.jobs = self.tagged_key("queue", "jobs")
+        self.processing = self.tagged_key("queue", "processing", self.user_key)
+        self.consumed = self.tagged_key("queue", "consumed")
         self.padding = "j" * self.spec.value_bytes
         self.book = AckBook(self.user_key)
         check = self.redis_run.check(
-            self.label, lambda: QueueCheck(self.jobs, self.key("queue", "processing", "*"), self.consumed)
+            self.label, lambda: QueueCheck(self.jobs, self.tagged_key("queue", "processing", "*"), self.consumed)
         )
         check.books.append(self.book)
 

@@ -7,9 +7,7 @@ from locust.env import Environment
 
 import random
 
-import redis
-
-from scenarios.run import IntegrityResult
+from scenarios.run import IntegrityResult, RedisClient
 from scenarios.scripts import FIXED_WINDOW
 from scenarios.user import RedisUser
 
@@ -22,7 +20,7 @@ class RateLimitFigures:
         self.denied = 0
         self.script_loads = 0
 
-    def verify(self, client: redis.Redis) -> IntegrityResult:
+    def verify(self, client: RedisClient) -> IntegrityResult:
         return IntegrityResult(
             figures={"allowed": self.allowed, "denied": self.denied, "script_loads": self.script_loads}
         )

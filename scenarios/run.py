@@ -8,14 +8,26 @@ import itertools
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeAlias, TypeVar
 
 import redis
+from redis.cluster import RedisCluster
 
 from config.schema import Profile
 
 _ATTRIBUTE = "redis_resilience_run"
 C = TypeVar("C", bound="IntegrityCheck")
+
+# What the checks and the clean-up read through: the pack's admin client, on a server or a cluster.
+RedisClient: TypeAlias = redis.Redis | RedisCluster
+
+
+class Pools(Protocol):
+    """A client's connection pool, or a cluster client's pools (one per node) seen as one."""
+
+    def get_connection_count(self) -> Any: ...
+
+    def disconnect(self, inuse_connections: bool = True) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -58,7 +70,7 @@ class IntegrityResult:
 class IntegrityCheck(Protocol):
     """One workload's check on one node: users register what they did, ``verify`` reads the server."""
 
-    def verify(self, client: redis.Redis) -> IntegrityResult: ...
+    def verify(self, client: RedisClient) -> IntegrityResult: ...
 
 
 @dataclass
@@ -69,7 +81,7 @@ class RedisRun:
     url: str
     run_id: str
     node: str = "0"  # tells apart the workers of one run: in connection names and keys
-    pools: weakref.WeakSet[redis.ConnectionPool] = field(default_factory=weakref.WeakSet)
+    pools: weakref.WeakSet[Pools] = field(default_factory=weakref.WeakSet)
     checks: dict[str, IntegrityCheck] = field(default_factory=dict)
     _user_keys: itertools.count[int] = field(default_factory=itertools.count)
 
@@ -109,11 +121,12 @@ class RedisRun:
             existing = self.checks[workload] = factory()
         return existing  # type: ignore[return-value]
 
-    def verify_integrity(self, client: redis.Redis) -> dict[str, IntegrityResult]:
+    def verify_integrity(self, client: RedisClient) -> dict[str, IntegrityResult]:
         return {workload: check.verify(client) for workload, check in sorted(self.checks.items())}
 
-    def cleanup_keys(self, client: redis.Redis, batch: int = 500) -> int:
-        """Remove this run's keys (SCAN + UNLINK under the run prefix; never FLUSHALL)."""
+    def cleanup_keys(self, client: RedisClient, batch: int = 500) -> int:
+        """Remove this run's keys (SCAN + UNLINK under the run prefix; never FLUSHALL). On a cluster
+        the client scans every primary and unlinks slot by slot."""
         removed = 0
         keys: list[bytes] = []
         for key in client.scan_iter(match=f"{self.key_prefix}*", count=batch):

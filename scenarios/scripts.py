@@ -13,7 +13,7 @@ from typing import Any
 
 from redis.exceptions import NoScriptError
 
-from scenarios.client import InstrumentedRedis
+from scenarios.cluster import TrafficClient
 
 
 class RedisScript:
@@ -21,7 +21,7 @@ class RedisScript:
         self.source = source
         self.sha = hashlib.sha1(source.encode()).hexdigest()
 
-    def run(self, client: InstrumentedRedis, keys: Sequence[Any], args: Sequence[Any]) -> tuple[Any, bool]:
+    def run(self, client: TrafficClient, keys: Sequence[Any], args: Sequence[Any]) -> tuple[Any, bool]:
         """Returns the script's result and whether it had to be loaded (NOSCRIPT)."""
         try:
             return client.evalsha(self.sha, len(keys), *keys, *args), False

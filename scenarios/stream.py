@@ -17,7 +17,7 @@ import redis
 from redis.exceptions import ResponseError
 
 from scenarios.acks import AckBook, tally
-from scenarios.run import IntegrityResult
+from scenarios.run import IntegrityResult, RedisClient
 from scenarios.user import RedisUser
 
 GROUP = "rr"
@@ -31,7 +31,7 @@ class StreamCheck:
         self.books: list[AckBook] = []
         self.reclaimed = 0
 
-    def verify(self, client: redis.Redis, chunk: int = 10_000) -> IntegrityResult:
+    def verify(self, client: RedisClient, chunk: int = 10_000) -> IntegrityResult:
         present: dict[str, int] = {}
         start = "-"
         while True:
@@ -74,7 +74,7 @@ class StreamUser(RedisUser):
     def on_start(self) -> None:
         # Set-up, not traffic: bypass the instrumentation (BUSYGROUP just means another user was first).
         try:
-            redis.Redis.execute_command(self.client, "XGROUP", "CREATE", self.stream, GROUP, "0", "MKSTREAM")
+            self.client.execute_unmeasured("XGROUP", "CREATE", self.stream, GROUP, "0", "MKSTREAM")
         except ResponseError as exc:
             if "BUSYGROUP" not in str(exc):
                 raise

@@ -8,7 +8,8 @@ from locust.env import Environment
 import random
 
 from config.schema import Profile
-from scenarios.client import ConnectionProbe, InstrumentedRedis, make_pool
+from scenarios.client import ConnectionProbe
+from scenarios.cluster import traffic_client
 from scenarios.run import run_of
 
 
@@ -16,7 +17,8 @@ class RedisUser(User):
     """A user with its own instrumented client and pool, like one instance of an application.
 
     Subclasses set ``label`` (the workload name, shown in request names and tags) and add tasks.
-    Think time comes from the profile, so a subclass sets no ``wait_time``.
+    Think time comes from the profile, so a subclass sets no ``wait_time``. On a cluster target
+    the client is a cluster client (:mod:`scenarios.cluster`) with a pool per node.
     """
 
     abstract = True
@@ -28,9 +30,11 @@ class RedisUser(User):
         self.user_key = self.redis_run.new_user_key()
         probe = ConnectionProbe()
         name = f"{self.redis_run.traffic_tag}{self.user_key}"
-        pool = make_pool(self.redis_run.url, self.redis_run.profile.client, name, probe)
-        self.redis_run.pools.add(pool)
-        self.client = InstrumentedRedis(pool, environment.events.request, self.label, self.user_key, probe)
+        run = self.redis_run
+        self.client, self.pool = traffic_client(
+            run.url, run.profile.client, name, probe, environment.events.request, self.label, self.user_key
+        )
+        run.pools.add(self.pool)
         think = self.redis_run.profile.workload.think_time
         self._think_s = (think.min_ms / 1000, think.max_ms / 1000)
         self._prefix = self.redis_run.key_prefix
@@ -39,12 +43,20 @@ class RedisUser(User):
         """A key under the run prefix: ``key("cache", 7)`` -> ``rr:<run id>:cache:7``."""
         return self._prefix + ":".join(str(p) for p in parts)
 
+    def tagged_key(self, tag: str, *parts: object) -> str:
+        """A key in the hash slot of ``tag``: ``tagged_key("queue", "jobs")`` -> ``rr:<run id>:{queue}:jobs``.
+
+        Keys sharing a tag live on one Redis Cluster node, so they can meet in one command,
+        transaction or script (BLMOVE, WATCH/MULTI/EXEC); the same layout on every target.
+        """
+        return f"{self._prefix}{{{tag}}}" + "".join(f":{p}" for p in parts)
+
     def wait_time(self) -> float:
         low, high = self._think_s
         return low + random.random() * (high - low)
 
     def on_stop(self) -> None:
-        self.client.connection_pool.disconnect()
+        self.pool.disconnect()
 
 
 def skewed_index(n: int, skew: float) -> int:

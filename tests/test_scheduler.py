@@ -6,6 +6,7 @@ import time
 from typing import Any
 
 import gevent
+import pytest
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
@@ -13,7 +14,7 @@ from redis.retry import Retry
 from chaos.embedded import EmbeddedRedis, free_port
 from chaos.events import ResilienceEvents
 from chaos.faults import FaultTarget
-from chaos.scheduler import ChaosScheduler
+from chaos.scheduler import ChaosScheduler, FaultConflict
 from config.loader import parse_profile
 from scenarios.run import PoolResetResult
 
@@ -81,6 +82,23 @@ def test_seed_makes_the_fault_sequence_reproducible(redis_server: EmbeddedRedis)
     assert set(first) == {"client_kill", "pool_reset"}
 
 
+def test_cycle_order_runs_the_list_in_order(redis_server: EmbeddedRedis) -> None:
+    admin = redis.Redis.from_url(redis_server.url)
+    faults = [{"name": "pool_reset"}, {"name": "client_kill"}, {"name": "client_kill", "scope": "all"}]
+    s = ChaosScheduler(
+        chaos(start_after_s=0, every_s=0.01, count=7, order="cycle", faults=faults),
+        FaultTarget(admin, "rr-x-", no_pools),
+        ResilienceEvents(),
+        started_at=time.monotonic(),
+    )
+    s.start()
+    assert s.greenlet is not None
+    s.greenlet.join(timeout=10)
+    admin.close()
+    assert [(r.name, r.params.get("scope")) for r in s.records] == [
+        ("pool_reset", None), ("client_kill", "own"), ("client_kill", "all")] * 2 + [("pool_reset", None)]  # fmt: skip
+
+
 def test_a_failing_fault_is_recorded_and_the_schedule_goes_on() -> None:
     dead = redis.Redis(port=free_port(), socket_connect_timeout=1, retry=Retry(NoBackoff(), 0))
     events = ResilienceEvents()
@@ -113,4 +131,30 @@ def test_stop_ends_the_schedule(redis_server: EmbeddedRedis) -> None:
     count = len(scheduler.records)
     gevent.sleep(0.3)  # three more periods: nothing may be injected after stop()
     assert len(scheduler.records) == count
+    admin.close()
+
+
+def test_on_demand_fault_one_at_a_time_and_reverted_on_stop(redis_server: EmbeddedRedis) -> None:
+    admin = redis.Redis.from_url(redis_server.url, retry=Retry(NoBackoff(), 0))
+    events = ResilienceEvents()
+    log = recorded(events)
+    spec = chaos(faults=[{"name": "client_pause", "pause_ms": 30000, "mode": "WRITE"}]).faults[0]
+    scheduler = ChaosScheduler(chaos(), FaultTarget(admin, "rr-x-", no_pools), events, time.monotonic())
+    with gevent.Timeout(5):  # returns once injected, long before the 30 s pause ends
+        record = scheduler.inject_now(spec)
+    assert record.trigger == "web" and record.ok and record.t0 is not None and not record.reverted
+    assert scheduler.active is record and [kind for kind, _ in log] == ["fault_injected"]
+    with pytest.raises(FaultConflict, match="fault #1 client_pause is active"):
+        scheduler.inject_now(chaos().faults[1])
+    scheduled = gevent.spawn(scheduler.inject, chaos().faults[1])  # the schedule waits for the active fault
+    gevent.idle()  # it ran, up to waiting for the active fault
+    assert len(scheduler.records) == 1 and not scheduled.dead
+    scheduler.stop()  # ends the held fault: reverted (the server serves writes again)
+    assert record.reverted and record.revert_error is None and scheduler.active is None
+    with gevent.Timeout(5):
+        scheduled.join()
+        assert admin.set("rr-x-probe", 1)
+    assert [r.trigger for r in scheduler.records] == ["web", "schedule"]
+    assert [kind for kind, _ in log] == ["fault_injected", "fault_reverted", "fault_injected", "fault_reverted"]
+    admin.delete("rr-x-probe")
     admin.close()

@@ -9,8 +9,12 @@ from pydantic import Field
 from chaos.faults.base import CommandRefused, Fault, FaultParams, FaultTarget
 from chaos.faults.client_kill import ClientKill, ClientKillParams
 from chaos.faults.client_pause import ClientPause, ClientPauseParams
+from chaos.faults.failover import Failover, FailoverParams
+from chaos.faults.http import Http, HttpParams
+from chaos.faults.network import Network, NetworkParams
 from chaos.faults.oom import Oom, OomParams
 from chaos.faults.pool_reset import PoolReset, PoolResetParams
+from chaos.faults.server_restart import ServerRestart, ServerRestartParams
 
 
 class FaultKind(NamedTuple):
@@ -23,10 +27,24 @@ REGISTRY: dict[str, FaultKind] = {
     "pool_reset": FaultKind(PoolResetParams, PoolReset),
     "client_pause": FaultKind(ClientPauseParams, ClientPause),
     "oom": FaultKind(OomParams, Oom),
+    "server_restart": FaultKind(ServerRestartParams, ServerRestart),
+    "failover": FaultKind(FailoverParams, Failover),
+    "http": FaultKind(HttpParams, Http),
+    "network": FaultKind(NetworkParams, Network),
 }
 
 # One entry of a profile's chaos.faults list, told apart by its ``name``.
-FaultSpec = Annotated[ClientKillParams | PoolResetParams | ClientPauseParams | OomParams, Field(discriminator="name")]
+FaultSpec = Annotated[
+    ClientKillParams
+    | PoolResetParams
+    | ClientPauseParams
+    | OomParams
+    | ServerRestartParams
+    | FailoverParams
+    | HttpParams
+    | NetworkParams,
+    Field(discriminator="name"),
+]
 
 
 def build_fault(spec: FaultParams, target: FaultTarget) -> Fault:

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 if TYPE_CHECKING:  # the profile schema imports this module: keep it free of runtime imports
     import redis
 
-    from scenarios.run import PoolResetResult
+    from scenarios.run import PoolResetResult, RedisClient
 
 
 class FaultParams(BaseModel):
@@ -31,7 +31,8 @@ class FaultParams(BaseModel):
 class FaultTarget:
     """Everything a fault may touch, handed to it by the scheduler.
 
-    :param admin: the pack's own admin connection (never tagged as traffic, never killed)
+    :param admin: the pack's own admin connection (never tagged as traffic, never killed); a cluster
+        client on a cluster (reach every primary through :meth:`node_admins`)
     :param traffic_tag: prefix of the ``CLIENT SETNAME`` of every traffic connection of this run
     :param reset_pools: disconnects every user's pool (in-use connections included) on every node;
         takes the fault's id, so that workers open its window at the moment they reset
@@ -40,12 +41,33 @@ class FaultTarget:
     :param servers: the embedded topology the pack manages (``server_restart``, ``failover``), if any
     """
 
-    admin: redis.Redis
+    admin: RedisClient
     traffic_tag: str
     reset_pools: Callable[[int], PoolResetResult]
     fault_id: int = 0
     network: Any = None
     servers: Any = None
+
+    def node_admins(self) -> list[redis.Redis]:
+        """An admin connection to every primary: the admin itself on a single server; on a cluster,
+        its connection to each node serving slots now (the slot map refreshed first: a failover
+        may have moved them). Faults that act on "the server" act on each of these."""
+        from redis.cluster import RedisCluster  # runtime import: see the TYPE_CHECKING note above
+
+        admin = self.admin
+        if not isinstance(admin, RedisCluster):
+            return [admin]
+        admin.nodes_manager.initialize()
+        return [admin.get_redis_connection(node) for node in admin.get_primaries()]
+
+    def reconnect_admin(self) -> None:
+        """After servers changed roles: the admin finds the primary (or the slot map) again."""
+        from redis.cluster import RedisCluster
+
+        if isinstance(self.admin, RedisCluster):
+            self.admin.nodes_manager.initialize()
+        else:
+            self.admin.connection_pool.disconnect()
 
 
 class Fault(Protocol):

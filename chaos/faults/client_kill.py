@@ -1,12 +1,18 @@
-"""client_kill: the server closes client connections (``CLIENT KILL``), as a failover or proxy would."""
+"""client_kill: the server closes client connections (``CLIENT KILL``), as a failover or proxy would.
+
+On a cluster, every primary closes them (the traffic's connections to the nodes serving slots).
+"""
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import Field
 
 from chaos.faults.base import FaultBase, FaultParams, probe
+
+if TYPE_CHECKING:
+    import redis
 
 
 class ClientKillParams(FaultParams):
@@ -28,7 +34,11 @@ class ClientKill(FaultBase):
     params: ClientKillParams
 
     def check(self) -> None:
-        admin = self.target.admin
+        for admin in self.target.node_admins():
+            self._check(admin)
+
+    @staticmethod
+    def _check(admin: redis.Redis) -> None:
         probe("CLIENT LIST", admin.client_list)
         probe("CLIENT KILL", lambda: admin.client_kill_filter(_id="999999999999"))  # no such client: kills none
 
@@ -49,13 +59,15 @@ class ClientKill(FaultBase):
         return not ours and "M" not in flags and "S" not in flags and self._matches(client)
 
     def inject(self) -> dict[str, Any]:
-        admin = self.target.admin
-        me = str(admin.client_id())
-        pack = admin.connection_pool.connection_kwargs.get("client_name")  # also the pack's other admin links
-        ids = [str(c["id"]) for c in admin.client_list() if str(c["id"]) != me and self._killable(c, pack)]
-        pipe = admin.pipeline(transaction=False)
-        for client_id in ids:
-            pipe.client_kill_filter(_id=client_id)
-        # A connection that closed between CLIENT LIST and CLIENT KILL counts 0, not an error.
-        killed = sum(r for r in pipe.execute(raise_on_error=False) if isinstance(r, int))
-        return {"connections_found": len(ids), "connections_killed": killed}
+        found = killed = 0
+        for admin in self.target.node_admins():
+            me = str(admin.client_id())
+            pack = admin.connection_pool.connection_kwargs.get("client_name")  # also the pack's other admin links
+            ids = [str(c["id"]) for c in admin.client_list() if str(c["id"]) != me and self._killable(c, pack)]
+            pipe = admin.pipeline(transaction=False)
+            for client_id in ids:
+                pipe.client_kill_filter(_id=client_id)
+            # A connection that closed between CLIENT LIST and CLIENT KILL counts 0, not an error.
+            found += len(ids)
+            killed += sum(r for r in pipe.execute(raise_on_error=False) if isinstance(r, int))
+        return {"connections_found": found, "connections_killed": killed}

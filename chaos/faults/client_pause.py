@@ -11,6 +11,8 @@ queued behind the running one: when a slice ends, the server runs the queued ``C
 before the clients held behind it, so the chain has no gap. Reverting closes that connection; the
 server drops what was queued on it and the pause ends with the running slice, within
 :data:`SLICE_MS` (plus the server's own timer granularity, about 0.1 s at ``hz 10``).
+
+On a cluster, every primary is paused (each ALL pause a chain of its own, all started together).
 """
 
 from __future__ import annotations
@@ -18,12 +20,15 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import gevent
 from pydantic import Field
 
 from chaos.faults.base import FaultBase, FaultParams, FaultTarget, probe
+
+if TYPE_CHECKING:
+    import redis
 
 SLICE_MS = 500
 logger = logging.getLogger(__name__)
@@ -42,52 +47,83 @@ class ClientPause(FaultBase):
     def __init__(self, params: ClientPauseParams, target: FaultTarget) -> None:
         super().__init__(params, target)
         self.hold_s = params.pause_ms / 1000
-        self.conn: Any = None  # the connection holding an ALL pause's chain of slices
-        self.keeper: gevent.Greenlet | None = None
-        self.slices = 0
+        self.paused: list[redis.Redis] = []  # WRITE: the nodes to unpause
+        self.chains: list[PauseChain] = []  # ALL: one chain of slices per node
 
     def check(self) -> None:
-        probe("CLIENT UNPAUSE", self.target.admin.client_unpause)  # harmless when nothing is paused
+        for admin in self.target.node_admins():
+            probe("CLIENT UNPAUSE", admin.client_unpause)  # harmless when nothing is paused
 
     def inject(self) -> dict[str, Any]:
         p = self.params
+        admins = self.target.node_admins()
         if p.mode == "WRITE":
-            self.target.admin.client_pause(p.pause_ms, all=False)
-            return {"pause_ms": p.pause_ms, "mode": p.mode}
-        pool = self.target.admin.connection_pool
-        # No socket timeout: reading a queued slice's reply waits for the running slice to end.
-        self.conn = pool.connection_class(**{**pool.connection_kwargs, "socket_timeout": None})
+            for admin in admins:
+                admin.client_pause(p.pause_ms, all=False)
+                self.paused.append(admin)
+            return {"pause_ms": p.pause_ms, "mode": p.mode, "nodes": len(admins)}
         first = min(SLICE_MS, p.pause_ms)
-        queued = self._send([first] + ([min(SLICE_MS, p.pause_ms - first)] if p.pause_ms > first else []))
+        lengths = [first] + ([min(SLICE_MS, p.pause_ms - first)] if p.pause_ms > first else [])
+        self.chains = [PauseChain(admin) for admin in admins]
+        for chain in self.chains:  # every node's first slices on their way before any reply is read
+            chain.send(lengths)
+        for chain in self.chains:
+            chain.begin(p.pause_ms)
+        return {"pause_ms": p.pause_ms, "mode": p.mode, "slice_ms": SLICE_MS, "nodes": len(admins)}
+
+    def revert(self) -> None:
+        paused, self.paused = self.paused, []
+        for admin in paused:
+            admin.client_unpause()
+        chains, self.chains = self.chains, []
+        for chain in chains:
+            chain.stop()
+
+
+class PauseChain:
+    """One node's ``ALL`` pause: slices of at most :data:`SLICE_MS` on a connection of its own, the
+    next one always queued behind the running one (see the module's docstring)."""
+
+    def __init__(self, admin: redis.Redis) -> None:
+        pool = admin.connection_pool
+        # No socket timeout: reading a queued slice's reply waits for the running slice to end.
+        self.conn: Any = pool.connection_class(**{**pool.connection_kwargs, "socket_timeout": None})
+        self.conn.connect()  # explicitly: a Sentinel-managed connection finds the primary only in connect()
+        self.queued: deque[int] = deque()
+        self.keeper: gevent.Greenlet | None = None
+        self.slices = 0
+
+    def send(self, lengths: list[int]) -> None:
+        self.conn.send_packed_command(self.conn.pack_commands([("CLIENT", "PAUSE", n, "ALL") for n in lengths]))
+        self.queued.extend(lengths)
+
+    def begin(self, pause_ms: int) -> None:
+        """Wait for the first slice to start; keep the chain going for ``pause_ms`` in the background."""
         self.conn.read_response()
         started = time.monotonic()
         self.slices = 1
-        queued.popleft()
-        if queued:
-            self.keeper = gevent.spawn(self._keep, queued, started, first, started + p.pause_ms / 1000)
-        return {"pause_ms": p.pause_ms, "mode": p.mode, "slice_ms": SLICE_MS}
+        first = self.queued.popleft()
+        if self.queued:
+            self.keeper = gevent.spawn(self._keep, started, first, started + pause_ms / 1000)
 
-    def _send(self, lengths: list[int]) -> deque[int]:
-        self.conn.send_packed_command(self.conn.pack_commands([("CLIENT", "PAUSE", n, "ALL") for n in lengths]))
-        return deque(lengths)
-
-    def _keep(self, queued: deque[int], started: float, running_ms: int, deadline: float) -> None:
+    def _keep(self, started: float, running_ms: int, deadline: float) -> None:
         """Keep one slice queued behind the running one until the pause has lasted ``pause_ms``.
 
         Each slice starts when the server lifts the one before (slightly late: its timer runs
         every 1/hz s), so the lengths still to send are planned from the measured start times.
         """
         try:
-            self._chain(queued, started, running_ms, deadline)
+            self._chain(started, running_ms, deadline)
         except Exception as exc:  # the pause then ends with the running slice
             logger.warning("client_pause: the chain of pause slices broke off after %d: %s", self.slices, exc)
 
-    def _chain(self, queued: deque[int], started: float, running_ms: int, deadline: float) -> None:
+    def _chain(self, started: float, running_ms: int, deadline: float) -> None:
+        queued = self.queued
         planned_end = started + (running_ms + sum(queued)) / 1000
         while queued:
             left_ms = int((deadline - planned_end) * 1000)
             if len(queued) < 2 and left_ms >= 1:
-                queued.extend(self._send([min(SLICE_MS, left_ms)]))
+                self.send([min(SLICE_MS, left_ms)])
                 planned_end += queued[-1] / 1000
             self.conn.read_response()  # the next slice has just started
             now = time.monotonic()
@@ -95,13 +131,8 @@ class ClientPause(FaultBase):
             started, running_ms = now, queued.popleft()
             self.slices += 1
 
-    def revert(self) -> None:
-        if self.params.mode == "WRITE":
-            self.target.admin.client_unpause()
-            return
+    def stop(self) -> None:
         if self.keeper is not None:
             self.keeper.kill()
             self.keeper = None
-        if self.conn is not None:
-            self.conn.disconnect()  # the server drops the queued slices; the running one ends by itself
-            self.conn = None
+        self.conn.disconnect()  # the server drops the queued slices; the running one ends by itself

@@ -1,14 +1,17 @@
 """oom: the server runs out of memory for a while: ``maxmemory`` set just above what it uses, with
 ``noeviction``, so once the headroom fills writes fail with OOM while reads go on. Reverted by
-restoring both settings."""
+restoring both settings. On a cluster, every primary runs out of memory (each from its own usage)."""
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import Field
 
 from chaos.faults.base import FaultBase, FaultParams, FaultTarget, probe
+
+if TYPE_CHECKING:
+    import redis
 
 
 class OomParams(FaultParams):
@@ -26,29 +29,39 @@ class Oom(FaultBase):
     def __init__(self, params: OomParams, target: FaultTarget) -> None:
         super().__init__(params, target)
         self.hold_s = params.duration_s
-        self.saved: dict[str, str] | None = None
+        self.saved: list[tuple[redis.Redis, dict[str, str]]] = []  # each node and what to restore there
 
-    def _settings(self) -> dict[str, str]:
-        admin = self.target.admin
+    @staticmethod
+    def _settings(admin: redis.Redis) -> dict[str, str]:
         got = {**admin.config_get("maxmemory"), **admin.config_get("maxmemory-policy")}
         return {str(k): str(v) for k, v in got.items()}
 
     def check(self) -> None:
-        settings = probe("CONFIG GET", self._settings)
-        probe("CONFIG SET", lambda: self.target.admin.config_set("maxmemory", settings["maxmemory"]))
+        for admin in self.target.node_admins():
+            self._check(admin)
+
+    def _check(self, admin: redis.Redis) -> None:
+        settings = probe("CONFIG GET", lambda: self._settings(admin))
+        probe("CONFIG SET", lambda: admin.config_set("maxmemory", settings["maxmemory"]))
 
     def inject(self) -> dict[str, Any]:
-        admin = self.target.admin
-        self.saved = self._settings()
-        used = int(admin.info("memory")["used_memory"])
-        admin.config_set("maxmemory-policy", "noeviction")
-        limit = used + self.params.headroom_bytes
-        admin.config_set("maxmemory", limit)
-        return {"used_memory": used, "maxmemory": limit, "restores": self.saved}
+        nodes: list[dict[str, Any]] = []
+        for admin in self.target.node_admins():
+            settings = self._settings(admin)
+            self.saved.append((admin, settings))
+            used = int(admin.info("memory")["used_memory"])
+            admin.config_set("maxmemory-policy", "noeviction")
+            limit = used + self.params.headroom_bytes
+            admin.config_set("maxmemory", limit)
+            port = admin.connection_pool.connection_kwargs.get("port")
+            nodes.append({"port": port, "used_memory": used, "maxmemory": limit, "restores": settings})
+        if len(nodes) == 1:
+            return {k: v for k, v in nodes[0].items() if k != "port"}
+        total = {k: sum(int(n[k]) for n in nodes) for k in ("used_memory", "maxmemory")}
+        return {**total, "nodes": nodes}  # a cluster: the primaries' sums, and each primary
 
     def revert(self) -> None:
-        if self.saved is not None:
-            admin = self.target.admin
-            admin.config_set("maxmemory", self.saved["maxmemory"])
-            admin.config_set("maxmemory-policy", self.saved["maxmemory-policy"])
-            self.saved = None
+        saved, self.saved = self.saved, []
+        for admin, settings in saved:
+            admin.config_set("maxmemory", settings["maxmemory"])
+            admin.config_set("maxmemory-policy", settings["maxmemory-policy"])

@@ -1,0 +1,116 @@
+"""failover: a primary of an embedded sentinel or cluster topology is replaced by its replica.
+
+``sentinel_failover`` asks a sentinel (``SENTINEL FAILOVER``), as a planned switch-over does;
+``cluster_failover`` asks a replica of one cluster primary (the one serving slot 0) to take over
+(``CLUSTER FAILOVER``: planned, the two agree on the replication offset first);
+``kill_primary`` crashes the primary (``kill -9``) and lets the sentinels, or the other cluster
+nodes, notice and promote the replica, as an unplanned one does; the old primary is started
+again after ``down_s`` and rejoins as a replica. Clients follow the new primary through redis-py's
+Sentinel or cluster client, so the report shows how long *their* client takes; the ledger check
+shows what asynchronous replication lost.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from typing import Any, ClassVar, Literal
+
+import gevent
+import gevent.event
+import redis
+from pydantic import Field
+
+from chaos.faults.base import CommandRefused, FaultBase, FaultParams, FaultTarget
+from chaos.faults.server_restart import managed_servers
+from chaos.topology import SERVICE, ClusterTopology
+
+
+class FailoverParams(FaultParams):
+    name: Literal["failover"]
+    method: Literal["sentinel_failover", "cluster_failover", "kill_primary"] = Field(
+        "sentinel_failover",
+        description="sentinel_failover: SENTINEL FAILOVER (embedded-sentinel); cluster_failover: CLUSTER FAILOVER "
+        "on a replica of one primary (embedded-cluster); kill_primary: kill -9 the primary (either).",
+    )
+    down_s: float = Field(5.0, ge=0, description="kill_primary: how long the old primary stays down.")
+    promote_timeout_s: float = Field(30.0, gt=0, description="How long to watch for the new primary.")
+
+
+class Failover(FaultBase):
+    name: ClassVar[str] = "failover"
+    params: FailoverParams
+
+    def __init__(self, params: FailoverParams, target: FaultTarget) -> None:
+        super().__init__(params, target)
+        self.hold_s = params.down_s if params.method == "kill_primary" else 0.0
+        self.killed: Any = None
+        self.watcher: gevent.Greenlet[..., None] | None = None
+        self.promoted = gevent.event.Event()
+
+    def _topology(self) -> Any:
+        topology = managed_servers(self.target, self.name)
+        method = self.params.method
+        if isinstance(topology, ClusterTopology):
+            if method == "sentinel_failover":
+                raise CommandRefused(self.name, "method sentinel_failover needs target.url: embedded-sentinel "
+                                     "(on embedded-cluster: cluster_failover or kill_primary)")  # fmt: skip
+        elif getattr(topology, "sentinels", None):
+            if method == "cluster_failover":
+                raise CommandRefused(self.name, "method cluster_failover needs target.url: embedded-cluster")
+        else:
+            raise CommandRefused(self.name, "needs target.url: embedded-sentinel or embedded-cluster")
+        return topology
+
+    def check(self) -> None:
+        self._topology().primary_address()
+
+    def inject(self) -> dict[str, Any]:
+        topology = self._topology()
+        old = topology.primary()
+        details: dict[str, Any] = {"method": self.params.method, "old_primary_port": old.port}
+        if self.params.method == "kill_primary":
+            self.killed = old
+            old.kill(hard=True)
+        elif self.params.method == "cluster_failover":
+            replica = topology.replica_of(old)
+            details["replica_port"] = replica.port
+            with redis.Redis(host=replica.host, port=replica.port, socket_timeout=5) as client:
+                client.cluster("FAILOVER")
+        else:
+            with topology.sentinel_client() as sentinel:
+                sentinel.sentinel_failover(SERVICE)
+        # The details grow as the replica is promoted (the report is written at the end).
+        self.watcher = gevent.spawn(self._watch, topology, old.port, time.monotonic(), details)
+        return details
+
+    def _watch(self, topology: Any, old_port: int, since: float, details: dict[str, Any]) -> None:
+        """Record when the sentinels (or the cluster, for the old primary's slots) name the new primary,
+        then when the old one is demoted to replica (after a planned Sentinel failover it serves writes
+        until then, Sentinel converting it only once it has reported itself a master for a while:
+        writes there are lost when it resyncs)."""
+        deadline = since + self.params.promote_timeout_s
+        while time.monotonic() < deadline and "promoted_after_s" not in details:
+            with contextlib.suppress(Exception):
+                _, port = topology.primary_address()
+                if port != old_port:
+                    details["new_primary_port"] = port
+                    details["promoted_after_s"] = round(time.monotonic() - since, 3)
+                    self.promoted.set()
+            gevent.sleep(0.05)
+        self.promoted.set()
+        while time.monotonic() < deadline:
+            with contextlib.suppress(Exception), redis.Redis(port=old_port, socket_timeout=1) as old:
+                if old.info("replication").get("role") == "slave":
+                    details["old_primary_demoted_after_s"] = round(time.monotonic() - since, 3)
+                    return
+            gevent.sleep(0.1)
+
+    def revert(self) -> None:
+        # The fault lasts until the replica is promoted; the watcher goes on alone.
+        self.promoted.wait(timeout=self.params.promote_timeout_s)
+        if self.killed is not None:
+            self.killed.restart()  # the sentinels (the cluster) turn it into a replica of the new primary
+            self.killed = None
+        # The pack's admin connection may still point at the old primary: find the primary again.
+        self.target.reconnect_admin()

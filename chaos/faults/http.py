@@ -1,0 +1,68 @@
+"""http: call an endpoint of the service under test, e.g. its own ``POST /chaos/redis-reset`` with
+``{"force": true}``, so the service resets its Redis connections the way it would in production.
+The call's status and latency go into the fault record; an unexpected status or a timeout makes
+the fault fail (recorded, never fatal)."""
+
+from __future__ import annotations
+
+import ipaddress
+import time
+from typing import Any, ClassVar, Literal
+from urllib.parse import urlsplit
+
+from pydantic import Field, model_validator
+
+from chaos.faults.base import FaultBase, FaultParams
+
+JsonValue = dict[str, Any] | list[Any] | str | int | float | bool | None
+
+
+def is_loopback(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class HttpParams(FaultParams):
+    name: Literal["http"]
+    url: str = Field(pattern=r"^https?://.+", description="The endpoint, e.g. http://127.0.0.1:8080/chaos/redis-reset.")
+    method: Literal["GET", "POST", "PUT", "PATCH", "DELETE"] = "POST"
+    headers: dict[str, str] = Field(default_factory=dict, description="Request headers (secrets are redacted).")
+    body: JsonValue = Field(default_factory=lambda: {"force": True}, description="Sent as JSON; null: no body.")
+    timeout_s: float = Field(5.0, gt=0, description="The call fails after this long.")
+    expect_status: list[int] = Field(default_factory=lambda: [200, 202, 204], description="Statuses that mean done.")
+    allow_remote: bool = Field(False, description="Allow a URL that is not on loopback (chaos against a remote host).")
+
+    @model_validator(mode="after")
+    def _loopback_unless_allowed(self) -> HttpParams:
+        if not self.allow_remote and not is_loopback(self.url):
+            raise ValueError("url is not on loopback: set allow_remote: true to call a remote service")
+        return self
+
+
+class HttpCallFailed(Exception):
+    """The endpoint answered with a status outside ``expect_status``."""
+
+
+class Http(FaultBase):
+    name: ClassVar[str] = "http"
+    params: HttpParams
+
+    def inject(self) -> dict[str, Any]:
+        import requests  # locust's own dependency; imported here to keep the profile schema light
+
+        p = self.params
+        started = time.perf_counter()
+        response = requests.request(
+            p.method, p.url, headers=p.headers, json=p.body if p.body is not None else None, timeout=p.timeout_s
+        )
+        latency_ms = round((time.perf_counter() - started) * 1000, 3)
+        if response.status_code not in p.expect_status:
+            raise HttpCallFailed(
+                f"{p.method} {p.url} answered {response.status_code} after {latency_ms} ms, expected {p.expect_status}"
+            )
+        return {"status": response.status_code, "latency_ms": latency_ms, "response_bytes": len(response.content)}

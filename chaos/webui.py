@@ -1,0 +1,198 @@
+"""The pack on Locust's web UI (master or local runner): reset Redis connections on demand, see the status.
+
+Routes, under Locust's ``--web-base-path`` and behind ``--web-login`` like Locust's own:
+
+- ``POST /chaos/redis-reset`` with ``{"force": true}`` and optionally ``"fault": "<name>"`` (default
+  ``pool_reset``) injects that fault now through the running test's scheduler: it gets a record, the
+  fault events, a window and a report row like a scheduled fault, with ``trigger: "web"``.
+  200 ``{fault_id, name, trigger, params, offset_s, ok, details, error}`` once the injection returned
+  (a failed injection is a record with its ``error``, as in the report); 400 ``{error}`` for a bad body
+  (``force`` not true) or an unknown fault; 409 ``{error}`` when no test runs or a fault is active.
+- ``GET /chaos/status``: :meth:`chaos.plugin.ResiliencePack.status` as JSON.
+- ``GET /chaos/panel.js``: the panel's script.
+
+The button: Locust 2.4x's React UI takes extensions as ``extended_tabs``, which render tables only
+(no controls), and its ``template_args`` reach the page as JSON, never as markup. So the lightest way
+that does not fork the UI is an ``after_request`` hook on Locust's Flask app that adds a small panel
+(outside React's ``#root``, so React leaves it alone) and one ``<script>`` tag to Locust's own index
+page: a button that POSTs the reset with ``force`` and a line of status polled from ``/chaos/status``.
+"""
+
+from __future__ import annotations
+
+from locust.web import WebUI
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from flask import Blueprint, Response, jsonify, request
+
+from chaos.scheduler import FaultConflict, FaultRecord
+
+if TYPE_CHECKING:  # plugin.py imports this module
+    from chaos.plugin import ResiliencePack
+
+BODY_KEYS = frozenset({"force", "fault"})
+
+PANEL_HTML = """
+<div id="rr-chaos" style="position:fixed;right:16px;bottom:16px;z-index:2000;max-width:460px;padding:10px 12px;
+  border-radius:8px;background:rgba(33,33,33,0.92);color:#eee;font:13px/1.4 system-ui,sans-serif;
+  box-shadow:0 2px 8px rgba(0,0,0,0.4)">
+  <div style="display:flex;align-items:center;gap:10px">
+    <strong>Redis chaos</strong>
+    <button id="rr-chaos-reset" type="button" disabled
+      title="POST ./chaos/redis-reset {force: true}: resets every user's Redis connections now (pool_reset)"
+      style="padding:4px 10px;border:0;border-radius:4px;background:#c62828;color:#fff;cursor:pointer">
+      Reset Redis connections</button>
+    <a id="rr-chaos-toggle" href="#" style="color:#90caf9">details</a>
+  </div>
+  <div id="rr-chaos-status">loading status...</div>
+  <div id="rr-chaos-result"></div>
+  <pre id="rr-chaos-details" hidden style="max-height:320px;overflow:auto;margin:6px 0 0;font-size:11px"></pre>
+</div>
+<script src="./chaos/panel.js"></script>
+"""
+
+PANEL_JS = """\
+(function () {
+  "use strict";
+  var button = document.getElementById("rr-chaos-reset");
+  var statusLine = document.getElementById("rr-chaos-status");
+  var resultLine = document.getElementById("rr-chaos-result");
+  var details = document.getElementById("rr-chaos-details");
+  var busy = false;
+
+  function summary(s) {
+    var parts = [s.running ? "test running" : "no test running"];
+    parts.push(s.active_fault ? "active: #" + s.active_fault.id + " " + s.active_fault.name : "no active fault");
+    parts.push(s.faults.count + " fault(s)");
+    var pools = s.connections.pools;
+    parts.push(pools ? "pools: " + pools.in_use + " in use, " + pools.idle + " idle" : "pools: on the workers");
+    var server = s.connections.server;
+    parts.push(server.error ? "server: " + server.error : "server: " + server.clients + " connection(s)");
+    return parts.join(" \\u00b7 ");
+  }
+
+  function refresh() {
+    fetch("./chaos/status", {credentials: "same-origin"})
+      .then(function (r) { return r.json(); })
+      .then(function (s) {
+        statusLine.textContent = summary(s);
+        details.textContent = JSON.stringify(s, null, 2);
+        button.disabled = busy || !s.running || !!s.active_fault;
+      })
+      .catch(function (e) { statusLine.textContent = "status unavailable: " + e; })
+      .then(function () { setTimeout(refresh, 2000); });
+  }
+
+  button.addEventListener("click", function () {
+    busy = true;
+    button.disabled = true;
+    resultLine.textContent = "resetting...";
+    fetch("./chaos/redis-reset", {
+      method: "POST",
+      credentials: "same-origin",
+      headers: {"Content-Type": "application/json"},
+      body: JSON.stringify({force: true})
+    })
+      .then(function (r) { return r.json().then(function (body) { return [r.status, body]; }); })
+      .then(function (res) {
+        var body = res[1];
+        resultLine.textContent = res[0] !== 200 ? "refused (" + res[0] + "): " + body.error
+          : "fault #" + body.fault_id + " " + body.name + (body.error ? " failed: " + body.error
+          : " injected at +" + body.offset_s.toFixed(1) + "s: " + JSON.stringify(body.details));
+      })
+      .catch(function (e) { resultLine.textContent = "reset failed: " + e; })
+      .then(function () { busy = false; });
+  });
+
+  document.getElementById("rr-chaos-toggle").addEventListener("click", function (e) {
+    e.preventDefault();
+    details.hidden = !details.hidden;
+  });
+
+  refresh();
+})();
+"""
+
+
+def record_json(record: FaultRecord) -> dict[str, Any]:
+    """A fault record as the reset answers it."""
+    return {
+        "fault_id": record.fault_id,
+        "name": record.name,
+        "trigger": record.trigger,
+        "params": record.params,
+        "offset_s": round(record.offset_s, 3),
+        "ok": record.ok,
+        "details": record.details,
+        "error": record.error,
+    }
+
+
+def _error(status: int, message: str) -> tuple[Response, int]:
+    return jsonify({"error": message}), status
+
+
+def reset_fault(body: Any) -> str | None:
+    """The fault a reset request names (None: the default); ``ValueError`` for a bad body."""
+    if not isinstance(body, dict):
+        raise ValueError('expected a JSON object body, e.g. {"force": true}')
+    unknown = sorted(set(body) - BODY_KEYS)
+    if unknown:
+        raise ValueError(f"unknown key(s) {', '.join(unknown)}: expected force and, optionally, fault")
+    if body.get("force") is not True:
+        raise ValueError('"force": true is required: this resets live Redis connections of the running test')
+    fault = body.get("fault")
+    if fault is not None and not isinstance(fault, str):
+        raise ValueError('"fault" must be a fault name (a string)')
+    return fault
+
+
+def install(web_ui: WebUI, pack: ResiliencePack) -> None:
+    """Add the routes and the panel to Locust's web UI (before it starts serving)."""
+    app = web_ui.app
+    assert app is not None
+    base = (getattr(pack.environment.parsed_options, "web_base_path", None) or "").rstrip("/")
+    chaos = Blueprint("redis_resilience", __name__, url_prefix=f"{base}/chaos")
+
+    def route(rule: str, **options: Any) -> Callable[[Callable[..., Any]], Any]:
+        def register(view: Callable[..., Any]) -> Any:
+            return chaos.route(rule, **options)(web_ui.auth_required_if_enabled(view))
+
+        return register
+
+    @route("/redis-reset", methods=["POST"])
+    def redis_reset() -> tuple[Response, int]:
+        try:
+            fault = reset_fault(request.get_json(force=True, silent=True))
+        except ValueError as exc:
+            return _error(400, str(exc))
+        try:
+            record = pack.reset_now(fault)
+        except ValueError as exc:
+            return _error(400, str(exc))
+        except FaultConflict as exc:
+            return _error(409, str(exc))
+        return jsonify(record_json(record)), 200
+
+    @route("/status")
+    def status() -> Response:
+        return jsonify(pack.status())
+
+    @route("/panel.js")
+    def panel_js() -> Response:
+        return Response(PANEL_JS, mimetype="text/javascript")
+
+    app.register_blueprint(chaos)
+
+    @app.after_request
+    def add_panel(response: Response) -> Response:
+        """Locust's own page, with the panel before ``</body>``."""
+        if request.endpoint != "locust.index" or response.status_code != 200 or response.mimetype != "text/html":
+            return response
+        page = response.get_data(as_text=True)
+        at = page.rfind("</body>")
+        if at >= 0:
+            response.set_data(page[:at] + PANEL_HTML + page[at:])
+        return response

@@ -1,0 +1,283 @@
+"""Redis Cluster clients: redis-py's ``RedisCluster``, instrumented exactly as :class:`InstrumentedRedis` is.
+
+A ``cluster://[USER:PASSWORD@]HOST:PORT[,HOST:PORT...]`` URL names startup nodes; the client maps
+the slots from them (``CLUSTER SLOTS``), keeps one connection pool per node, and maps again when a
+node fails or answers MOVED. Every command is one ``request`` event, a pipeline one request, with
+the same names and context as on a single server.
+
+What redis-py 8.1's cluster client makes of the profile's client options (the pack passes them
+all explicitly, and shows what an application would get):
+
+- ``retries``: a command that met ConnectionError, TimeoutError, ClusterDownError or
+  SlotNotCoveredError is sent again up to that many times, the slot map refreshed in between,
+  *without* sleeping by the backoff (the client asks its ``Retry`` for a count only; it sleeps
+  0.25 s on CLUSTERDOWN). MULTI/EXEC pipelines retry through ``Retry.call_with_retry``, backoff
+  included. The nodes' own connections never retry (redis-py gives them ``Retry(NoBackoff(), 0)``).
+  ``retries: -1`` (forever) is refused: redis-py's cluster client would not send the command at all.
+- ``retry_on_timeout``: the cluster client retries timeouts whatever it says.
+- ``health_check_interval_s``: not one of the connection settings ``RedisCluster`` hands its
+  nodes: dropped, as it is for an application.
+- ``max_connections``: per node.
+
+Hidden retries are counted per spent attempt (:class:`ClusterRetry`) and per backoff asked
+(:class:`CountingBackoff`, MULTI/EXEC); reconnections by every node connection's connect hook.
+"""
+
+from __future__ import annotations
+
+from locust.event import EventHook
+
+import time
+from typing import Any, TypeAlias
+from urllib.parse import unquote, urlsplit
+
+import redis
+from redis.backoff import AbstractBackoff, NoBackoff
+from redis.cluster import ClusterNode, ClusterPipeline, RedisCluster, TransactionStrategy
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisClusterException
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.retry import Retry
+
+from config.schema import ClientOptions
+from scenarios.client import (
+    BLOCKING_COMMANDS,
+    ConnectionProbe,
+    CountingBackoff,
+    InstrumentedRedis,
+    Measured,
+    make_backoff,
+    make_pool,
+)
+from scenarios.run import Pools
+
+CLUSTER_SCHEME = "cluster://"
+
+
+def is_cluster_url(url: str) -> bool:
+    return url.startswith(CLUSTER_SCHEME)
+
+
+def parse_cluster_url(url: str) -> tuple[list[ClusterNode], dict[str, Any]]:
+    """``cluster://[USER:PASSWORD@]HOST:PORT[,HOST:PORT...]`` → startup nodes, credentials (kwargs)."""
+    parsed = urlsplit(url)
+    credentials, _, hosts = parsed.netloc.rpartition("@")
+    nodes = []
+    for part in hosts.split(","):
+        host, sep, port = part.rpartition(":")
+        if not sep:
+            host, port = part, ""
+        nodes.append(ClusterNode(host.strip("[]") or "127.0.0.1", int(port or 6379)))
+    kwargs: dict[str, Any] = {}
+    if credentials:
+        user, _, password = credentials.partition(":")
+        kwargs.update(username=unquote(user) or None, password=unquote(password) or None)
+    return nodes, kwargs
+
+
+class SpentRetries(int):
+    """The retry count redis-py's cluster client spends, one ``- 1`` per retry: each is counted."""
+
+    probe: ConnectionProbe
+
+    def __new__(cls, value: int, probe: ConnectionProbe) -> SpentRetries:
+        budget = super().__new__(cls, value)
+        budget.probe = probe
+        return budget
+
+    def __sub__(self, other: int) -> int:
+        probe = self.probe
+        probe.retries += other
+        probe.last_failure_at = time.monotonic()
+        return SpentRetries(int(self) - other, probe)
+
+
+class ClusterRetry(Retry):
+    """The cluster client's retry policy. redis-py 8.1's ``RedisCluster`` (and its non-transactional
+    pipeline) only asks it for a count (``get_retries()``) and spends it one retry at a time."""
+
+    def __init__(
+        self,
+        backoff: AbstractBackoff,
+        retries: int,
+        supported_errors: tuple[type[Exception], ...],
+        probe: ConnectionProbe,
+    ) -> None:
+        super().__init__(backoff, retries, supported_errors=supported_errors)
+        self.probe = probe
+
+    def get_retries(self) -> int:
+        return SpentRetries(super().get_retries(), self.probe)
+
+
+def cluster_kwargs(url: str, options: ClientOptions, client_name: str, probe: ConnectionProbe) -> dict[str, Any]:
+    """``RedisCluster`` settings from the profile's client options (see the module's docstring)."""
+    if options.retries < 0:
+        raise ValueError("client.retries: -1 (retry forever) does not work with redis-py's cluster client")
+    nodes, credentials = parse_cluster_url(url)
+    errors: tuple[type[Exception], ...] = (RedisConnectionError,)
+    if options.retry_on_timeout:
+        errors += (RedisTimeoutError, TimeoutError)
+    backoff = CountingBackoff(make_backoff(options.backoff), probe)
+    kwargs: dict[str, Any] = {
+        "startup_nodes": nodes,
+        "retry": ClusterRetry(backoff, options.retries, errors, probe),
+        "socket_timeout": options.socket_timeout_s,
+        "socket_connect_timeout": options.socket_connect_timeout_s,
+        "socket_keepalive": options.socket_keepalive,
+        "client_name": client_name,
+        "redis_connect_func": probe.count,  # after RedisCluster's own handshake
+        **credentials,
+    }
+    if options.max_connections is not None:
+        kwargs["max_connections"] = options.max_connections
+    return kwargs
+
+
+def cluster_admin(url: str, client_name: str, retries: int = 0, timeout_s: float = 5.0) -> RedisCluster:
+    """The pack's own cluster client (chaos and checks): named apart from traffic, no backoff."""
+    nodes, credentials = parse_cluster_url(url)
+    return RedisCluster(
+        startup_nodes=nodes,
+        client_name=client_name,
+        socket_timeout=timeout_s,
+        socket_connect_timeout=timeout_s,
+        retry=Retry(NoBackoff(), retries),
+        **credentials,
+    )
+
+
+class ClusterPools:
+    """The pools of one cluster client (one per node it knows now), seen as one pool: what
+    ``RedisRun.pools`` counts and a ``pool_reset`` disconnects."""
+
+    def __init__(self, client: RedisCluster) -> None:
+        self.client = client
+
+    def pools(self) -> list[redis.ConnectionPool]:
+        return [node.redis_connection.connection_pool for node in self.client.get_nodes() if node.redis_connection]
+
+    def get_connection_count(self) -> list[tuple[int, dict[str, Any]]]:
+        idle = used = 0
+        for pool in self.pools():
+            (free, _), (in_use, _) = pool.get_connection_count()
+            idle, used = idle + free, used + in_use
+        return [(idle, {}), (used, {})]
+
+    def disconnect(self, inuse_connections: bool = True) -> None:
+        for pool in self.pools():
+            pool.disconnect(inuse_connections=inuse_connections)
+
+
+class InstrumentedCluster(Measured, RedisCluster):
+    """A ``RedisCluster`` whose every command fires ``request`` (type ``REDIS``, name ``"GET cache"``).
+
+    ``pools`` are its node pools, for the run's pool reset. ``pipeline()`` keeps redis-py's default
+    (not transactional: redis-py's own multi-key helpers rely on it); ask ``transaction=True``.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        options: ClientOptions,
+        client_name: str,
+        probe: ConnectionProbe,
+        request_event: EventHook,
+        label: str,
+        user_key: str | int,
+    ) -> None:
+        self.instrument(request_event, label, user_key, probe)
+        self._measuring = False  # building the client asks the cluster (COMMAND): set-up, not traffic
+        super().__init__(**cluster_kwargs(url, options, client_name, probe))
+        self._measuring = True
+        self.pools = ClusterPools(self)
+
+    def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        if not self._measuring:
+            return super().execute_command(*args, **kwargs)
+        command = str(args[0])
+        blocking = command in BLOCKING_COMMANDS
+        return self.measure(self.request_name(command), 1, super().execute_command, *args, blocking=blocking, **kwargs)
+
+    def execute_unmeasured(self, *args: Any, **kwargs: Any) -> Any:
+        """A set-up command, not traffic: no request event."""
+        return super().execute_command(*args, **kwargs)
+
+    def pipeline(self, transaction: Any = None, shard_hint: Any = None) -> InstrumentedClusterPipeline:
+        if shard_hint:
+            raise RedisClusterException("shard_hint is deprecated in cluster mode")
+        return InstrumentedClusterPipeline(self, bool(transaction))
+
+
+class InstrumentedClusterPipeline(ClusterPipeline):
+    """A cluster pipeline whose ``execute()`` is one request (``PIPELINE <label>``, or ``EXEC <label>``
+    for a transaction), however many nodes it reaches. In a transaction, commands run at once while
+    watching (``WATCH``, reads before ``multi()``) are requests of their own."""
+
+    def __init__(self, client: InstrumentedCluster, transaction: bool) -> None:
+        super().__init__(  # what RedisCluster.pipeline() passes
+            nodes_manager=client.nodes_manager,
+            commands_parser=client.commands_parser,
+            startup_nodes=client.nodes_manager.startup_nodes,  # type: ignore[arg-type]  # a dict, as redis-py passes
+            result_callbacks=client.result_callbacks,
+            cluster_response_callbacks=client.cluster_response_callbacks,
+            read_from_replicas=client.read_from_replicas,
+            load_balancing_strategy=client.load_balancing_strategy,
+            reinitialize_steps=client.reinitialize_steps,
+            retry=client.retry,
+            lock=client._lock,
+            transaction=transaction,
+            event_dispatcher=client._event_dispatcher,
+        )
+        self.owner = client
+        self.atomic = transaction
+        if transaction:
+            self._execution_strategy = MeasuredTransaction(self)
+
+    def execute(self, raise_on_error: bool = True) -> list[Any]:
+        name = self.owner.request_name("EXEC" if self.atomic else "PIPELINE")
+        result: list[Any] = self.owner.measure(name, len(self), super().execute, raise_on_error)
+        return result
+
+
+class MeasuredTransaction(TransactionStrategy):
+    """redis-py's cluster MULTI/EXEC, its immediate commands (WATCH, reads while watching) measured."""
+
+    _pipe: InstrumentedClusterPipeline
+
+    def _immediate_execute_command(self, *args: Any, **options: Any) -> Any:
+        owner = self._pipe.owner
+        return owner.measure(owner.request_name(str(args[0])), 1, super()._immediate_execute_command, *args, **options)
+
+
+# ---- one client per user, whatever the target ----------------------------------------------
+
+TrafficClient: TypeAlias = InstrumentedRedis | InstrumentedCluster
+
+
+def traffic_client(
+    url: str,
+    options: ClientOptions,
+    client_name: str,
+    probe: ConnectionProbe,
+    request_event: EventHook,
+    label: str,
+    user_key: str | int,
+) -> tuple[TrafficClient, Pools]:
+    """A user's instrumented client (a cluster client for a ``cluster://`` URL) and its pool(s)."""
+    if is_cluster_url(url):
+        cluster = InstrumentedCluster(url, options, client_name, probe, request_event, label, user_key)
+        return cluster, cluster.pools
+    pool = make_pool(url, options, client_name, probe)
+    return InstrumentedRedis(pool, request_event, label, user_key, probe), pool
+
+
+def plain_client(
+    url: str, options: ClientOptions, client_name: str, probe: ConnectionProbe
+) -> tuple[redis.Redis | RedisCluster, Pools]:
+    """An uninstrumented client built the same way (a subscriber's own connection) and its pool(s)."""
+    if is_cluster_url(url):
+        cluster = RedisCluster(**cluster_kwargs(url, options, client_name, probe))
+        return cluster, ClusterPools(cluster)
+    pool = make_pool(url, options, client_name, probe)
+    return redis.Redis(connection_pool=pool), pool

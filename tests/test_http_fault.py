@@ -1,0 +1,83 @@
+"""The http fault against a real HTTP endpoint on loopback (a service's own reset endpoint)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import gevent
+import pytest
+import redis
+from gevent.pywsgi import WSGIServer
+
+from chaos.embedded import EmbeddedRedis
+from chaos.faults import FaultTarget, build_fault
+from chaos.faults.http import HttpCallFailed, HttpParams
+from config.loader import ProfileError, parse_profile
+from config.redact import redact_params
+from scenarios.run import PoolResetResult
+
+
+class ResetService:
+    """A service with a Redis pool and its own ``POST /chaos/redis-reset`` endpoint."""
+
+    def __init__(self, redis_url: str) -> None:
+        self.client = redis.Redis.from_url(redis_url)
+        self.calls: list[dict[str, Any]] = []
+        self.status = "200 OK"
+        self.delay_s = 0.0
+        self.server = WSGIServer(("127.0.0.1", 0), self.app, log=None)
+        self.server.start()
+        self.url = f"http://127.0.0.1:{self.server.server_port}/chaos/redis-reset"
+
+    def app(self, environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        body = environ["wsgi.input"].read()
+        self.calls.append({"method": environ["REQUEST_METHOD"], "path": environ["PATH_INFO"],
+                           "auth": environ.get("HTTP_AUTHORIZATION"), "body": json.loads(body or b"null")})  # fmt: skip
+        gevent.sleep(self.delay_s)  # the service's own work
+        self.client.connection_pool.disconnect()  # what such endpoints do: drop every Redis connection
+        start_response(self.status, [("Content-Type", "application/json")])
+        return [b'{"reset": true}']
+
+
+@pytest.fixture
+def service(redis_server: EmbeddedRedis) -> Iterator[ResetService]:
+    svc = ResetService(redis_server.url)
+    yield svc
+    svc.server.stop()
+    svc.client.close()
+
+
+def target(url: str) -> FaultTarget:
+    return FaultTarget(redis.Redis.from_url(url), "rr-t-", lambda i: PoolResetResult(0, 0, 0))
+
+
+def test_http_fault_calls_the_endpoint_and_records_status_and_latency(service: ResetService) -> None:
+    service.client.ping()
+    (connection,) = service.client.connection_pool._available_connections
+    assert connection._sock is not None
+    service.delay_s = 0.1
+    params = HttpParams(name="http", url=service.url, headers={"Authorization": "Bearer s3cret"})
+    details = build_fault(params, target(service.url.replace("http", "redis", 1))).inject()
+    assert details["status"] == 200 and 100 <= details["latency_ms"] < 2000
+    assert service.calls == [{"method": "POST", "path": "/chaos/redis-reset", "auth": "Bearer s3cret",
+                              "body": {"force": True}}]  # fmt: skip
+    assert connection._sock is None
+    assert "s3cret" not in json.dumps(redact_params(params.model_dump()))
+
+
+def test_unexpected_status_or_timeout_fails_the_fault(service: ResetService) -> None:
+    service.status = "503 Service Unavailable"
+    fault = build_fault(HttpParams(name="http", url=service.url), target("redis://127.0.0.1:1"))
+    with pytest.raises(HttpCallFailed, match=r"answered 503 .* expected"):
+        fault.inject()
+    service.status, service.delay_s = "200 OK", 2.0
+    fault = build_fault(HttpParams(name="http", url=service.url, timeout_s=0.3), target("redis://127.0.0.1:1"))
+    with pytest.raises(Exception, match="timed out"), gevent.Timeout(5):
+        fault.inject()
+
+
+def test_a_remote_url_needs_allow_remote() -> None:
+    with pytest.raises(ProfileError, match=r"^p\.yaml: chaos\.faults\[0\]: url is not on loopback: set allow_remote"):
+        parse_profile({"chaos": {"faults": [{"name": "http", "url": "http://example.com/reset"}]}}, "p.yaml")

@@ -1,0 +1,202 @@
+"""server_restart and failover on embedded topologies the pack starts: real redis-server and sentinel
+processes on loopback, stopped by PID."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import redis
+import yaml
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from chaos.faults import CommandRefused, FaultTarget, build_fault
+from chaos.faults.failover import FailoverParams
+from chaos.faults.server_restart import ServerRestartParams
+from chaos.topology import SentinelTopology, Topology
+from scenarios.client import pool_from_url
+from scenarios.run import PoolResetResult
+
+from .helpers import ROOT, pid_alive, write_profile
+from .test_e2e import finish, locust
+
+
+def no_pools(fault_id: int) -> PoolResetResult:
+    return PoolResetResult(0, 0, 0)
+
+
+def fault_target(topology: Topology) -> FaultTarget:
+    pool = pool_from_url(topology.url, client_name="rradmin-t", socket_timeout=2, retry=Retry(NoBackoff(), 0))
+    return FaultTarget(redis.Redis.from_pool(pool), "rr-t-", no_pools, servers=topology)
+
+
+def eventually(what: str, check: Callable[[], bool], timeout_s: float) -> None:
+    """A bounded wait on a condition of the servers (errors count as not yet)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if check():
+                return
+        except (redis.RedisError, OSError):
+            pass
+        time.sleep(0.05)
+    pytest.fail(f"not within {timeout_s}s: {what}")
+
+
+def stopped(topology: Topology) -> None:
+    pids = topology.pids
+    topology.stop()
+    assert pids and not any(pid_alive(pid) for pid in pids)
+
+
+@pytest.fixture(scope="module")
+def sentinel_topology() -> Iterator[SentinelTopology]:
+    topology = SentinelTopology().start()
+    try:
+        yield topology
+    finally:
+        stopped(topology)
+
+
+@pytest.mark.parametrize(("persistence", "mode", "kept"), [("none", "crash", False), ("aof", "crash", True),
+                                                           ("aof", "shutdown", True)])  # fmt: skip
+def test_server_restart_comes_back_on_the_same_port_with_what_persistence_kept(
+    persistence: str, mode: str, kept: bool
+) -> None:
+    topology = Topology(persistence).start()
+    try:
+        target = fault_target(topology)
+        server = topology.servers[0]
+        port, pid = server.port, server.pid
+        target.admin.set("acked", "1")
+        fault = build_fault(ServerRestartParams(name="server_restart", mode=mode, down_s=0.3), target)
+        fault.check()
+        assert fault.hold_s == 0.3
+        details = fault.inject()
+        assert details["port"] == port and details["persistence"] == persistence
+        assert pid is not None and not pid_alive(pid)
+        with pytest.raises(redis.ConnectionError):
+            redis.Redis(port=port, socket_connect_timeout=1, retry=Retry(NoBackoff(), 0)).ping()
+        fault.revert()
+        assert server.port == port and server.pid != pid
+        assert (target.admin.get("acked") == b"1") is kept  # the admin reconnects to the same port
+        target.admin.close()
+    finally:
+        stopped(topology)
+
+
+def test_server_restart_and_failover_need_a_managed_server(redis_server: object) -> None:
+    admin = redis.Redis.from_url(redis_server.url)  # type: ignore[attr-defined]
+    target = FaultTarget(admin, "rr-t-", no_pools)
+    with pytest.raises(CommandRefused, match="embedded"):
+        build_fault(ServerRestartParams(name="server_restart"), target).check()
+    with pytest.raises(CommandRefused, match="embedded"):
+        build_fault(FailoverParams(name="failover"), target).check()
+    topology = Topology().start()
+    try:
+        with pytest.raises(CommandRefused, match="embedded-sentinel"):
+            build_fault(FailoverParams(name="failover"), fault_target(topology)).check()
+    finally:
+        stopped(topology)
+    admin.close()
+
+
+def served_by_primary(client: redis.Redis, topology: SentinelTopology, old_port: int) -> bool:
+    """A write through the client lands on the new primary (the old one no longer has it)."""
+    key = f"probe-{time.monotonic()}"
+    client.set(key, "1")
+    new = topology.primary()
+    with redis.Redis(port=new.port) as direct:
+        return new.port != old_port and direct.get(key) == b"1"
+
+
+@pytest.mark.parametrize("method", ["kill_primary", "sentinel_failover"])
+def test_after_a_failover_the_sentinel_client_writes_to_the_new_primary(
+    sentinel_topology: SentinelTopology, method: str
+) -> None:
+    # The previous failover's old primary must have rejoined and synced, or Sentinel has no good replica.
+    eventually("every sentinel sees a healthy replica", lambda: replicas_healthy(sentinel_topology), 30)
+    target = fault_target(sentinel_topology)
+    client = redis.Redis.from_pool(pool_from_url(sentinel_topology.url, socket_timeout=2, retry=Retry(NoBackoff(), 3)))
+    client.set("before", "1")
+    old = sentinel_topology.primary()
+    fault = build_fault(FailoverParams(name="failover", method=method, down_s=0.5), target)
+    fault.check()
+    details = fault.inject()
+    fault.revert()  # returns once the sentinels name the new primary
+    assert 0 < details["promoted_after_s"] < 20
+    assert details["old_primary_port"] == old.port and details["new_primary_port"] != old.port
+    # A planned failover leaves the old primary a master until Sentinel converts it (several
+    # seconds): clients on it go on writing there until then. Bounded wait for the switch.
+    eventually("a write through the sentinel client lands on the new primary",
+               lambda: served_by_primary(client, sentinel_topology, old.port), 30)  # fmt: skip
+    eventually("the old primary rejoins as a replica", lambda: old_role(old.port) == "slave", 30)
+    if method == "sentinel_failover":  # the watcher polls every 0.1 s: it may lag behind the check above
+        eventually("the fault records the demotion", lambda: "old_primary_demoted_after_s" in details, 5)
+    client.close()
+    target.admin.close()
+
+
+def replicas_healthy(topology: SentinelTopology) -> bool:
+    for sentinel in topology.sentinels:
+        with redis.Redis(port=sentinel.port, socket_timeout=1) as client:
+            replicas = client.sentinel_slaves("rr")
+        if not replicas or any(r.get("flags") != "slave" or r.get("master-link-status") != "ok" for r in replicas):
+            return False
+    return True
+
+
+def old_role(port: int) -> str:
+    with redis.Redis(port=port, socket_timeout=1) as old:
+        return str(old.info("replication")["role"])
+
+
+def test_a_crash_without_persistence_loses_acknowledged_writes_in_the_report(tmp_path: Path) -> None:
+    profile = write_profile(tmp_path / "p.yaml", {
+        "workload": {"mix": {"ledger": {"weight": 1}}},
+        "chaos": {"start_after_s": 3, "every_s": 60, "faults": [{"name": "server_restart", "down_s": 0.5}]},
+        "recovery": {"max_window_s": 5}})  # fmt: skip
+    report_path = tmp_path / "report.json"
+    proc = locust(["-u", "5", "-r", "5", "-t", "10s", "--resilience-profile", str(profile),
+                   "--resilience-report", str(report_path)])  # fmt: skip
+    out = finish(proc, timeout=90)
+    report = json.loads(report_path.read_text())
+    assert proc.returncode == 3, out[-3000:]
+    fault = report["faults"][0]
+    assert fault["name"] == "server_restart" and fault["ok"] and 0.5 <= fault["duration_s"] < 5
+    assert fault["failures"] + fault["hidden_retries"] > 0 and fault["recovered"]
+    assert report["summary"]["lost_writes"] > 0  # everything acknowledged before the crash is gone
+    assert "SLO BREACHED max_lost_writes" in out
+    assert report["embedded_pids"] and not any(pid_alive(pid) for pid in report["embedded_pids"])
+
+
+def test_every_fault_of_faults_yaml_in_one_headless_run(tmp_path: Path) -> None:
+    profile = yaml.safe_load((ROOT / "config" / "faults.yaml").read_text())
+    profile["chaos"].update(start_after_s=3, every_s=8)  # shorter than the shipped 12 s: ~70 s in all
+    profile["recovery"]["max_window_s"] = 7.5
+    path = tmp_path / "faults.yaml"
+    path.write_text(yaml.safe_dump(profile))
+    report_path = tmp_path / "report.json"
+    proc = locust(["-u", "20", "-r", "20", "-t", "70s", "--resilience-profile", str(path),
+                   "--resilience-report", str(report_path)])  # fmt: skip
+    out = finish(proc, timeout=180)
+    report = json.loads(report_path.read_text())
+    faults = report["faults"]
+    names = [f["name"] for f in faults]
+    assert names == ["client_kill", "pool_reset", "client_pause", "client_pause", "oom", "server_restart",
+                     "failover", "failover"], out[-3000:]  # fmt: skip
+    for f in faults:
+        assert f["ok"], f
+        assert f["requests"] > 0 and f["recovery_s"] is not None, f
+    pause_all, pause_write, oom, restart = faults[2], faults[3], faults[4], faults[5]
+    assert 1.0 <= pause_all["duration_s"] < 2.5 and 2.0 <= pause_write["duration_s"] < 3.5
+    assert oom["failures"] > 0  # writes refused with OOM
+    assert restart["hidden_retries"] + restart["failures"] > 0
+    for failover in faults[6:]:
+        assert 0 < failover["details"]["promoted_after_s"] < 20
+    assert proc.returncode == 0, out[-3000:]
+    assert report["embedded_pids"] and not any(pid_alive(pid) for pid in report["embedded_pids"])
