@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import gevent
@@ -18,11 +19,15 @@ from config.loader import ProfileError, parse_profile
 from config.redact import redact_params
 from scenarios.run import PoolResetResult
 
+from .helpers import write_profile
+from .test_e2e import finish, locust
+
 
 class ResetService:
     """A service with a Redis pool and its own ``POST /chaos/redis-reset`` endpoint."""
 
     def __init__(self, redis_url: str) -> None:
+        self.redis_url = redis_url
         self.client = redis.Redis.from_url(redis_url)
         self.calls: list[dict[str, Any]] = []
         self.status = "200 OK"
@@ -81,3 +86,20 @@ def test_unexpected_status_or_timeout_fails_the_fault(service: ResetService) -> 
 def test_a_remote_url_needs_allow_remote() -> None:
     with pytest.raises(ProfileError, match=r"^p\.yaml: chaos\.faults\[0\]: url is not on loopback: set allow_remote"):
         parse_profile({"chaos": {"faults": [{"name": "http", "url": "http://example.com/reset"}]}}, "p.yaml")
+
+
+def test_http_fault_in_a_headless_run_records_the_call(service: ResetService, tmp_path: Path) -> None:
+    profile = write_profile(tmp_path / "p.yaml", {"chaos": {"start_after_s": 2, "every_s": 3, "count": 2, "faults": [
+        {"name": "http", "url": service.url, "headers": {"X-Api-Key": "k3y-s3cret"}}]}})  # fmt: skip
+    report_path = tmp_path / "report.json"
+    proc = locust(["-u", "5", "-r", "5", "-t", "9s", "--resilience-profile", str(profile),
+                   "--redis-url", service.redis_url, "--resilience-report", str(report_path)])  # fmt: skip
+    out = finish(proc, timeout=60)  # cooperative under gevent: the service answers meanwhile
+    assert proc.returncode == 0, out[-3000:]
+    report = json.loads(report_path.read_text())
+    faults = report["faults"]
+    assert [f["name"] for f in faults] == ["http", "http"] and len(service.calls) == 2
+    for f in faults:
+        assert f["ok"] and f["details"]["status"] == 200 and f["details"]["latency_ms"] > 0
+        assert f["params"]["headers"] == {"X-Api-Key": "***"} and f["recovery_s"] is not None
+    assert "k3y-s3cret" not in out and "k3y-s3cret" not in report_path.read_text()
