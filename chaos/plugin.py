@@ -64,6 +64,7 @@ logger = logging.getLogger("redis_resilience")
 console = logging.getLogger("locust.stats_logger")  # Locust's own plain console output
 
 EXPIRE_EVERY_S = 0.25  # how often an open window is checked against max_window_s
+WATCH_EVERY_S = 0.5  # how often the embedded servers are checked for an exit of their own
 SETUP_TIMEOUT_S = 10.0  # workers answer the run setup within this
 POOL_RESET_ACK_TIMEOUT_S = 5.0  # workers acknowledge a pool reset within this
 COLLECT_TIMEOUT_S = 30.0  # workers send their final figures within this
@@ -139,8 +140,20 @@ def _on_init(environment: Environment, **_: Any) -> None:
         sys.exit(EXIT_BAD_INPUT)
 
 
+# The last stop signal received, for the report ("interrupted by SIGINT"): Locust itself handles them.
+_signal_received: str | None = None
+
+
 def _interrupt_main_greenlet() -> None:
+    global _signal_received
+    _signal_received = "SIGINT"
     gevent.get_hub().parent.throw(KeyboardInterrupt())
+
+
+def _note_sigterm() -> None:
+    """Beside Locust's own SIGTERM handler (which quits): remember it, for the report."""
+    global _signal_received
+    _signal_received = "SIGTERM"
 
 
 def _is_loopback(host: str | None) -> bool:
@@ -194,7 +207,10 @@ class _ActiveTest:
         self.started_wall = time.time()
         self.scheduler: ChaosScheduler | None = None
         self.expirer: gevent.Greenlet[..., None] | None = None
+        self.watchdog: gevent.Greenlet[..., None] | None = None  # watches the embedded servers
         self.opened: set[int] = set()  # fault ids whose window this node opened
+        self.interrupted: str | None = None  # cut short by a signal (or a quit) before its end
+        self.aborted: str | None = None  # stopped by the pack itself, and why
 
 
 class ResiliencePack:
@@ -244,6 +260,7 @@ class ResiliencePack:
             # Deliver Ctrl-C to Locust's main greenlet, never into a user or the chaos greenlet
             # mid-command: Locust then quits as usual and the pack reverts, checks and reports.
             gevent.signal_handler(signal.SIGINT, _interrupt_main_greenlet)
+            gevent.signal_handler(signal.SIGTERM, _note_sigterm)
         environment.events.test_start.add_listener(self.on_test_start)
         environment.events.test_stop.add_listener(self.on_test_stop)
         environment.events.quitting.add_listener(self.on_quitting)
@@ -367,6 +384,31 @@ class ResiliencePack:
                 self.profile.chaos, target, self.events, started_at=test.started_at, last_fault_by=last_fault_by
             )
             test.scheduler.start()
+        if self.embedded is not None and self.worker is None:
+            test.watchdog = gevent.spawn(self._watch_embedded, test)
+
+    def _watch_embedded(self, test: _ActiveTest) -> None:
+        """A server of the embedded topology that exits on its own (not by a fault) ends the test:
+        reported as aborted, never a hang of users retrying a server that is gone."""
+        assert self.embedded is not None
+        while True:
+            gevent.sleep(WATCH_EVERY_S)
+            for server in (*self.embedded.servers, *self.embedded.sentinels):
+                process = server.process  # a fault that stops a server clears this first
+                code = process.poll() if process is not None else None
+                if process is None or code is None:
+                    continue
+                server.process = None
+                test.aborted = (
+                    f"embedded {server.binary} (pid {process.pid}, port {server.port}) exited on its own "
+                    f"(exit code {code}) at +{time.monotonic() - test.started_at:.1f}s: the test was stopped"
+                )
+                logger.error("redis-resilience: %s", test.aborted)
+                runner = self.environment.runner
+                if runner is not None:  # from a greenlet of its own: stopping the test kills this one
+                    options = self.environment.parsed_options
+                    gevent.spawn(runner.quit if options is not None and options.headless else runner.stop)
+                return
 
     def _test_number(self) -> int:
         return self.worker_test if self.worker is not None else self.tests_started
@@ -414,6 +456,8 @@ class ResiliencePack:
             test.scheduler.stop()
         if test.expirer is not None:
             test.expirer.kill(block=True)
+        if test.watchdog is not None:
+            test.watchdog.kill(block=True)
         if test.tracker is not None:
             test.tracker.close_all()
             with contextlib.suppress(ValueError):
@@ -477,6 +521,8 @@ class ResiliencePack:
             chaos=self.chaos_enabled,
             started_at=test.started_wall,
             duration_s=time.monotonic() - test.started_at,
+            interrupted=test.interrupted,
+            aborted=test.aborted,
         )
         self.report = build_report(facts, records, result, figures, slo_results, workers, missing_by_fault)
         self.console_lines = console_lines(self.report, slo_results)
@@ -640,6 +686,7 @@ class ResiliencePack:
     def on_quitting(self, environment: Environment, **_: Any) -> None:
         runner = environment.runner
         if self.test is not None and runner is not None and runner.state != STATE_STOPPED:
+            self.test.interrupted = _signal_received or "quit"
             runner.stop()  # Ctrl-C or SIGTERM mid-test: stop users so writes can be checked
         self.finish_test()
         if self.bad_input is not None and self.worker is None:

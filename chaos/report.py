@@ -14,7 +14,7 @@ from typing import Any
 from chaos.results import NodeResult
 from chaos.scheduler import FaultRecord
 from chaos.tracker import Counts, WindowSummary, percentile
-from chaos.verdict import Figures, SloResult, exit_code
+from chaos.verdict import EXIT_SLO_BREACHED, Figures, SloResult, exit_code
 from scenarios.lock import lock_violations
 from scenarios.pubsub import lost_messages
 from scenarios.run import IntegrityResult
@@ -39,6 +39,8 @@ class RunFacts:
     chaos: bool
     started_at: float  # epoch seconds
     duration_s: float
+    interrupted: str | None = None  # the test was cut short: by which signal (or "quit")
+    aborted: str | None = None  # the pack stopped the test itself, and why (e.g. the embedded server died)
 
 
 def fault_rows(
@@ -135,6 +137,8 @@ def build_report(
         reconnections=sum(w.reconnections for w in windows),
     )
     code = exit_code(slo_results)
+    if facts.aborted is not None:
+        code = max(code, EXIT_SLO_BREACHED)  # measured figures of an aborted test are no pass
     recovery_p95 = figures.recovery_p95_s
     return {
         "schema": REPORT_SCHEMA,
@@ -143,6 +147,8 @@ def build_report(
         "target": facts.target,
         "embedded_server_pid": facts.embedded_pid,
         "embedded_pids": facts.embedded_pids,
+        "interrupted": facts.interrupted,
+        "aborted": facts.aborted,
         "mode": facts.mode,
         "chaos": facts.chaos,
         "started_at": round(facts.started_at, 3),
@@ -266,6 +272,10 @@ def console_lines(report: dict[str, Any], slo_results: list[SloResult]) -> list[
         f"lost writes {_cell(s['lost_writes'])}, duplicated writes {_cell(s['duplicated_writes'])}"
     )
     lines.extend(r.message for r in slo_results)
+    if report.get("interrupted"):
+        lines.append(f"INTERRUPTED  by {report['interrupted']}: the test was cut short, its figures cover what ran")
+    if report.get("aborted"):
+        lines.append(f"ABORTED      {report['aborted']}")
     lines.append(f"Verdict: {report['verdict'].upper()} (exit code {report['exit_code']})")
     return lines
 

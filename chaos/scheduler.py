@@ -21,6 +21,10 @@ from config.schema import Chaos
 logger = logging.getLogger(__name__)
 
 
+class FaultTimeout(Exception):
+    """A fault's inject or revert hung past ``chaos.fault_timeout_s``."""
+
+
 class FaultConflict(Exception):
     """A fault cannot be injected now: no test is running, or another fault is being injected or held."""
 
@@ -168,7 +172,8 @@ class ChaosScheduler:
         begin = self.clock()
         self._active = (fault, record)  # from here on, stop() reverts it, even mid-injection
         try:
-            record.details = fault.inject()
+            with self._deadline("inject"):
+                record.details = fault.inject()
         except Exception as exc:
             record.error = _describe(exc)
             record.offset_s = begin - self.started_at
@@ -213,7 +218,8 @@ class ChaosScheduler:
         if record.reverted:
             return
         try:
-            fault.revert()
+            with self._deadline("revert"):
+                fault.revert()
         except Exception as exc:
             record.revert_error = _describe(exc)
             logger.error("fault #%d %s failed to revert: %s", record.fault_id, record.name, record.revert_error)
@@ -230,6 +236,11 @@ class ChaosScheduler:
                 duration_s=record.duration_s,
                 error=record.revert_error,
             )
+
+    def _deadline(self, step: str) -> gevent.Timeout:
+        """An inject or revert hanging past ``chaos.fault_timeout_s`` fails (recorded); the schedule goes on."""
+        limit = self.chaos.fault_timeout_s
+        return gevent.Timeout(limit, FaultTimeout(f"{step} did not return within {limit:g}s"))
 
     def stop(self) -> None:
         """Stop scheduling and on-demand faults; revert a fault still active (idempotent)."""

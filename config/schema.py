@@ -206,6 +206,10 @@ class Chaos(Strict):
         "weighted",
         description="weighted: a random fault by weight at each tick; cycle: the list in order, again and again.",
     )
+    fault_timeout_s: Positive = Field(
+        60,
+        description="A fault's inject (or revert) that has not returned after this fails: recorded, schedule goes on.",
+    )
     faults: list[FaultSpec] = Field(default_factory=list)
 
     @model_validator(mode="after")
