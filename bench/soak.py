@@ -128,7 +128,13 @@ def main() -> int:
         rss0, rss1 = warm[0][1], warm[-1][1]
         print(f"RSS after {args.warmup:g} s warm-up {rss0 / 1024:.1f} MiB, at the end {rss1 / 1024:.1f} MiB: "
               f"growth {100 * (rss1 - rss0) / rss0:+.1f}% (target < 10%)")  # fmt: skip
-        print(f"open fds after warm-up: min {min(s[2] for s in warm)}, max {max(s[2] for s in warm)}")
+        fds_by_minute: dict[int, list[int]] = {}
+        for t, _, n, _ in warm:
+            fds_by_minute.setdefault(int(t // 60), []).append(n)
+        print(
+            "open fds per minute after warm-up (median, max; a reset closes every connection for a moment): "
+            + ", ".join(f"m{m}: {statistics.median(v):g}/{max(v)}" for m, v in sorted(fds_by_minute.items()))
+        )
     if before:
         print(f"connected_clients before the first fault: {statistics.median(before):g} (baseline)")
     per_minute: dict[int, list[int]] = {}
