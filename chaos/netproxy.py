@@ -61,7 +61,7 @@ class NetworkProxyError(Exception):
 class ProxySettings(BaseModel):
     """The profile's ``target.proxy``: clients reach Redis through a fault proxy (``network`` faults)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
     driver: Literal["builtin", "toxiproxy"] = Field(
         "builtin",
@@ -81,7 +81,10 @@ class ProxySettings(BaseModel):
     @classmethod
     def _loopback_http(cls, url: str) -> str:
         expected = "an http:// URL of a loopback address, such as http://127.0.0.1:8474"
-        parts = urllib.parse.urlsplit(url)
+        try:
+            parts = urllib.parse.urlsplit(url)
+        except ValueError as exc:  # e.g. an unclosed [IPv6 bracket
+            raise ValueError(f"expected {expected}, got {url!r} ({exc})") from None
         if parts.scheme != "http" or not parts.hostname or parts.path not in ("", "/") or parts.query:
             raise ValueError(f"expected {expected}, got {url!r}")
         if parts.username or parts.password:

@@ -37,26 +37,25 @@ from urllib.parse import urlsplit, urlunsplit
 import gevent
 import redis
 from pydantic import ValidationError
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
 from chaos import cluster
+from chaos.connect import ConnectError, open_client
 from chaos.embedded import EmbeddedRedisError
 from chaos.events import ResilienceEvents, install_events
 from chaos.faults import REGISTRY, CommandRefused, FaultParams, FaultTarget, build_fault
 from chaos.netproxy import NetworkDriver, NetworkProxyError, ProxySettings, open_proxy
 from chaos.report import RunFacts, build_report, compute_figures, console_lines, write_json
 from chaos.results import NodeResult, merge_results, result_to_dict, window_to_dict
+from chaos.safety import remote_chaos_refusal
 from chaos.scheduler import ChaosScheduler, FaultConflict, FaultRecord
 from chaos.topology import TOPOLOGIES, Topology, start_topology
 from chaos.tracker import RecoveryTracker, WindowSummary
 from chaos.verdict import EXIT_BAD_INPUT, evaluate
 from chaos.webui import install as install_web_ui
+from config.access import Access, AccessError, admin_url, resolve_access, scheme_error
 from config.loader import DEFAULT_PROFILE, ProfileError, load_profile, parse_profile
 from config.redact import redact_url
 from config.schema import Profile
-from scenarios.client import REDIS_CALL_ERRORS, pool_from_url
-from scenarios.cluster import cluster_admin, is_cluster_url
 from scenarios.run import IntegrityResult, PoolResetResult, RedisClient, RedisRun, attach
 from scenarios.user import apply_profile_weights
 
@@ -82,6 +81,7 @@ class Settings:
     redis_url: str | None = None
     report_path: str | None = None
     no_chaos: bool = False
+    allow_remote_chaos: bool = False
 
     @classmethod
     def from_options(cls, options: Any) -> Settings:
@@ -90,6 +90,7 @@ class Settings:
             redis_url=options.redis_url or None,
             report_path=options.resilience_report or None,
             no_chaos=bool(options.no_chaos),
+            allow_remote_chaos=bool(getattr(options, "allow_remote_chaos", False)),
         )
 
 
@@ -126,6 +127,14 @@ def _add_arguments(parser: Any, **_: Any) -> None:
         default=False,
         env_var="RESILIENCE_NO_CHAOS",
         help="Baseline run: the same traffic and report, no faults",
+    )
+    group.add_argument(
+        "--allow-remote-chaos",
+        action="store_true",
+        default=False,
+        env_var="RESILIENCE_ALLOW_REMOTE_CHAOS",
+        help="Allow faults against a target that is not on loopback (also the profile's chaos.allow_remote); "
+        "without it such a run stops before any user spawns",
     )
 
 
@@ -180,21 +189,31 @@ def remote_worker_error(master_url: str, master_host: str, own_url: str | None) 
     )
 
 
-def connect_admin(url: str, name: str, retries: int = 0) -> RedisClient:
+def connect_admin(url: str, name: str, retries: int = 0, access: Access | None = None) -> RedisClient:
     """The pack's own connection (chaos and checks): named apart from traffic, no hidden retries.
-    On a cluster, a cluster client: it reads and cleans up across every primary."""
+    On a cluster, a cluster client: it reads and cleans up across every primary. ``access``: the
+    admin credentials and TLS (credentials in ``url`` win over them: see config.access.admin_url)."""
     try:
-        if is_cluster_url(url):
-            admin: RedisClient = cluster_admin(url, name, retries)
-        else:
-            pool = pool_from_url(
-                url, client_name=name, socket_timeout=5, socket_connect_timeout=5, retry=Retry(NoBackoff(), retries)
-            )
-            admin = redis.Redis.from_pool(pool)  # closing the client closes its pool
-        admin.ping()
-    except REDIS_CALL_ERRORS as exc:
-        raise SetupError(f"cannot reach Redis at {redact_url(url)}: {redact_url(str(exc))}") from None
-    return admin
+        return open_client(url, name, access or Access(), "admin", retries)
+    except ConnectError as exc:
+        raise SetupError(str(exc)) from None
+
+
+def check_traffic_access(run: RedisRun) -> None:
+    """One connection as the traffic makes them (its credentials, TLS and ``CLIENT SETNAME`` tag),
+    opened and closed before any user spawns: a traffic user the target refuses is bad input."""
+    try:
+        open_client(run.url, f"{run.traffic_tag}setup", run.access, "traffic").close()
+    except ConnectError as exc:
+        raise SetupError(str(exc)) from None
+
+
+def target_access(profile: Profile, url: str, source: str) -> tuple[Access, Access]:
+    """The traffic and admin credentials and TLS for ``url``, secrets read now (see config/access.py)."""
+    try:
+        return resolve_access(profile.target, url, source)
+    except AccessError as exc:
+        raise SetupError(str(exc)) from None
 
 
 class _ActiveTest:
@@ -230,6 +249,7 @@ class ResiliencePack:
         self.console_lines: list[str] = []
         self.printed = False
         self.bad_input: str | None = None
+        self.remote_refusal: str | None = None  # set: chaos against this target needs the opt-in
         self.events: ResilienceEvents = install_events(environment.events)
         runner = environment.runner
         self.master: cluster.MasterLink | None = None
@@ -274,6 +294,16 @@ class ResiliencePack:
         except ProfileError as exc:
             raise SetupError(str(exc)) from None
         url = self.settings.redis_url or self.profile.target.url
+        if self.settings.redis_url:
+            problem = scheme_error(url, "--redis-url (REDIS_URL)")
+            if problem:
+                raise SetupError(problem)
+        # Before anything connects: chaos off this machine only with an explicit opt-in (chaos/safety.py).
+        allowed = self.profile.chaos.allow_remote or self.settings.allow_remote_chaos
+        self.remote_refusal = None if allowed else remote_chaos_refusal(url)
+        if self.remote_refusal is not None and self.chaos_enabled:
+            raise SetupError(self.remote_refusal)
+        traffic_access, admin_access = target_access(self.profile, url, self.settings.profile_path)
         if url in TOPOLOGIES:
             try:
                 self.embedded = start_topology(url, self.profile.target.persistence)
@@ -284,9 +314,12 @@ class ResiliencePack:
         self.admin_url = url
         if self.profile.target.proxy is not None:  # traffic goes through the fault proxy, the admin does not
             url = self._open_proxy(self.profile.target.proxy, url)
-        self.run = RedisRun(self.profile, url, uuid.uuid4().hex[:8], node=self.node)
+        self.run = RedisRun(self.profile, url, uuid.uuid4().hex[:8], node=self.node, access=traffic_access)
         try:
-            self.admin = connect_admin(self.admin_url, self.run.admin_name)
+            self.admin = connect_admin(
+                admin_url(self.admin_url, self.profile.target), self.run.admin_name, access=admin_access
+            )
+            check_traffic_access(self.run)
         except SetupError:
             self.close()
             raise
@@ -623,9 +656,16 @@ class ResiliencePack:
         error = remote_worker_error(data["url"], master_host, self.settings.redis_url)
         if error:
             raise SetupError(error)
-        run = RedisRun(profile, url, data["run_id"], node=self.node)
-        admin_url = self.settings.redis_url or data.get("admin_url") or url  # past the fault proxy, if any
-        admin = connect_admin(admin_url, run.admin_name, retries=3)  # a scope: all kill may hit it
+        traffic_access, admin_access = target_access(profile, url, "the master's profile")
+        run = RedisRun(profile, url, data["run_id"], node=self.node, access=traffic_access)
+        admin_at = admin_url(self.settings.redis_url or data.get("admin_url") or url, profile.target)  # past the proxy
+        admin = connect_admin(admin_at, run.admin_name, retries=3, access=admin_access)  # a scope: all kill may hit it
+        try:
+            check_traffic_access(run)
+        except SetupError:
+            with contextlib.suppress(Exception):
+                admin.close()
+            raise
         self.close_admin()
         self.profile, self.run, self.admin = profile, run, admin
         attach(self.environment, run)
@@ -723,6 +763,8 @@ class ResiliencePack:
         :class:`FaultConflict`: no test is running, or a fault is active.
         """
         spec = self._on_demand_spec(fault or "pool_reset")
+        if self.remote_refusal is not None and spec.name != "pool_reset":  # pool_reset touches only our pools
+            raise ValueError(self.remote_refusal)
         test = self.test
         if test is None:
             raise FaultConflict("no test is running")

@@ -22,6 +22,11 @@ def redact_url(text: str) -> str:
 _SECRET_KEY = re.compile(r"pass|secret|token|auth|api[-_]?key|cookie|credential", re.IGNORECASE)
 
 
+def is_secret_key(key: str) -> bool:
+    """Whether a key names a secret (``password``, ``Authorization``, ``X-Api-Key``...)."""
+    return _SECRET_KEY.search(key) is not None
+
+
 def redact_params(value: object) -> object:
     """A copy of ``value`` (dicts, lists, strings) with secrets masked: values under keys that name a
     secret (``password``, ``Authorization``, ``X-Api-Key``...) and passwords inside URLs."""

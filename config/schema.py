@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import re
+from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, model_validator
 
 from chaos.faults import FaultSpec
 from chaos.netproxy import ProxySettings
@@ -16,7 +19,82 @@ Rate = Annotated[float, Field(ge=0, le=1)]
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
+
+
+def _existing_file(value: str, info: ValidationInfo) -> str:
+    """A file that must exist now: relative to the profile's directory (the loader's ``base_dir``
+    context), else to the working directory; kept as an absolute path (workers get it as is)."""
+    base = (info.context or {}).get("base_dir")
+    path = Path(value)
+    with contextlib.suppress(RuntimeError):  # ~user of no such user: taken as it is
+        path = path.expanduser()
+    if not path.is_absolute() and base is not None:
+        path = Path(base) / path
+    if not path.is_file():
+        raise ValueError(f"no such file: {path}")
+    return str(path.resolve())
+
+
+ExistingFile = Annotated[str, AfterValidator(_existing_file)]
+
+
+class Tls(Strict):
+    """TLS for the target's connections (a ``rediss://`` URL; sentinel:// and cluster:// when set)."""
+
+    ca_file: ExistingFile | None = Field(
+        None, description="CA certificates (PEM) the server's certificate must chain to; null: the system's."
+    )
+    cert_file: ExistingFile | None = Field(
+        None, description="Client certificate (PEM), for servers with tls-auth-clients yes."
+    )
+    key_file: ExistingFile | None = Field(None, description="The client certificate's private key (PEM).")
+    check_hostname: bool = Field(True, description="The certificate must name the host of the URL.")
+    verify: Literal["required", "none"] = Field(
+        "required", description="none: accept any server certificate (no verification, no host name check)."
+    )
+
+    @model_validator(mode="after")
+    def _key_needs_cert(self) -> Tls:
+        if self.key_file is not None and self.cert_file is None:
+            raise ValueError("key_file needs cert_file (the client certificate it belongs to)")
+        return self
+
+
+class Credentials(Strict):
+    """An ACL user and where its password comes from: an environment variable or a file, at most one."""
+
+    username: str | None = Field(None, description="ACL user; null: the default user.")
+    password_env: str | None = Field(
+        None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="Environment variable holding the password."
+    )
+    password_file: ExistingFile | None = Field(
+        None, description="File holding the password (one line; the trailing newline is dropped)."
+    )
+    password: str | None = Field(
+        None, description="The password itself: refused unless target.allow_inline_secrets is true."
+    )
+
+    @model_validator(mode="after")
+    def _one_password_source(self) -> Credentials:
+        given = [k for k in ("password_env", "password_file", "password") if getattr(self, k) is not None]
+        if len(given) > 1:
+            raise ValueError(f"give the password one way, not {' and '.join(given)}")
+        return self
+
+
+def _url_password(url: str) -> str | None:
+    """The password in a URL's ``user:password@`` (read without urllib, which rejects some hosts)."""
+    netloc = re.split(r"[/?#]", url.partition("://")[2], maxsplit=1)[0]
+    userinfo, at, _ = netloc.rpartition("@")
+    _user, colon, password = userinfo.partition(":")
+    return password if at and colon else None
+
+
+INLINE_SECRETS_HINT = (
+    "name an environment variable (password_env) or a file (password_file) instead, "
+    "or set target.allow_inline_secrets: true"
+)
 
 
 class Target(Strict):
@@ -39,6 +117,29 @@ class Target(Strict):
         description="Route the traffic (not the pack's admin connection) through a TCP fault proxy, "
         "for network faults: the built-in one or a Toxiproxy server. Standalone targets only.",
     )
+    tls: Tls | None = Field(
+        None,
+        description="TLS settings: a rediss:// URL uses them (else the system's CAs, full verification); "
+        "on sentinel:// and cluster:// URLs they switch TLS on. Not for redis:// or embedded targets.",
+    )
+    username: str | None = Field(None, description="ACL user of the traffic; null: the default user.")
+    password_env: str | None = Field(
+        None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="Environment variable holding the traffic password."
+    )
+    password_file: ExistingFile | None = Field(
+        None, description="File holding the traffic password (one line; the trailing newline is dropped)."
+    )
+    password: str | None = Field(
+        None, description="The traffic password itself: refused unless allow_inline_secrets is true."
+    )
+    admin: Credentials | None = Field(
+        None,
+        description="The ACL user of the pack's own connection (faults, checks, clean-up); null: the traffic's "
+        "credentials. Lets the traffic user go without CLIENT, CONFIG and other dangerous commands.",
+    )
+    allow_inline_secrets: bool = Field(
+        False, description="Accept passwords written in the profile (password, admin.password, a URL's password)."
+    )
 
     @model_validator(mode="after")
     def _persistence_needs_embedded(self) -> Target:
@@ -46,6 +147,24 @@ class Target(Strict):
             raise ValueError("persistence applies to embedded targets only (the pack cannot configure your server)")
         if self.proxy is not None and self.url != "embedded" and not self.url.startswith(("redis://", "rediss://")):
             raise ValueError("proxy needs a standalone target (embedded, redis:// or rediss://)")
+        return self
+
+    @model_validator(mode="after")
+    def _secrets_not_inline(self) -> Target:
+        given = [k for k in ("password_env", "password_file", "password") if getattr(self, k) is not None]
+        if len(given) > 1:
+            raise ValueError(f"give the traffic password one way, not {' and '.join(given)}")
+        if self.allow_inline_secrets:
+            return self
+        if self.password is not None:
+            raise ValueError(f"an inline password (target.password) is refused: {INLINE_SECRETS_HINT}")
+        if self.admin is not None and self.admin.password is not None:
+            raise ValueError(f"an inline password (target.admin.password) is refused: {INLINE_SECRETS_HINT}")
+        if _url_password(self.url) is not None:
+            raise ValueError(
+                "a password inside target.url is refused (--redis-url and REDIS_URL may carry one): drop it and "
+                f"{INLINE_SECRETS_HINT}"
+            )
         return self
 
 
@@ -209,6 +328,11 @@ class Chaos(Strict):
     fault_timeout_s: Positive = Field(
         60,
         description="A fault's inject (or revert) that has not returned after this fails: recorded, schedule goes on.",
+    )
+    allow_remote: bool = Field(
+        False,
+        description="Allow chaos against a target that is not on loopback (127.0.0.0/8, ::1, localhost); "
+        "also --allow-remote-chaos. Without it such a run stops before any user spawns (a --no-chaos run may go).",
     )
     faults: list[FaultSpec] = Field(default_factory=list)
 

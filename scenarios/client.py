@@ -35,6 +35,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 from redis.sentinel import Sentinel, SentinelConnectionPool
 
+from config.access import Access
 from config.schema import Backoff, ClientOptions
 
 # What a Redis call can raise. A pool disconnected under a command in flight makes redis-py
@@ -134,8 +135,11 @@ def make_backoff(spec: Backoff) -> AbstractBackoff:
     raise AssertionError(spec.kind)
 
 
-def make_pool(url: str, options: ClientOptions, client_name: str, probe: ConnectionProbe) -> redis.ConnectionPool:
-    """A connection pool built from the profile, retry settings always explicit.
+def make_pool(
+    url: str, options: ClientOptions, client_name: str, probe: ConnectionProbe, access: Access | None = None
+) -> redis.ConnectionPool:
+    """A connection pool built from the profile, retry settings always explicit; ``access``: its
+    credentials and TLS.
 
     redis-py 8 retries by default when a client is built from host/port but not when it is
     built on an explicit pool, so the retry policy is passed here, never left to a default.
@@ -155,7 +159,7 @@ def make_pool(url: str, options: ClientOptions, client_name: str, probe: Connect
     }
     if options.max_connections is not None:
         kwargs["max_connections"] = options.max_connections
-    return pool_from_url(url, **kwargs)
+    return pool_from_url(url, access, **kwargs)
 
 
 def parse_sentinel_url(url: str) -> tuple[list[tuple[str, int]], str, dict[str, Any]]:
@@ -179,14 +183,19 @@ def parse_sentinel_url(url: str) -> tuple[list[tuple[str, int]], str, dict[str, 
     return sentinels, parsed.path.strip("/"), kwargs
 
 
-def pool_from_url(url: str, **kwargs: Any) -> redis.ConnectionPool:
-    """A pool for a redis:// or rediss:// URL, or one that follows the primary a sentinel:// URL names."""
+def pool_from_url(url: str, access: Access | None = None, **kwargs: Any) -> redis.ConnectionPool:
+    """A pool for a redis:// or rediss:// URL, or one that follows the primary a sentinel:// URL names.
+
+    ``access`` gives credentials and TLS (a sentinel:// URL's sentinels get its TLS, not its
+    credentials); credentials in the URL itself win, as in redis-py.
+    """
+    access = access or Access()
     if not url.startswith("sentinel://"):
-        return redis.ConnectionPool.from_url(url, **kwargs)
+        return redis.ConnectionPool.from_url(url, **{**access.kwargs(url), **kwargs})
     sentinels, service, server_kwargs = parse_sentinel_url(url)
     timeouts = {k: kwargs[k] for k in ("socket_timeout", "socket_connect_timeout") if kwargs.get(k) is not None}
-    manager = Sentinel(sentinels, sentinel_kwargs=timeouts)
-    return SentinelConnectionPool(service, manager, **server_kwargs, **kwargs)
+    manager = Sentinel(sentinels, sentinel_kwargs={**timeouts, **access.tls_only().kwargs(url)})
+    return SentinelConnectionPool(service, manager, **{**access.kwargs(url), **kwargs, **server_kwargs})
 
 
 class Measured:

@@ -39,6 +39,7 @@ from redis.exceptions import RedisClusterException
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
+from config.access import Access
 from config.schema import ClientOptions
 from scenarios.client import (
     BLOCKING_COMMANDS,
@@ -110,8 +111,11 @@ class ClusterRetry(Retry):
         return SpentRetries(super().get_retries(), self.probe)
 
 
-def cluster_kwargs(url: str, options: ClientOptions, client_name: str, probe: ConnectionProbe) -> dict[str, Any]:
-    """``RedisCluster`` settings from the profile's client options (see the module's docstring)."""
+def cluster_kwargs(
+    url: str, options: ClientOptions, client_name: str, probe: ConnectionProbe, access: Access | None = None
+) -> dict[str, Any]:
+    """``RedisCluster`` settings from the profile's client options (see the module's docstring);
+    ``access``: credentials and TLS (the URL's own credentials win)."""
     if options.retries < 0:
         raise ValueError("client.retries: -1 (retry forever) does not work with redis-py's cluster client")
     nodes, credentials = parse_cluster_url(url)
@@ -127,6 +131,7 @@ def cluster_kwargs(url: str, options: ClientOptions, client_name: str, probe: Co
         "socket_keepalive": options.socket_keepalive,
         "client_name": client_name,
         "redis_connect_func": probe.count,  # after RedisCluster's own handshake
+        **(access or Access()).kwargs(url),
         **credentials,
     }
     if options.max_connections is not None:
@@ -134,7 +139,9 @@ def cluster_kwargs(url: str, options: ClientOptions, client_name: str, probe: Co
     return kwargs
 
 
-def cluster_admin(url: str, client_name: str, retries: int = 0, timeout_s: float = 5.0) -> RedisCluster:
+def cluster_admin(
+    url: str, client_name: str, retries: int = 0, timeout_s: float = 5.0, access: Access | None = None
+) -> RedisCluster:
     """The pack's own cluster client (chaos and checks): named apart from traffic, no backoff."""
     nodes, credentials = parse_cluster_url(url)
     return RedisCluster(
@@ -143,7 +150,7 @@ def cluster_admin(url: str, client_name: str, retries: int = 0, timeout_s: float
         socket_timeout=timeout_s,
         socket_connect_timeout=timeout_s,
         retry=Retry(NoBackoff(), retries),
-        **credentials,
+        **{**(access or Access()).kwargs(url), **credentials},
     )
 
 
@@ -185,10 +192,11 @@ class InstrumentedCluster(Measured, RedisCluster):
         request_event: EventHook,
         label: str,
         user_key: str | int,
+        access: Access | None = None,
     ) -> None:
         self.instrument(request_event, label, user_key, probe)
         self._measuring = False  # building the client asks the cluster (COMMAND): set-up, not traffic
-        super().__init__(**cluster_kwargs(url, options, client_name, probe))
+        super().__init__(**cluster_kwargs(url, options, client_name, probe, access))
         self._measuring = True
         self.pools = ClusterPools(self)
 
@@ -263,21 +271,22 @@ def traffic_client(
     request_event: EventHook,
     label: str,
     user_key: str | int,
+    access: Access | None = None,
 ) -> tuple[TrafficClient, Pools]:
     """A user's instrumented client (a cluster client for a ``cluster://`` URL) and its pool(s)."""
     if is_cluster_url(url):
-        cluster = InstrumentedCluster(url, options, client_name, probe, request_event, label, user_key)
+        cluster = InstrumentedCluster(url, options, client_name, probe, request_event, label, user_key, access)
         return cluster, cluster.pools
-    pool = make_pool(url, options, client_name, probe)
+    pool = make_pool(url, options, client_name, probe, access)
     return InstrumentedRedis(pool, request_event, label, user_key, probe), pool
 
 
 def plain_client(
-    url: str, options: ClientOptions, client_name: str, probe: ConnectionProbe
+    url: str, options: ClientOptions, client_name: str, probe: ConnectionProbe, access: Access | None = None
 ) -> tuple[redis.Redis | RedisCluster, Pools]:
     """An uninstrumented client built the same way (a subscriber's own connection) and its pool(s)."""
     if is_cluster_url(url):
-        cluster = RedisCluster(**cluster_kwargs(url, options, client_name, probe))
+        cluster = RedisCluster(**cluster_kwargs(url, options, client_name, probe, access))
         return cluster, ClusterPools(cluster)
-    pool = make_pool(url, options, client_name, probe)
+    pool = make_pool(url, options, client_name, probe, access)
     return redis.Redis(connection_pool=pool), pool

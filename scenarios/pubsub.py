@@ -65,7 +65,7 @@ class PubSubUser(RedisUser):
         run = self.redis_run
         self.sub_probe = ConnectionProbe()
         sub_client, self.sub_pool = plain_client(
-            run.url, run.profile.client, f"{run.traffic_tag}{self.user_key}s", self.sub_probe
+            run.url, run.profile.client, f"{run.traffic_tag}{self.user_key}s", self.sub_probe, run.access
         )
         run.pools.add(self.sub_pool)
         self.pubsub = sub_client.pubsub()

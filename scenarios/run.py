@@ -13,6 +13,7 @@ from typing import Any, Protocol, TypeAlias, TypeVar
 import redis
 from redis.cluster import RedisCluster
 
+from config.access import Access
 from config.schema import Profile
 
 _ATTRIBUTE = "redis_resilience_run"
@@ -81,6 +82,7 @@ class RedisRun:
     url: str
     run_id: str
     node: str = "0"  # tells apart the workers of one run: in connection names and keys
+    access: Access = field(default_factory=Access)  # the traffic's credentials and TLS
     pools: weakref.WeakSet[Pools] = field(default_factory=weakref.WeakSet)
     checks: dict[str, IntegrityCheck] = field(default_factory=dict)
     _user_keys: itertools.count[int] = field(default_factory=itertools.count)

@@ -32,7 +32,7 @@ class RedisUser(User):
         name = f"{self.redis_run.traffic_tag}{self.user_key}"
         run = self.redis_run
         self.client, self.pool = traffic_client(
-            run.url, run.profile.client, name, probe, environment.events.request, self.label, self.user_key
+            run.url, run.profile.client, name, probe, environment.events.request, self.label, self.user_key, run.access
         )
         run.pools.add(self.pool)
         think = self.redis_run.profile.workload.think_time

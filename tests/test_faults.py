@@ -92,7 +92,7 @@ def test_client_kill_all_spares_only_the_admin(
     bystander.ping()
     admin_id = ids_by_name(fault_admin)[run.admin_name]
     fault = build_fault(
-        ClientKillParams(name="client_kill", scope="all"),
+        ClientKillParams(name="client_kill", scope="all", allow_scope_all=True),
         FaultTarget(fault_admin, run.traffic_tag, lambda _id: run.reset_pools()),
     )
     assert fault.inject() == {"connections_found": 3, "connections_killed": 3}

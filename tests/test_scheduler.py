@@ -84,7 +84,11 @@ def test_seed_makes_the_fault_sequence_reproducible(redis_server: EmbeddedRedis)
 
 def test_cycle_order_runs_the_list_in_order(redis_server: EmbeddedRedis) -> None:
     admin = redis.Redis.from_url(redis_server.url)
-    faults = [{"name": "pool_reset"}, {"name": "client_kill"}, {"name": "client_kill", "scope": "all"}]
+    faults = [
+        {"name": "pool_reset"},
+        {"name": "client_kill"},
+        {"name": "client_kill", "scope": "all", "allow_scope_all": True},
+    ]
     s = ChaosScheduler(
         chaos(start_after_s=0, every_s=0.01, count=7, order="cycle", faults=faults),
         FaultTarget(admin, "rr-x-", no_pools),

@@ -21,7 +21,7 @@ if TYPE_CHECKING:  # the profile schema imports this module: keep it free of run
 class FaultParams(BaseModel):
     """Fields common to every fault entry of a profile, decoded before the fault's own."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
     name: str = Field(description="Which fault (a key of the fault registry).")
     weight: float = Field(1.0, ge=0, description="Relative chance of this fault at each tick of the schedule.")

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from chaos.faults.base import FaultBase, FaultParams, probe
 
@@ -27,6 +27,20 @@ class ClientKillParams(FaultParams):
     )
     user: str | None = Field(None, description="Only connections authenticated as this ACL user.")
     addr: str | None = Field(None, description="Only the connection from this ip:port.")
+    allow_scope_all: bool = Field(
+        False,
+        description="Confirms scope: all, which also closes connections that are not this run's "
+        "(other applications' clients): without it, scope: all is refused.",
+    )
+
+    @model_validator(mode="after")
+    def _scope_all_confirmed(self) -> ClientKillParams:
+        if self.scope == "all" and not self.allow_scope_all:
+            raise ValueError(
+                "scope: all closes every client of the server, not only this run's (other applications' "
+                "connections too): set allow_scope_all: true on this fault to confirm, or use scope: own"
+            )
+        return self
 
 
 class ClientKill(FaultBase):

@@ -18,7 +18,10 @@ JsonValue = dict[str, Any] | list[Any] | str | int | float | bool | None
 
 
 def is_loopback(url: str) -> bool:
-    host = urlsplit(url).hostname or ""
+    try:
+        host = urlsplit(url).hostname or ""
+    except ValueError:  # e.g. an unclosed [IPv6 bracket: no host to call
+        return False
     if host == "localhost":
         return True
     try:
@@ -39,6 +42,10 @@ class HttpParams(FaultParams):
 
     @model_validator(mode="after")
     def _loopback_unless_allowed(self) -> HttpParams:
+        try:
+            urlsplit(self.url).port  # noqa: B018  (raises on a bad port or host)
+        except ValueError as exc:
+            raise ValueError(f"url: expected an http:// or https:// URL with a valid host and port ({exc})") from None
         if not self.allow_remote and not is_loopback(self.url):
             raise ValueError("url is not on loopback: set allow_remote: true to call a remote service")
         return self
