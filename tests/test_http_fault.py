@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -58,12 +59,27 @@ def target(url: str) -> FaultTarget:
     return FaultTarget(redis.Redis.from_url(url), "rr-t-", lambda i: PoolResetResult(0, 0, 0))
 
 
+def test_a_secret_header_comes_from_the_environment_never_inline(service: ResetService, monkeypatch: Any) -> None:
+    with pytest.raises(ProfileError, match=r"headers: Authorization holds a secret written in the profile.*header_env"):
+        parse_profile({"chaos": {"faults": [{"name": "http", "url": service.url,
+                                             "headers": {"Authorization": "Bearer x"}}]}}, "p.yaml")  # fmt: skip
+    params = HttpParams(name="http", url=service.url, header_env={"Authorization": "RR_TEST_TOKEN"})
+    fault = build_fault(params, target(service.redis_url))
+    with pytest.raises(HttpCallFailed, match="environment variable RR_TEST_TOKEN is not set"):
+        fault.inject()
+    monkeypatch.setenv("RR_TEST_TOKEN", "Bearer from-env")
+    assert fault.inject()["status"] == 200
+    assert service.calls[-1]["auth"] == "Bearer from-env"
+
+
 def test_http_fault_calls_the_endpoint_and_records_status_and_latency(service: ResetService) -> None:
     service.client.ping()
     (connection,) = service.client.connection_pool._available_connections
     assert connection._sock is not None
     service.delay_s = 0.1
-    params = HttpParams(name="http", url=service.url, headers={"Authorization": "Bearer s3cret"})
+    params = HttpParams(
+        name="http", url=service.url, headers={"Authorization": "Bearer s3cret"}, allow_inline_secrets=True
+    )
     details = build_fault(params, target(service.url.replace("http", "redis", 1))).inject()
     assert details["status"] == 200 and 100 <= details["latency_ms"] < 2000
     assert service.calls == [{"method": "POST", "path": "/chaos/redis-reset", "auth": "Bearer s3cret",
@@ -90,10 +106,11 @@ def test_a_remote_url_needs_allow_remote() -> None:
 
 def test_http_fault_in_a_headless_run_records_the_call(service: ResetService, tmp_path: Path) -> None:
     profile = write_profile(tmp_path / "p.yaml", {"chaos": {"start_after_s": 2, "every_s": 3, "count": 2, "faults": [
-        {"name": "http", "url": service.url, "headers": {"X-Api-Key": "k3y-s3cret"}}]}})  # fmt: skip
+        {"name": "http", "url": service.url, "header_env": {"Authorization": "RR_TEST_TOKEN"}}]}})  # fmt: skip
     report_path = tmp_path / "report.json"
     proc = locust(["-u", "5", "-r", "5", "-t", "9s", "--resilience-profile", str(profile),
-                   "--redis-url", service.redis_url, "--resilience-report", str(report_path)])  # fmt: skip
+                   "--redis-url", service.redis_url, "--resilience-report", str(report_path)],
+                  env={**os.environ, "RR_TEST_TOKEN": "Bearer k3y-s3cret"})  # fmt: skip
     out = finish(proc, timeout=60)  # cooperative under gevent: the service answers meanwhile
     assert proc.returncode == 0, out[-3000:]
     report = json.loads(report_path.read_text())
@@ -101,5 +118,6 @@ def test_http_fault_in_a_headless_run_records_the_call(service: ResetService, tm
     assert [f["name"] for f in faults] == ["http", "http"] and len(service.calls) == 2
     for f in faults:
         assert f["ok"] and f["details"]["status"] == 200 and f["details"]["latency_ms"] > 0
-        assert f["params"]["headers"] == {"X-Api-Key": "***"} and f["recovery_s"] is not None
+        assert f["params"]["header_env"] == {"Authorization": "***"} and f["recovery_s"] is not None
+    assert [c["auth"] for c in service.calls] == ["Bearer k3y-s3cret"] * 2
     assert "k3y-s3cret" not in out and "k3y-s3cret" not in report_path.read_text()

@@ -6,6 +6,7 @@ the fault fail (recorded, never fatal)."""
 from __future__ import annotations
 
 import ipaddress
+import os
 import time
 from typing import Any, ClassVar, Literal
 from urllib.parse import urlsplit
@@ -13,6 +14,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, model_validator
 
 from chaos.faults.base import FaultBase, FaultParams
+from config.redact import is_secret_key
 
 JsonValue = dict[str, Any] | list[Any] | str | int | float | bool | None
 
@@ -34,7 +36,14 @@ class HttpParams(FaultParams):
     name: Literal["http"]
     url: str = Field(pattern=r"^https?://.+", description="The endpoint, e.g. http://127.0.0.1:8080/chaos/redis-reset.")
     method: Literal["GET", "POST", "PUT", "PATCH", "DELETE"] = "POST"
-    headers: dict[str, str] = Field(default_factory=dict, description="Request headers (secrets are redacted).")
+    headers: dict[str, str] = Field(
+        default_factory=dict,
+        description="Request headers. A secret-named one (Authorization, X-Api-Key, ...) belongs in header_env.",
+    )
+    header_env: dict[str, str] = Field(
+        default_factory=dict, description="Headers whose value is read from an environment variable: {header: VAR}."
+    )
+    allow_inline_secrets: bool = Field(False, description="Allow a secret-named header written in the profile.")
     body: JsonValue = Field(default_factory=lambda: {"force": True}, description="Sent as JSON; null: no body.")
     timeout_s: float = Field(5.0, gt=0, description="The call fails after this long.")
     expect_status: list[int] = Field(default_factory=lambda: [200, 202, 204], description="Statuses that mean done.")
@@ -48,7 +57,23 @@ class HttpParams(FaultParams):
             raise ValueError(f"url: expected an http:// or https:// URL with a valid host and port ({exc})") from None
         if not self.allow_remote and not is_loopback(self.url):
             raise ValueError("url is not on loopback: set allow_remote: true to call a remote service")
+        inline = sorted(h for h, v in self.headers.items() if v and is_secret_key(h))
+        if inline and not self.allow_inline_secrets:
+            raise ValueError(
+                f"headers: {', '.join(inline)} holds a secret written in the profile: read it from the environment "
+                "with header_env: {header: VARIABLE} (or set allow_inline_secrets: true)"
+            )
         return self
+
+    def resolved_headers(self) -> dict[str, str]:
+        """The headers to send: ``header_env``'s read now (a missing variable is an error naming it)."""
+        headers = dict(self.headers)
+        for header, variable in self.header_env.items():
+            value = os.environ.get(variable)
+            if value is None:
+                raise HttpCallFailed(f"header {header}: environment variable {variable} is not set")
+            headers[header] = value
+        return headers
 
 
 class HttpCallFailed(Exception):
@@ -65,7 +90,11 @@ class Http(FaultBase):
         p = self.params
         started = time.perf_counter()
         response = requests.request(
-            p.method, p.url, headers=p.headers, json=p.body if p.body is not None else None, timeout=p.timeout_s
+            p.method,
+            p.url,
+            headers=p.resolved_headers(),
+            json=p.body if p.body is not None else None,
+            timeout=p.timeout_s,
         )
         latency_ms = round((time.perf_counter() - started) * 1000, 3)
         if response.status_code not in p.expect_status:
