@@ -146,12 +146,15 @@ class EmbeddedRedis:
     def running(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
-    def _wait_ready(self, timeout_s: float) -> bool:
-        deadline = time.monotonic() + timeout_s
-        probe = redis.Redis(
+    def probe_client(self) -> redis.Redis:
+        """What start-up pings the server with (a TLS server's subclass brings its certificates)."""
+        return redis.Redis(
             host=self.host, port=self.port, socket_timeout=1, socket_connect_timeout=1, retry=Retry(NoBackoff(), 0)
         )
-        try:
+
+    def _wait_ready(self, timeout_s: float) -> bool:
+        deadline = time.monotonic() + timeout_s
+        with self.probe_client() as probe:
             while time.monotonic() < deadline:
                 if self.process is None or self.process.poll() is not None:
                     return False
@@ -160,8 +163,6 @@ class EmbeddedRedis:
                         return True
                 time.sleep(0.02)
             return False
-        finally:
-            probe.close()
 
     def _log_tail(self) -> str:
         if self.dir is None:

@@ -21,7 +21,6 @@ Drivers: :class:`BuiltinProxy`, a gevent proxy inside the Locust process (nothin
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import json
 import logging
 import random
@@ -40,6 +39,8 @@ import gevent.select
 import gevent.socket
 from gevent.server import StreamServer
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from chaos.safety import is_loopback_host
 
 logger = logging.getLogger(__name__)
 
@@ -93,18 +94,9 @@ class ProxySettings(BaseModel):
             parts.port  # noqa: B018  (raises on a bad port)
         except ValueError:
             raise ValueError(f"expected {expected}, got a bad port in {url!r}") from None
-        if not _is_loopback(parts.hostname):
+        if not is_loopback_host(parts.hostname):
             raise ValueError(f"expected {expected}: {parts.hostname} is not a loopback address")
         return url.rstrip("/")
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class NetworkDriver(Protocol):

@@ -24,7 +24,6 @@ from locust.runners import STATE_STOPPED, MasterRunner, WorkerRunner
 
 import atexit
 import contextlib
-import ipaddress
 import logging
 import signal
 import sys
@@ -46,7 +45,7 @@ from chaos.faults import REGISTRY, CommandRefused, FaultParams, FaultTarget, bui
 from chaos.netproxy import NetworkDriver, NetworkProxyError, ProxySettings, open_proxy
 from chaos.report import RunFacts, build_report, compute_figures, console_lines, write_json
 from chaos.results import NodeResult, merge_results, result_to_dict, window_to_dict
-from chaos.safety import remote_chaos_refusal
+from chaos.safety import is_loopback_host, remote_chaos_refusal
 from chaos.scheduler import ChaosScheduler, FaultConflict, FaultRecord
 from chaos.topology import TOPOLOGIES, Topology, start_topology
 from chaos.tracker import RecoveryTracker, WindowSummary
@@ -165,22 +164,13 @@ def _note_sigterm() -> None:
     _signal_received = "SIGTERM"
 
 
-def _is_loopback(host: str | None) -> bool:
-    if not host or host == "localhost":
-        return host == "localhost"
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
 def remote_worker_error(master_url: str, master_host: str, own_url: str | None) -> str | None:
     """Why a worker cannot use the master's target, or None.
 
     A target on the master's loopback (the embedded server, or a local one) is another machine's
     loopback for a worker on another host: such a worker must name the target itself.
     """
-    if own_url or not _is_loopback(urlsplit(master_url).hostname) or _is_loopback(master_host):
+    if own_url or not is_loopback_host(urlsplit(master_url).hostname or "") or is_loopback_host(master_host):
         return None
     return (
         f"the master's target {redact_url(master_url)} is on the master's loopback, which this worker "

@@ -6,7 +6,7 @@ import contextlib
 import json
 import re
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, model_validator
 
@@ -75,11 +75,13 @@ class Credentials(Strict):
         None, description="The password itself: refused unless target.allow_inline_secrets is true."
     )
 
+    _whose: ClassVar[str] = ""  # "traffic " on the target, whose credentials are the traffic's
+
     @model_validator(mode="after")
     def _one_password_source(self) -> Credentials:
         given = [k for k in ("password_env", "password_file", "password") if getattr(self, k) is not None]
         if len(given) > 1:
-            raise ValueError(f"give the password one way, not {' and '.join(given)}")
+            raise ValueError(f"give the {self._whose}password one way, not {' and '.join(given)}")
         return self
 
 
@@ -97,7 +99,10 @@ INLINE_SECRETS_HINT = (
 )
 
 
-class Target(Strict):
+class Target(Credentials):
+    """Where the traffic goes and as whom (the credentials are the traffic's; ``admin`` the pack's own)."""
+
+    _whose: ClassVar[str] = "traffic "
     url: str = Field(
         "embedded",
         pattern=r"^(embedded|embedded-sentinel|embedded-cluster|rediss?://.+|sentinel://[^/]+/.+|cluster://[^/]+/?)$",
@@ -122,16 +127,6 @@ class Target(Strict):
         description="TLS settings: a rediss:// URL uses them (else the system's CAs, full verification); "
         "on sentinel:// and cluster:// URLs they switch TLS on. Not for redis:// or embedded targets.",
     )
-    username: str | None = Field(None, description="ACL user of the traffic; null: the default user.")
-    password_env: str | None = Field(
-        None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="Environment variable holding the traffic password."
-    )
-    password_file: ExistingFile | None = Field(
-        None, description="File holding the traffic password (one line; the trailing newline is dropped)."
-    )
-    password: str | None = Field(
-        None, description="The traffic password itself: refused unless allow_inline_secrets is true."
-    )
     admin: Credentials | None = Field(
         None,
         description="The ACL user of the pack's own connection (faults, checks, clean-up); null: the traffic's "
@@ -151,9 +146,6 @@ class Target(Strict):
 
     @model_validator(mode="after")
     def _secrets_not_inline(self) -> Target:
-        given = [k for k in ("password_env", "password_file", "password") if getattr(self, k) is not None]
-        if len(given) > 1:
-            raise ValueError(f"give the traffic password one way, not {' and '.join(given)}")
         if self.allow_inline_secrets:
             return self
         if self.password is not None:

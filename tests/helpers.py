@@ -4,10 +4,17 @@ from __future__ import annotations
 
 import os
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+import redis
 import yaml
+
+from scenarios.client import RedisRequestFailed
+from scenarios.run import PoolResetResult
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCUST = str(Path(sys.executable).with_name("locust"))
@@ -40,3 +47,21 @@ def write_profile(path: Path, overrides: dict[str, Any]) -> Path:
 
     path.write_text(yaml.safe_dump(merge(base, overrides)))
     return path
+
+
+def no_pools(fault_id: int) -> PoolResetResult:
+    """A FaultTarget's reset_pools where the test has no users: nothing to reset."""
+    return PoolResetResult(pools=0, connections=0, in_use=0)
+
+
+def eventually(what: str, check: Callable[[], bool], timeout_s: float) -> None:
+    """A bounded wait on a condition of the servers (errors count as not yet)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if check():
+                return
+        except (redis.RedisError, OSError, RedisRequestFailed):
+            pass
+        time.sleep(0.05)
+    pytest.fail(f"not within {timeout_s}s: {what}")

@@ -3,11 +3,9 @@ speaking TLS only, and a server with a password and ACL users."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -97,17 +95,8 @@ class TlsRedis(EmbeddedRedis):
             **kwargs,  # type: ignore[arg-type]
         )  # fmt: skip
 
-    def _wait_ready(self, timeout_s: float) -> bool:
-        deadline = time.monotonic() + timeout_s
-        with self.client() as probe:
-            while time.monotonic() < deadline:
-                if self.process is None or self.process.poll() is not None:
-                    return False
-                with contextlib.suppress(redis.RedisError):
-                    if probe.ping():
-                        return True
-                time.sleep(0.02)
-        return False
+    def probe_client(self) -> redis.Redis:
+        return self.client()
 
 
 def secured(server: EmbeddedRedis, default_password: str, users: dict[str, list[str]]) -> redis.Redis:

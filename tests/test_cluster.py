@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -27,9 +27,9 @@ from config.loader import ProfileError, parse_profile
 from config.schema import ClientOptions
 from scenarios.client import ConnectionProbe, RedisRequestFailed
 from scenarios.cluster import InstrumentedCluster, cluster_admin, parse_cluster_url, traffic_client
-from scenarios.run import PoolResetResult, RedisRun
+from scenarios.run import RedisRun
 
-from .helpers import pid_alive, write_profile
+from .helpers import eventually, no_pools, pid_alive, write_profile
 from .test_client import Recorder
 from .test_e2e import finish, locust
 
@@ -49,19 +49,6 @@ def cluster() -> Iterator[ClusterTopology]:
         assert len(pids) == 6 and not any(pid_alive(pid) for pid in pids)
 
 
-def eventually(what: str, check: Callable[[], bool], timeout_s: float) -> None:
-    """A bounded wait on a condition of the servers (errors count as not yet)."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            if check():
-                return
-        except (redis.RedisError, OSError, RedisRequestFailed):
-            pass
-        time.sleep(0.05)
-    pytest.fail(f"not within {timeout_s}s: {what}")
-
-
 def key_in_slot(slot: int, prefix: str = "probe") -> str:
     """A key the cluster keeps in ``slot``."""
     for i in range(200_000):
@@ -74,10 +61,6 @@ def key_in_slot(slot: int, prefix: str = "probe") -> str:
 def shard_keys(topology: ClusterTopology, prefix: str = "probe") -> list[str]:
     """One key in the first slot of every primary."""
     return [key_in_slot(v.slots[0][0], prefix) for v in topology.cluster_nodes() if v.primary and v.slots]
-
-
-def no_pools(fault_id: int) -> PoolResetResult:
-    return PoolResetResult(0, 0, 0)
 
 
 def admin_target(topology: ClusterTopology, run: RedisRun | None = None) -> FaultTarget:

@@ -18,9 +18,8 @@ from chaos.faults import FaultTarget, build_fault
 from chaos.faults.http import HttpCallFailed, HttpParams
 from config.loader import ProfileError, parse_profile
 from config.redact import redact_params
-from scenarios.run import PoolResetResult
 
-from .helpers import write_profile
+from .helpers import no_pools, write_profile
 from .test_e2e import finish, locust
 
 
@@ -56,7 +55,7 @@ def service(redis_server: EmbeddedRedis) -> Iterator[ResetService]:
 
 
 def target(url: str) -> FaultTarget:
-    return FaultTarget(redis.Redis.from_url(url), "rr-t-", lambda i: PoolResetResult(0, 0, 0))
+    return FaultTarget(redis.Redis.from_url(url), "rr-t-", no_pools)
 
 
 def test_a_secret_header_comes_from_the_environment_never_inline(service: ResetService, monkeypatch: Any) -> None:

@@ -28,15 +28,10 @@ from chaos.embedded import EmbeddedRedis, free_port
 from chaos.faults.base import CommandRefused, FaultTarget
 from chaos.faults.network import Network, NetworkParams
 from chaos.netproxy import BuiltinProxy, NetworkDriver, NetworkProxyError, ProxySettings, open_proxy
-from scenarios.run import PoolResetResult
 
-from .helpers import pid_alive
+from .helpers import no_pools, pid_alive
 
 BIG = 262144  # a 256 KB value
-
-
-def no_pools(fault_id: int) -> PoolResetResult:
-    return PoolResetResult(0, 0, 0)
 
 
 @pytest.fixture

@@ -18,9 +18,8 @@ from chaos.events import ResilienceEvents
 from chaos.faults import FaultTarget
 from chaos.scheduler import ChaosScheduler
 from config.loader import parse_profile
-from scenarios.run import PoolResetResult
 
-from .helpers import pid_alive, write_profile
+from .helpers import no_pools, pid_alive, write_profile
 from .test_e2e import finish, locust
 
 
@@ -47,7 +46,7 @@ def test_a_fault_that_hangs_is_recorded_reverted_and_the_schedule_goes_on(redis_
     failed: list[dict[str, Any]] = []
     events.fault_failed.add_listener(lambda **kw: failed.append(kw))
     pauser.client_pause(1000, all=True)  # CLIENT LIST (the fault's first command) waits for it
-    scheduler = ChaosScheduler(chaos, FaultTarget(admin, "rr-t-", lambda i: PoolResetResult(0, 0, 0)), events,
+    scheduler = ChaosScheduler(chaos, FaultTarget(admin, "rr-t-", no_pools), events,
                                started_at=time.monotonic())  # fmt: skip
     scheduler.start()
     assert scheduler.greenlet is not None

@@ -12,9 +12,7 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
 import socket
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,31 +28,10 @@ from chaos.embedded import EmbeddedRedis
 from chaos.safety import is_loopback_host, remote_chaos_refusal, target_hosts
 from config.loader import ProfileError, load_profile, parse_profile
 
-from .helpers import LOCUST, ROOT, write_profile
+from .helpers import ROOT, write_profile
+from .test_e2e import finish, locust
 
 LOG_LINE = re.compile(r"^\[\d{4}-\d\d-\d\d ")  # Locust's own log lines
-
-
-def start_locust(args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [LOCUST, "-f", str(ROOT / "locustfile.py"), "--headless", *args],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-        env={**os.environ, **(env or {})},
-    )
-
-
-def finish(proc: subprocess.Popen[str], timeout: float) -> str:
-    try:
-        out, _ = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        out, _ = proc.communicate()
-        pytest.fail(f"locust did not finish in {timeout}s:\n{out[-3000:]}")
-    return out
 
 
 def loopback_alias() -> str | None:
@@ -153,7 +130,7 @@ def test_chaos_against_a_remote_target_stops_before_any_connection(tmp_path: Pat
         profile = write_profile(tmp_path / "alias.yaml", {"target": {"url": f"redis://{alias}:{server.port}/0"}})
         cases["alias-profile"] = (["--resilience-profile", str(profile)], f"{alias} is not a loopback")
     started = time.monotonic()
-    procs = {name: start_locust(["-u", "2", "-t", "5s", *args]) for name, (args, _) in cases.items()}
+    procs = {name: locust(["-u", "2", "-t", "5s", *args]) for name, (args, _) in cases.items()}
     for name, proc in procs.items():
         out = finish(proc, timeout=60)
         assert proc.returncode == 2, (name, out)
@@ -189,8 +166,9 @@ def test_each_opt_in_goes_on_to_the_target(tmp_path: Path, server: EmbeddedRedis
     procs = {}
     for name, (args, env, _) in cases.items():
         report = tmp_path / f"{name}.json"
-        procs[name] = (report, start_locust(
-            ["-u", "2", "-r", "2", "-t", "4s", "--redis-url", url, "--resilience-report", str(report), *args], env
+        procs[name] = (report, locust(
+            ["-u", "2", "-r", "2", "-t", "4s", "--redis-url", url, "--resilience-report", str(report), *args],
+            env={**os.environ, **env},
         ))  # fmt: skip
     for name, (report_path, proc) in procs.items():
         out = finish(proc, timeout=60)
@@ -281,7 +259,7 @@ def test_a_full_run_touches_nothing_outside_its_prefix(tmp_path: Path, server: E
     })  # fmt: skip
     report_path = tmp_path / "report.json"
     started = time.monotonic()
-    proc = start_locust(["-u", "24", "-r", "24", "-t", "16s", "--resilience-profile", str(profile),
+    proc = locust(["-u", "24", "-r", "24", "-t", "16s", "--resilience-profile", str(profile),
                          "--redis-url", server.url, "--resilience-report", str(report_path)])  # fmt: skip
     out = finish(proc, timeout=120)
     elapsed_ms = (time.monotonic() - started) * 1000

@@ -14,13 +14,10 @@ from redis.retry import Retry
 from chaos.embedded import EmbeddedRedis, free_port
 from chaos.events import ResilienceEvents
 from chaos.faults import FaultTarget
-from chaos.scheduler import ChaosScheduler, FaultConflict
+from chaos.scheduler import ChaosScheduler, FaultConflict, FaultRecord
 from config.loader import parse_profile
-from scenarios.run import PoolResetResult
 
-
-def no_pools(fault_id: int) -> PoolResetResult:
-    return PoolResetResult(pools=0, connections=0, in_use=0)
+from .helpers import no_pools
 
 
 def chaos(**overrides: Any) -> Any:
@@ -62,35 +59,11 @@ def test_schedule_timing_count_and_events(redis_server: EmbeddedRedis) -> None:
     admin.close()
 
 
-def test_seed_makes_the_fault_sequence_reproducible(redis_server: EmbeddedRedis) -> None:
-    def names() -> list[str]:
-        admin = redis.Redis.from_url(redis_server.url)
-        s = ChaosScheduler(
-            chaos(start_after_s=0, every_s=0.01, count=12, seed=7),
-            FaultTarget(admin, "rr-x-", no_pools),
-            ResilienceEvents(),
-            started_at=time.monotonic(),
-        )
-        s.start()
-        assert s.greenlet is not None
-        s.greenlet.join(timeout=10)
-        admin.close()
-        return [r.name for r in s.records]
-
-    first = names()
-    assert first == names()
-    assert set(first) == {"client_kill", "pool_reset"}
-
-
-def test_cycle_order_runs_the_list_in_order(redis_server: EmbeddedRedis) -> None:
-    admin = redis.Redis.from_url(redis_server.url)
-    faults = [
-        {"name": "pool_reset"},
-        {"name": "client_kill"},
-        {"name": "client_kill", "scope": "all", "allow_scope_all": True},
-    ]
+def run_schedule(url: str, **overrides: Any) -> list[FaultRecord]:
+    """A whole schedule (``count`` faults, back to back) against the server at ``url``; its records."""
+    admin = redis.Redis.from_url(url)
     s = ChaosScheduler(
-        chaos(start_after_s=0, every_s=0.01, count=7, order="cycle", faults=faults),
+        chaos(start_after_s=0, every_s=0.01, **overrides),
         FaultTarget(admin, "rr-x-", no_pools),
         ResilienceEvents(),
         started_at=time.monotonic(),
@@ -99,7 +72,26 @@ def test_cycle_order_runs_the_list_in_order(redis_server: EmbeddedRedis) -> None
     assert s.greenlet is not None
     s.greenlet.join(timeout=10)
     admin.close()
-    assert [(r.name, r.params.get("scope")) for r in s.records] == [
+    return s.records
+
+
+def test_seed_makes_the_fault_sequence_reproducible(redis_server: EmbeddedRedis) -> None:
+    def names() -> list[str]:
+        return [r.name for r in run_schedule(redis_server.url, count=12, seed=7)]
+
+    first = names()
+    assert first == names()
+    assert set(first) == {"client_kill", "pool_reset"}
+
+
+def test_cycle_order_runs_the_list_in_order(redis_server: EmbeddedRedis) -> None:
+    faults = [
+        {"name": "pool_reset"},
+        {"name": "client_kill"},
+        {"name": "client_kill", "scope": "all", "allow_scope_all": True},
+    ]
+    records = run_schedule(redis_server.url, count=7, order="cycle", faults=faults)
+    assert [(r.name, r.params.get("scope")) for r in records] == [
         ("pool_reset", None), ("client_kill", "own"), ("client_kill", "all")] * 2 + [("pool_reset", None)]  # fmt: skip
 
 

@@ -23,14 +23,9 @@ from chaos.faults.client_pause import ClientPauseParams
 from chaos.faults.oom import OomParams
 from chaos.scheduler import ChaosScheduler
 from config.loader import parse_profile
-from scenarios.run import PoolResetResult
 
-from .helpers import write_profile
+from .helpers import no_pools, write_profile
 from .test_e2e import finish, locust
-
-
-def no_pools(fault_id: int) -> PoolResetResult:
-    return PoolResetResult(0, 0, 0)
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,32 +19,14 @@ from chaos.faults.failover import FailoverParams
 from chaos.faults.server_restart import ServerRestartParams
 from chaos.topology import SentinelTopology, Topology
 from scenarios.client import pool_from_url
-from scenarios.run import PoolResetResult
 
-from .helpers import ROOT, pid_alive, write_profile
+from .helpers import ROOT, eventually, no_pools, pid_alive, write_profile
 from .test_e2e import finish, locust
-
-
-def no_pools(fault_id: int) -> PoolResetResult:
-    return PoolResetResult(0, 0, 0)
 
 
 def fault_target(topology: Topology) -> FaultTarget:
     pool = pool_from_url(topology.url, client_name="rradmin-t", socket_timeout=2, retry=Retry(NoBackoff(), 0))
     return FaultTarget(redis.Redis.from_pool(pool), "rr-t-", no_pools, servers=topology)
-
-
-def eventually(what: str, check: Callable[[], bool], timeout_s: float) -> None:
-    """A bounded wait on a condition of the servers (errors count as not yet)."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            if check():
-                return
-        except (redis.RedisError, OSError):
-            pass
-        time.sleep(0.05)
-    pytest.fail(f"not within {timeout_s}s: {what}")
 
 
 def stopped(topology: Topology) -> None:

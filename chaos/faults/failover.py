@@ -45,7 +45,6 @@ class Failover(FaultBase):
         super().__init__(params, target)
         self.hold_s = params.down_s if params.method == "kill_primary" else 0.0
         self.killed: Any = None
-        self.watcher: gevent.Greenlet[..., None] | None = None
         self.promoted = gevent.event.Event()
 
     def _topology(self) -> Any:
@@ -81,7 +80,7 @@ class Failover(FaultBase):
             with topology.sentinel_client() as sentinel:
                 sentinel.sentinel_failover(SERVICE)
         # The details grow as the replica is promoted (the report is written at the end).
-        self.watcher = gevent.spawn(self._watch, topology, old.port, time.monotonic(), details)
+        gevent.spawn(self._watch, topology, old.port, time.monotonic(), details)
         return details
 
     def _watch(self, topology: Any, old_port: int, since: float, details: dict[str, Any]) -> None:

@@ -5,7 +5,6 @@ the fault fail (recorded, never fatal)."""
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import time
 from typing import Any, ClassVar, Literal
@@ -14,6 +13,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, model_validator
 
 from chaos.faults.base import FaultBase, FaultParams
+from chaos.safety import is_loopback_host
 from config.redact import is_secret_key
 
 JsonValue = dict[str, Any] | list[Any] | str | int | float | bool | None
@@ -24,12 +24,7 @@ def is_loopback(url: str) -> bool:
         host = urlsplit(url).hostname or ""
     except ValueError:  # e.g. an unclosed [IPv6 bracket: no host to call
         return False
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    return is_loopback_host(host)
 
 
 class HttpParams(FaultParams):
