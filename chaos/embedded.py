@@ -79,7 +79,7 @@ class EmbeddedRedis:
         last_error = "no attempt made"
         for _ in range(attempts):  # a free port can be taken between probing and binding
             self.port = free_port(self.host)
-            self.dir = Path(tempfile.mkdtemp(prefix="redis-resilience-"))
+            self.dir = Path(tempfile.mkdtemp(prefix="redis-resilience-", dir=self.temp_root()))
             if self._spawn(timeout_s):
                 return self
             last_error = self._log_tail()
@@ -105,6 +105,10 @@ class EmbeddedRedis:
             preexec_fn=_die_with_parent,
         )
         return self._wait_ready(timeout_s)
+
+    def temp_root(self) -> str | None:
+        """Where the server's temp dir is made (None: the system's temp dir)."""
+        return None
 
     def config_args(self) -> list[str]:
         """The server's settings; a sentinel overrides this (its settings live in a config file)."""

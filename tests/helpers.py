@@ -54,8 +54,10 @@ def no_pools(fault_id: int) -> PoolResetResult:
     return PoolResetResult(pools=0, connections=0, in_use=0)
 
 
-def eventually(what: str, check: Callable[[], bool], timeout_s: float) -> None:
-    """A bounded wait on a condition of the servers (errors count as not yet)."""
+def eventually(
+    what: str, check: Callable[[], bool], timeout_s: float, explain: Callable[[], str] | None = None
+) -> None:
+    """A bounded wait on a condition of the servers (errors count as not yet); ``explain()`` adds to a failure."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         try:
@@ -64,4 +66,4 @@ def eventually(what: str, check: Callable[[], bool], timeout_s: float) -> None:
         except (redis.RedisError, OSError, RedisRequestFailed):
             pass
         time.sleep(0.05)
-    pytest.fail(f"not within {timeout_s}s: {what}")
+    pytest.fail(f"not within {timeout_s}s: {what}" + (f"\n{explain()}" if explain else ""))

@@ -4,6 +4,8 @@ processes on loopback, stopped by PID."""
 from __future__ import annotations
 
 import json
+import os
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,13 +17,17 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from chaos.faults import CommandRefused, FaultTarget, build_fault
-from chaos.faults.failover import FailoverParams
+from chaos.faults.failover import FailoverNotDone, FailoverParams
 from chaos.faults.server_restart import ServerRestartParams
-from chaos.topology import SentinelTopology, Topology
+from chaos.topology import TILT_PERIOD_S, SentinelTopology, Topology
 from scenarios.client import pool_from_url
 
 from .helpers import ROOT, eventually, no_pools, pid_alive, write_profile
 from .test_e2e import finish, locust
+
+# Sentinel converts the old primary to a replica about 10 s after it is back (20 s at worst); a stall of
+# over 2 s (a slow disk, a busy machine) puts every sentinel in TILT mode, which adds up to 30 s.
+SENTINEL_SETTLE_S = 20 + TILT_PERIOD_S + 25
 
 
 def fault_target(topology: Topology) -> FaultTarget:
@@ -101,7 +107,9 @@ def test_after_a_failover_the_sentinel_client_writes_to_the_new_primary(
     sentinel_topology: SentinelTopology, method: str
 ) -> None:
     # The previous failover's old primary must have rejoined and synced, or Sentinel has no good replica.
-    eventually("every sentinel sees a healthy replica", lambda: replicas_healthy(sentinel_topology), 30)
+    explain = lambda: sentinel_log(sentinel_topology)  # noqa: E731
+    eventually("every sentinel sees a healthy replica", lambda: replicas_healthy(sentinel_topology),
+               SENTINEL_SETTLE_S, explain)  # fmt: skip
     target = fault_target(sentinel_topology)
     client = redis.Redis.from_pool(pool_from_url(sentinel_topology.url, socket_timeout=2, retry=Retry(NoBackoff(), 3)))
     client.set("before", "1")
@@ -115,8 +123,9 @@ def test_after_a_failover_the_sentinel_client_writes_to_the_new_primary(
     # A planned failover leaves the old primary a master until Sentinel converts it (several
     # seconds): clients on it go on writing there until then. Bounded wait for the switch.
     eventually("a write through the sentinel client lands on the new primary",
-               lambda: served_by_primary(client, sentinel_topology, old.port), 30)  # fmt: skip
-    eventually("the old primary rejoins as a replica", lambda: old_role(old.port) == "slave", 30)
+               lambda: served_by_primary(client, sentinel_topology, old.port), SENTINEL_SETTLE_S, explain)  # fmt: skip
+    eventually("the old primary rejoins as a replica", lambda: old_role(old.port) == "slave", SENTINEL_SETTLE_S,
+               explain)  # fmt: skip
     if method == "sentinel_failover":  # the watcher polls every 0.1 s: it may lag behind the check above
         eventually("the fault records the demotion", lambda: "old_primary_demoted_after_s" in details, 5)
     client.close()
@@ -135,6 +144,53 @@ def replicas_healthy(topology: SentinelTopology) -> bool:
 def old_role(port: int) -> str:
     with redis.Redis(port=port, socket_timeout=1) as old:
         return str(old.info("replication")["role"])
+
+
+def sentinel_log(topology: SentinelTopology) -> str:
+    """What the sentinels logged of failovers, conversions and TILT mode (for a failed wait)."""
+    events = ("tilt", "switch-master", "convert-to-slave", "sdown", "odown", "failover")
+    lines = []
+    for sentinel in topology.sentinels:
+        if sentinel.dir is not None and (sentinel.dir / "redis.log").exists():
+            text = (sentinel.dir / "redis.log").read_text(errors="replace")
+            lines += [f"{sentinel.port}: {line}" for line in text.splitlines() if any(e in line for e in events)]
+    return "\n".join(lines[-60:])
+
+
+def stall(topology: SentinelTopology, seconds: float) -> None:
+    """Stop every sentinel process for a while, as a machine stalled: past 2 s, each enters TILT mode."""
+    for sentinel in topology.sentinels:
+        assert sentinel.pid is not None
+        os.kill(sentinel.pid, signal.SIGSTOP)
+    try:
+        time.sleep(seconds)  # the stall itself, not a wait for anything
+    finally:
+        for sentinel in topology.sentinels:
+            assert sentinel.pid is not None
+            os.kill(sentinel.pid, signal.SIGCONT)
+
+
+def test_a_failover_records_sentinels_in_tilt_mode_and_fails_when_none_is_promoted() -> None:
+    topology = SentinelTopology().start()
+    try:
+        target = fault_target(topology)
+        first = build_fault(FailoverParams(name="failover", method="kill_primary", down_s=0.1), target)
+        details = first.inject()
+        first.revert()
+        assert "sentinel_tilt" not in details and details["promoted_after_s"] > 0
+        stall(topology, 2.5)
+        eventually("the fault records the sentinels' TILT mode", lambda: details.get("sentinel_tilt") is True, 10,
+                   lambda: sentinel_log(topology))  # fmt: skip
+        # In TILT mode the sentinels promote no one: the next failover fails, its primary restarted.
+        second = build_fault(FailoverParams(name="failover", method="kill_primary", promote_timeout_s=3), target)
+        primary = topology.primary()
+        second.inject()
+        with pytest.raises(FailoverNotDone, match=r"promote_timeout_s=3 \(a sentinel was in TILT mode\)"):
+            second.revert()
+        assert primary.running and topology.primary() is primary
+        target.admin.close()
+    finally:
+        stopped(topology)
 
 
 def test_a_crash_without_persistence_loses_acknowledged_writes_in_the_report(tmp_path: Path) -> None:

@@ -23,7 +23,15 @@ from pydantic import Field
 
 from chaos.faults.base import CommandRefused, FaultBase, FaultParams, FaultTarget
 from chaos.faults.server_restart import managed_servers
-from chaos.topology import SERVICE, ClusterTopology
+from chaos.topology import SERVICE, TILT_PERIOD_S, ClusterTopology
+
+# Sentinel converts a master that should be a replica within about 20 s (it asks each replica for INFO
+# every 10 s, then waits for 8 s of the same role); TILT mode holds it back up to 30 s more.
+DEMOTION_WATCH_S = 20.0 + TILT_PERIOD_S
+
+
+class FailoverNotDone(Exception):
+    """No replica was promoted within ``promote_timeout_s`` (the revert reports it)."""
 
 
 class FailoverParams(FaultParams):
@@ -46,6 +54,7 @@ class Failover(FaultBase):
         self.hold_s = params.down_s if params.method == "kill_primary" else 0.0
         self.killed: Any = None
         self.promoted = gevent.event.Event()
+        self.details: dict[str, Any] = {}
 
     def _topology(self) -> Any:
         topology = managed_servers(self.target, self.name)
@@ -67,7 +76,7 @@ class Failover(FaultBase):
     def inject(self) -> dict[str, Any]:
         topology = self._topology()
         old = topology.primary()
-        details: dict[str, Any] = {"method": self.params.method, "old_primary_port": old.port}
+        details = self.details = {"method": self.params.method, "old_primary_port": old.port}
         if self.params.method == "kill_primary":
             self.killed = old
             old.kill(hard=True)
@@ -87,9 +96,21 @@ class Failover(FaultBase):
         """Record when the sentinels (or the cluster, for the old primary's slots) name the new primary,
         then when the old one is demoted to replica (after a planned Sentinel failover it serves writes
         until then, Sentinel converting it only once it has reported itself a master for a while:
-        writes there are lost when it resyncs)."""
+        writes there are lost when it resyncs). ``sentinel_tilt`` records a sentinel seen in TILT mode
+        meanwhile: it then neither fails over nor converts the old primary, for 30 s."""
+        tilted = getattr(topology, "tilted", None)  # sentinel topologies only
+        next_tilt_check = since
+
+        def watch_tilt() -> None:
+            nonlocal next_tilt_check
+            if tilted is not None and time.monotonic() >= next_tilt_check:
+                next_tilt_check = time.monotonic() + 1.0
+                if tilted():
+                    details["sentinel_tilt"] = True
+
         deadline = since + self.params.promote_timeout_s
         while time.monotonic() < deadline and "promoted_after_s" not in details:
+            watch_tilt()
             with contextlib.suppress(Exception):
                 _, port = topology.primary_address()
                 if port != old_port:
@@ -98,7 +119,9 @@ class Failover(FaultBase):
                     self.promoted.set()
             gevent.sleep(0.05)
         self.promoted.set()
+        deadline = time.monotonic() + DEMOTION_WATCH_S
         while time.monotonic() < deadline:
+            watch_tilt()
             with contextlib.suppress(Exception), redis.Redis(port=old_port, socket_timeout=1) as old:
                 if old.info("replication").get("role") == "slave":
                     details["old_primary_demoted_after_s"] = round(time.monotonic() - since, 3)
@@ -108,8 +131,12 @@ class Failover(FaultBase):
     def revert(self) -> None:
         # The fault lasts until the replica is promoted; the watcher goes on alone.
         self.promoted.wait(timeout=self.params.promote_timeout_s)
+        promoted = "promoted_after_s" in self.details
         if self.killed is not None:
             self.killed.restart()  # the sentinels (the cluster) turn it into a replica of the new primary
             self.killed = None
         # The pack's admin connection may still point at the old primary: find the primary again.
         self.target.reconnect_admin()
+        if not promoted:
+            tilt = " (a sentinel was in TILT mode)" if self.details.get("sentinel_tilt") else ""
+            raise FailoverNotDone(f"no new primary within promote_timeout_s={self.params.promote_timeout_s:g}{tilt}")
