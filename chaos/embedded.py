@@ -32,6 +32,17 @@ PERSISTENCE_ARGS: dict[str, tuple[str, ...]] = {
 }
 
 
+def config_text(args: list[str]) -> str:
+    """``--name value ...`` options as config file lines (``name "value" ...``)."""
+    lines: list[list[str]] = []
+    for arg in args:
+        if arg.startswith("--"):
+            lines.append([arg[2:]])
+        else:
+            lines[-1].append('"' + arg.replace("\\", "\\\\").replace('"', '\\"') + '"')
+    return "".join(" ".join(line) + "\n" for line in lines)
+
+
 class EmbeddedRedisError(Exception):
     """The embedded server could not be started. ``str()`` is a one-line message."""
 
@@ -91,7 +102,7 @@ class EmbeddedRedis:
         assert self.dir is not None
         args = [
             shutil.which(self.binary) or self.binary,
-            *self.config_args(),
+            *self.command_args(),
             "--daemonize", "no",
             "--logfile", str(self.dir / "redis.log"),
         ]  # fmt: skip
@@ -110,8 +121,19 @@ class EmbeddedRedis:
         """Where the server's temp dir is made (None: the system's temp dir)."""
         return None
 
+    def command_args(self) -> list[str]:
+        """What redis-server is started with: its config file, written from :meth:`config_args` on the
+        first start and kept after, as a deployment's is. A restart then comes back with what
+        ``CONFIG REWRITE`` put there: Sentinel rewrites a node's role when it reconfigures it (from
+        the command line instead, a promoted replica restarted as a replica of its own replica)."""
+        assert self.dir is not None
+        conf = self.dir / "redis.conf"
+        if not conf.exists():
+            conf.write_text(config_text(self.config_args()))
+        return [str(conf)]
+
     def config_args(self) -> list[str]:
-        """The server's settings; a sentinel overrides this (its settings live in a config file)."""
+        """The server's settings, as command-line options."""
         assert self.dir is not None
         return [
             "--port", str(self.port),
@@ -120,6 +142,7 @@ class EmbeddedRedis:
             "--save", "",
             *PERSISTENCE_ARGS[self.persistence],
             "--protected-mode", "yes",
+            "--repl-diskless-sync-delay", "0",  # a replica (re)joining syncs at once, not after 5 s
             *self.extra_args,
         ]  # fmt: skip
 

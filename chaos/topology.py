@@ -50,7 +50,7 @@ class EmbeddedSentinel(EmbeddedRedis):
         # nothing for 30 s. The file is tiny: memory-backed /dev/shm, where there is one.
         return "/dev/shm" if os.access("/dev/shm", os.W_OK) else None
 
-    def config_args(self) -> list[str]:
+    def command_args(self) -> list[str]:
         assert self.dir is not None
         conf = self.dir / "sentinel.conf"
         if not conf.exists():  # on a restart the sentinel keeps what it learnt
@@ -123,6 +123,10 @@ class Topology:
                 return server
         raise EmbeddedRedisError(f"the {self.kind} topology has no {role}")
 
+    def settled(self) -> bool:
+        """Whether a replica is in sync and known as one (always, for a lone server)."""
+        return True
+
     def stop(self) -> None:
         for server in (*self.sentinels, *self.servers):
             server.stop()
@@ -186,6 +190,23 @@ class SentinelTopology(Topology):
                 return server
         raise EmbeddedRedisError(f"the sentinels name an unknown primary on port {port}")
 
+    def settled(self) -> bool:
+        """Every sentinel lists a replica, and each replica it lists is one and in sync. Not yet after a
+        failover until Sentinel has converted the old primary (10 to 20 s after it is back): a failover
+        meanwhile may promote that stale node, and what the current primary took since is lost."""
+        for sentinel in self.sentinels:
+            try:
+                with _client(sentinel.host, sentinel.port) as client:
+                    replicas = client.sentinel_slaves(SERVICE)
+            except (redis.RedisError, OSError):
+                return False
+            if not replicas or any(
+                r.get("flags") != "slave" or r.get("role-reported") != "slave" or r.get("master-link-status") != "ok"
+                for r in replicas
+            ):
+                return False
+        return True
+
     def tilted(self) -> bool:
         """Whether a sentinel is in TILT mode now (it neither fails over nor reconfigures replicas)."""
         for sentinel in self.sentinels:
@@ -218,7 +239,6 @@ class EmbeddedClusterNode(EmbeddedRedis):
             "--cluster-config-file", "nodes.conf",
             "--cluster-node-timeout", str(CLUSTER_NODE_TIMEOUT_MS),
             "--cluster-port", str(self.bus_port),
-            "--repl-diskless-sync-delay", "0",  # a replica (re)joining syncs at once, not after 5 s
         ]  # fmt: skip
 
 
@@ -325,6 +345,12 @@ class ClusterTopology(Topology):
             ):
                 return False
         return True
+
+    def settled(self) -> bool:
+        try:
+            return self.ready()
+        except (redis.RedisError, OSError):
+            return False
 
     def _whole(self, views: list[ClusterNodeView]) -> bool:
         """Every node known and healthy; ``shards`` primaries serving slots, each with one replica."""

@@ -247,6 +247,7 @@ def test_after_a_failover_the_cluster_client_writes_to_the_new_primary(cluster: 
     fault = build_fault(FailoverParams(name="failover", method=method, down_s=0.5), target)
     fault.check()
     details = fault.inject()
+    assert details["replica_in_sync"] is True
     fault.revert()  # returns once the cluster names the new primary of slot 0 (and restarted the killed one)
     print(f"{method}: promoted after {details['promoted_after_s']}s")
     assert details["old_primary_port"] == old.port and details["new_primary_port"] != old.port

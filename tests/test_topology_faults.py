@@ -108,8 +108,7 @@ def test_after_a_failover_the_sentinel_client_writes_to_the_new_primary(
 ) -> None:
     # The previous failover's old primary must have rejoined and synced, or Sentinel has no good replica.
     explain = lambda: sentinel_log(sentinel_topology)  # noqa: E731
-    eventually("every sentinel sees a healthy replica", lambda: replicas_healthy(sentinel_topology),
-               SENTINEL_SETTLE_S, explain)  # fmt: skip
+    eventually("every sentinel sees a healthy replica", sentinel_topology.settled, SENTINEL_SETTLE_S, explain)
     target = fault_target(sentinel_topology)
     client = redis.Redis.from_pool(pool_from_url(sentinel_topology.url, socket_timeout=2, retry=Retry(NoBackoff(), 3)))
     client.set("before", "1")
@@ -117,6 +116,7 @@ def test_after_a_failover_the_sentinel_client_writes_to_the_new_primary(
     fault = build_fault(FailoverParams(name="failover", method=method, down_s=0.5), target)
     fault.check()
     details = fault.inject()
+    assert details["replica_in_sync"] is True
     fault.revert()  # returns once the sentinels name the new primary
     assert 0 < details["promoted_after_s"] < 20
     assert details["old_primary_port"] == old.port and details["new_primary_port"] != old.port
@@ -128,22 +128,26 @@ def test_after_a_failover_the_sentinel_client_writes_to_the_new_primary(
                explain)  # fmt: skip
     if method == "sentinel_failover":  # the watcher polls every 0.1 s: it may lag behind the check above
         eventually("the fault records the demotion", lambda: "old_primary_demoted_after_s" in details, 5)
+    # The new primary crashed and restarted (shorter than down-after: no failover) comes back a primary,
+    # from the config file Sentinel rewrote, and the replica syncs from it again.
+    new = sentinel_topology.primary()
+    restart = build_fault(ServerRestartParams(name="server_restart", mode="crash", down_s=0.2), target)
+    restart.inject()
+    restart.revert()
+    assert old_role(new.port) == "master"
+    eventually("the replica syncs from the restarted primary", lambda: link_up(old.port), 10, explain)
     client.close()
     target.admin.close()
-
-
-def replicas_healthy(topology: SentinelTopology) -> bool:
-    for sentinel in topology.sentinels:
-        with redis.Redis(port=sentinel.port, socket_timeout=1) as client:
-            replicas = client.sentinel_slaves("rr")
-        if not replicas or any(r.get("flags") != "slave" or r.get("master-link-status") != "ok" for r in replicas):
-            return False
-    return True
 
 
 def old_role(port: int) -> str:
     with redis.Redis(port=port, socket_timeout=1) as old:
         return str(old.info("replication")["role"])
+
+
+def link_up(port: int) -> bool:
+    with redis.Redis(port=port, socket_timeout=1) as replica:
+        return bool(replica.info("replication").get("master_link_status") == "up")
 
 
 def sentinel_log(topology: SentinelTopology) -> str:
@@ -184,7 +188,7 @@ def test_a_failover_records_sentinels_in_tilt_mode_and_fails_when_none_is_promot
         # In TILT mode the sentinels promote no one: the next failover fails, its primary restarted.
         second = build_fault(FailoverParams(name="failover", method="kill_primary", promote_timeout_s=3), target)
         primary = topology.primary()
-        second.inject()
+        assert second.inject()["replica_in_sync"] is False  # the first one's old primary is not converted yet
         with pytest.raises(FailoverNotDone, match=r"promote_timeout_s=3 \(a sentinel was in TILT mode\)"):
             second.revert()
         assert primary.running and topology.primary() is primary
@@ -226,16 +230,17 @@ def test_every_fault_of_faults_yaml_in_one_headless_run(tmp_path: Path) -> None:
     report = json.loads(report_path.read_text())
     faults = report["faults"]
     names = [f["name"] for f in faults]
-    assert names == ["client_kill", "pool_reset", "client_pause", "client_pause", "oom", "server_restart",
-                     "failover", "failover"], out[-3000:]  # fmt: skip
+    assert names == ["client_kill", "pool_reset", "failover", "client_pause", "client_pause", "oom",
+                     "server_restart", "failover"], out[-3000:]  # fmt: skip
     for f in faults:
         assert f["ok"], f
         assert f["requests"] > 0 and f["recovery_s"] is not None, f
-    pause_all, pause_write, oom, restart = faults[2], faults[3], faults[4], faults[5]
+    pause_all, pause_write, oom, restart = faults[3], faults[4], faults[5], faults[6]
     assert 1.0 <= pause_all["duration_s"] < 2.5 and 2.0 <= pause_write["duration_s"] < 3.5
     assert oom["failures"] > 0  # writes refused with OOM
     assert restart["hidden_retries"] + restart["failures"] > 0
-    for failover in faults[6:]:
+    for failover in (faults[2], faults[7]):
+        assert failover["details"]["replica_in_sync"] is True  # each on a settled topology
         assert 0 < failover["details"]["promoted_after_s"] < 20
         print(failover["details"], "recovery_s", failover["recovery_s"], "window_s", failover["window_s"])
     assert proc.returncode == 0, out[-3000:]

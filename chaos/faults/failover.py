@@ -13,6 +13,7 @@ shows what asynchronous replication lost.
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 from typing import Any, ClassVar, Literal
 
@@ -24,6 +25,8 @@ from pydantic import Field
 from chaos.faults.base import CommandRefused, FaultBase, FaultParams, FaultTarget
 from chaos.faults.server_restart import managed_servers
 from chaos.topology import SERVICE, TILT_PERIOD_S, ClusterTopology
+
+logger = logging.getLogger(__name__)
 
 # Sentinel converts a master that should be a replica within about 20 s (it asks each replica for INFO
 # every 10 s, then waits for 8 s of the same role); TILT mode holds it back up to 30 s more.
@@ -77,6 +80,12 @@ class Failover(FaultBase):
         topology = self._topology()
         old = topology.primary()
         details = self.details = {"method": self.params.method, "old_primary_port": old.port}
+        details["replica_in_sync"] = topology.settled()
+        if not details["replica_in_sync"]:
+            logger.warning(
+                "failover on an unsettled topology (no replica known in sync, e.g. a previous failover's old "
+                "primary not yet converted): the node promoted may be stale, and writes since then lost"
+            )
         if self.params.method == "kill_primary":
             self.killed = old
             old.kill(hard=True)
