@@ -68,6 +68,18 @@ def _client(host: str, port: int) -> redis.Redis:
     return redis.Redis(host=host, port=port, socket_timeout=2, socket_connect_timeout=2, retry=Retry(NoBackoff(), 0))
 
 
+def role(server: EmbeddedRedis) -> str:
+    """``master`` or ``slave``, as the server itself says."""
+    with _client(server.host, server.port) as client:
+        return str(client.info("replication")["role"])
+
+
+def link_up(replica: EmbeddedRedis) -> bool:
+    """Whether a replica's link to its primary is up (it is in sync)."""
+    with _client(replica.host, replica.port) as client:
+        return bool(client.info("replication").get("master_link_status") == "up")
+
+
 def wait_for(condition_name: str, check: object, timeout_s: float, every_s: float = 0.05) -> None:
     """Poll ``check()`` until it is true, within ``timeout_s``; errors count as not yet."""
     assert callable(check)
@@ -124,8 +136,18 @@ class Topology:
         raise EmbeddedRedisError(f"the {self.kind} topology has no {role}")
 
     def settled(self) -> bool:
-        """Whether a replica is in sync and known as one (always, for a lone server)."""
+        """Whether a replica is in sync and known as one (an error: not yet; always, for a lone server)."""
+        try:
+            return self._settled()
+        except (redis.RedisError, OSError):
+            return False
+
+    def _settled(self) -> bool:
         return True
+
+    def tilted(self) -> bool:
+        """Whether a sentinel is in TILT mode now (only sentinels have one)."""
+        return False
 
     def stop(self) -> None:
         for server in (*self.sentinels, *self.servers):
@@ -151,7 +173,7 @@ class SentinelTopology(Topology):
                 persistence=self.persistence, extra_args=("--replicaof", primary.host, str(primary.port))
             ).start()
             self.servers.append(replica)
-            wait_for("the replica to sync", lambda: self._link_up(replica), timeout_s)
+            wait_for("the replica to sync", lambda: link_up(replica), timeout_s)
             for _ in range(3):
                 self.sentinels.append(EmbeddedSentinel(primary).start())
             wait_for("the sentinels to find the replica and each other", self._sentinels_ready, timeout_s)
@@ -159,11 +181,6 @@ class SentinelTopology(Topology):
             self.stop()
             raise
         return self
-
-    def _link_up(self, replica: EmbeddedRedis) -> bool:
-        with _client(replica.host, replica.port) as client:
-            info = client.info("replication")
-        return bool(info.get("master_link_status") == "up")
 
     def _sentinels_ready(self) -> bool:
         for sentinel in self.sentinels:
@@ -190,16 +207,13 @@ class SentinelTopology(Topology):
                 return server
         raise EmbeddedRedisError(f"the sentinels name an unknown primary on port {port}")
 
-    def settled(self) -> bool:
+    def _settled(self) -> bool:
         """Every sentinel lists a replica, and each replica it lists is one and in sync. Not yet after a
         failover until Sentinel has converted the old primary (10 to 20 s after it is back): a failover
         meanwhile may promote that stale node, and what the current primary took since is lost."""
         for sentinel in self.sentinels:
-            try:
-                with _client(sentinel.host, sentinel.port) as client:
-                    replicas = client.sentinel_slaves(SERVICE)
-            except (redis.RedisError, OSError):
-                return False
+            with _client(sentinel.host, sentinel.port) as client:
+                replicas = client.sentinel_slaves(SERVICE)
             if not replicas or any(
                 r.get("flags") != "slave" or r.get("role-reported") != "slave" or r.get("master-link-status") != "ok"
                 for r in replicas
@@ -346,11 +360,8 @@ class ClusterTopology(Topology):
                 return False
         return True
 
-    def settled(self) -> bool:
-        try:
-            return self.ready()
-        except (redis.RedisError, OSError):
-            return False
+    def _settled(self) -> bool:
+        return self.ready()
 
     def _whole(self, views: list[ClusterNodeView]) -> bool:
         """Every node known and healthy; ``shards`` primaries serving slots, each with one replica."""

@@ -22,7 +22,7 @@ from chaos.faults.client_pause import ClientPauseParams
 from chaos.faults.failover import FailoverParams
 from chaos.faults.oom import OomParams
 from chaos.faults.server_restart import ServerRestartParams
-from chaos.topology import CLUSTER_SLOTS, ClusterTopology
+from chaos.topology import CLUSTER_SLOTS, ClusterTopology, role
 from config.loader import ProfileError, parse_profile
 from config.schema import ClientOptions
 from scenarios.client import ConnectionProbe, RedisRequestFailed
@@ -231,11 +231,6 @@ def served_by_new_primary(client: RedisCluster | InstrumentedCluster, topology: 
         return port != old_port and direct.get(key) == b"1"
 
 
-def role(port: int) -> str:
-    with redis.Redis(port=port, socket_timeout=1) as node:
-        return str(node.info("replication")["role"])
-
-
 @pytest.mark.parametrize("method", ["cluster_failover", "kill_primary"])
 def test_after_a_failover_the_cluster_client_writes_to_the_new_primary(cluster: ClusterTopology, method: str) -> None:
     target = admin_target(cluster)
@@ -255,7 +250,7 @@ def test_after_a_failover_the_cluster_client_writes_to_the_new_primary(cluster: 
     eventually("a write through the cluster client lands on the new primary of slot 0",
                lambda: served_by_new_primary(client, cluster, old.port), 30)  # fmt: skip
     assert client.get(key) == b"before"  # replicated before the failover
-    eventually("the old primary rejoins as a replica", lambda: role(old.port) == "slave", 30)
+    eventually("the old primary rejoins as a replica", lambda: role(old) == "slave", 30)
     eventually("the cluster is whole again", cluster.ready, 30)
     client.close()
     target.admin.close()

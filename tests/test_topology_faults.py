@@ -19,7 +19,7 @@ from redis.retry import Retry
 from chaos.faults import CommandRefused, FaultTarget, build_fault
 from chaos.faults.failover import FailoverNotDone, FailoverParams
 from chaos.faults.server_restart import ServerRestartParams
-from chaos.topology import TILT_PERIOD_S, SentinelTopology, Topology
+from chaos.topology import TILT_PERIOD_S, SentinelTopology, Topology, link_up, role
 from scenarios.client import pool_from_url
 
 from .helpers import ROOT, eventually, no_pools, pid_alive, write_profile
@@ -124,7 +124,7 @@ def test_after_a_failover_the_sentinel_client_writes_to_the_new_primary(
     # seconds): clients on it go on writing there until then. Bounded wait for the switch.
     eventually("a write through the sentinel client lands on the new primary",
                lambda: served_by_primary(client, sentinel_topology, old.port), SENTINEL_SETTLE_S, explain)  # fmt: skip
-    eventually("the old primary rejoins as a replica", lambda: old_role(old.port) == "slave", SENTINEL_SETTLE_S,
+    eventually("the old primary rejoins as a replica", lambda: role(old) == "slave", SENTINEL_SETTLE_S,
                explain)  # fmt: skip
     if method == "sentinel_failover":  # the watcher polls every 0.1 s: it may lag behind the check above
         eventually("the fault records the demotion", lambda: "old_primary_demoted_after_s" in details, 5)
@@ -134,20 +134,10 @@ def test_after_a_failover_the_sentinel_client_writes_to_the_new_primary(
     restart = build_fault(ServerRestartParams(name="server_restart", mode="crash", down_s=0.2), target)
     restart.inject()
     restart.revert()
-    assert old_role(new.port) == "master"
-    eventually("the replica syncs from the restarted primary", lambda: link_up(old.port), 10, explain)
+    assert role(new) == "master"
+    eventually("the replica syncs from the restarted primary", lambda: link_up(old), 10, explain)
     client.close()
     target.admin.close()
-
-
-def old_role(port: int) -> str:
-    with redis.Redis(port=port, socket_timeout=1) as old:
-        return str(old.info("replication")["role"])
-
-
-def link_up(port: int) -> bool:
-    with redis.Redis(port=port, socket_timeout=1) as replica:
-        return bool(replica.info("replication").get("master_link_status") == "up")
 
 
 def sentinel_log(topology: SentinelTopology) -> str:

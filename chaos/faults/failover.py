@@ -24,7 +24,7 @@ from pydantic import Field
 
 from chaos.faults.base import CommandRefused, FaultBase, FaultParams, FaultTarget
 from chaos.faults.server_restart import managed_servers
-from chaos.topology import SERVICE, TILT_PERIOD_S, ClusterTopology
+from chaos.topology import SERVICE, TILT_PERIOD_S, ClusterTopology, role
 
 logger = logging.getLogger(__name__)
 
@@ -98,23 +98,23 @@ class Failover(FaultBase):
             with topology.sentinel_client() as sentinel:
                 sentinel.sentinel_failover(SERVICE)
         # The details grow as the replica is promoted (the report is written at the end).
-        gevent.spawn(self._watch, topology, old.port, time.monotonic(), details)
+        gevent.spawn(self._watch, topology, old, time.monotonic())
         return details
 
-    def _watch(self, topology: Any, old_port: int, since: float, details: dict[str, Any]) -> None:
+    def _watch(self, topology: Any, old: Any, since: float) -> None:
         """Record when the sentinels (or the cluster, for the old primary's slots) name the new primary,
         then when the old one is demoted to replica (after a planned Sentinel failover it serves writes
         until then, Sentinel converting it only once it has reported itself a master for a while:
         writes there are lost when it resyncs). ``sentinel_tilt`` records a sentinel seen in TILT mode
         meanwhile: it then neither fails over nor converts the old primary, for 30 s."""
-        tilted = getattr(topology, "tilted", None)  # sentinel topologies only
+        details = self.details
         next_tilt_check = since
 
         def watch_tilt() -> None:
             nonlocal next_tilt_check
-            if tilted is not None and time.monotonic() >= next_tilt_check:
+            if time.monotonic() >= next_tilt_check:
                 next_tilt_check = time.monotonic() + 1.0
-                if tilted():
+                if topology.tilted():
                     details["sentinel_tilt"] = True
 
         deadline = since + self.params.promote_timeout_s
@@ -122,7 +122,7 @@ class Failover(FaultBase):
             watch_tilt()
             with contextlib.suppress(Exception):
                 _, port = topology.primary_address()
-                if port != old_port:
+                if port != old.port:
                     details["new_primary_port"] = port
                     details["promoted_after_s"] = round(time.monotonic() - since, 3)
                     self.promoted.set()
@@ -131,8 +131,8 @@ class Failover(FaultBase):
         deadline = time.monotonic() + DEMOTION_WATCH_S
         while time.monotonic() < deadline:
             watch_tilt()
-            with contextlib.suppress(Exception), redis.Redis(port=old_port, socket_timeout=1) as old:
-                if old.info("replication").get("role") == "slave":
+            with contextlib.suppress(Exception):
+                if role(old) == "slave":
                     details["old_primary_demoted_after_s"] = round(time.monotonic() - since, 3)
                     return
             gevent.sleep(0.1)
