@@ -22,12 +22,12 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-import chaos.topology
+import targets.topology
 from chaos.faults import FaultTarget, build_fault
 from chaos.faults.failover import FailoverParams
-from chaos.topology import SentinelTopology
-from scenarios.client import pool_from_url
 from scenarios.run import PoolResetResult
+from targets.clients import pool_from_url
+from targets.topology import SentinelTopology
 
 
 def no_pools(fault_id: int) -> PoolResetResult:
@@ -45,9 +45,9 @@ def switches(topology: SentinelTopology) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--failovers", type=int, default=50)
-    parser.add_argument("--down-after-ms", type=int, default=chaos.topology.DOWN_AFTER_MS)
+    parser.add_argument("--down-after-ms", type=int, default=targets.topology.DOWN_AFTER_MS)
     args = parser.parse_args()
-    chaos.topology.DOWN_AFTER_MS = args.down_after_ms  # read when the sentinels' config is written
+    targets.topology.DOWN_AFTER_MS = args.down_after_ms  # read when the sentinels' config is written
     topology = SentinelTopology().start()
     promoted: list[float] = []
     doubles = 0

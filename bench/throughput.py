@@ -32,10 +32,10 @@ from typing import Any
 import gevent
 import redis
 
-from chaos.embedded import EmbeddedRedis
-from chaos.tracker import RecoveryTracker
 from config.loader import parse_profile
+from recovery.tracker import RecoveryTracker
 from scenarios.client import ConnectionProbe, InstrumentedRedis, make_pool
+from targets.embedded import EmbeddedRedis
 
 KEYSPACE = 1000
 VALUE = b"v" * 128

@@ -37,26 +37,28 @@ import gevent
 import redis
 from pydantic import ValidationError
 
-from chaos import cluster
-from chaos.connect import ConnectError, open_client
-from chaos.embedded import EmbeddedRedisError
+from chaos import messages as cluster
 from chaos.events import ResilienceEvents, install_events
 from chaos.faults import REGISTRY, CommandRefused, FaultParams, FaultTarget, build_fault
-from chaos.netproxy import NetworkDriver, NetworkProxyError, ProxySettings, open_proxy
-from chaos.report import RunFacts, build_report, compute_figures, console_lines, write_json
-from chaos.results import NodeResult, merge_results, result_to_dict, window_to_dict
-from chaos.safety import is_loopback_host, remote_chaos_refusal
 from chaos.scheduler import ChaosScheduler, FaultConflict, FaultRecord
-from chaos.topology import TOPOLOGIES, Topology, start_topology
-from chaos.tracker import RecoveryTracker, WindowSummary
-from chaos.verdict import EXIT_BAD_INPUT, evaluate
 from chaos.webui import install as install_web_ui
-from config.access import Access, AccessError, admin_url, resolve_access, scheme_error
+from config.hosts import is_loopback_host
 from config.loader import DEFAULT_PROFILE, ProfileError, load_profile, parse_profile
+from config.proxy import ProxySettings
 from config.redact import redact_url
 from config.schema import Profile
+from recovery.report import RunFacts, build_report, compute_figures, console_lines, write_json
+from recovery.results import NodeResult, merge_results, result_to_dict, window_to_dict
+from recovery.tracker import RecoveryTracker, WindowSummary
+from recovery.verdict import EXIT_BAD_INPUT, evaluate
 from scenarios.run import IntegrityResult, PoolResetResult, RedisClient, RedisRun, attach
 from scenarios.user import apply_profile_weights
+from targets.access import Access, AccessError, admin_url, resolve_access, scheme_error
+from targets.connect import ConnectError, open_client
+from targets.embedded import EmbeddedRedisError
+from targets.netproxy import NetworkDriver, NetworkProxyError, open_proxy
+from targets.safety import remote_chaos_refusal
+from targets.topology import TOPOLOGIES, Topology, start_topology
 
 logger = logging.getLogger("redis_resilience")
 console = logging.getLogger("locust.stats_logger")  # Locust's own plain console output
@@ -182,7 +184,7 @@ def remote_worker_error(master_url: str, master_host: str, own_url: str | None) 
 def connect_admin(url: str, name: str, retries: int = 0, access: Access | None = None) -> RedisClient:
     """The pack's own connection (chaos and checks): named apart from traffic, no hidden retries.
     On a cluster, a cluster client: it reads and cleans up across every primary. ``access``: the
-    admin credentials and TLS (credentials in ``url`` win over them: see config.access.admin_url)."""
+    admin credentials and TLS (credentials in ``url`` win over them: see targets.access.admin_url)."""
     try:
         return open_client(url, name, access or Access(), "admin", retries)
     except ConnectError as exc:

@@ -6,8 +6,7 @@ import logging
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
-from typing import Any
+from dataclasses import replace
 
 import gevent
 import gevent.event
@@ -17,6 +16,7 @@ from chaos.events import ResilienceEvents
 from chaos.faults import Fault, FaultParams, FaultTarget, build_fault
 from config.redact import redact_params, redact_url
 from config.schema import Chaos
+from recovery.records import FaultRecord
 
 logger = logging.getLogger(__name__)
 
@@ -27,38 +27,6 @@ class FaultTimeout(Exception):
 
 class FaultConflict(Exception):
     """A fault cannot be injected now: no test is running, or another fault is being injected or held."""
-
-
-@dataclass
-class FaultRecord:
-    """One fault: what ran, when, what it did, and what triggered it."""
-
-    fault_id: int
-    name: str
-    params: dict[str, Any]
-    offset_s: float  # t0 (or the failed attempt) since the test started
-    inject_ms: float
-    t0: float | None = None  # monotonic, None when the injection failed
-    details: dict[str, Any] = field(default_factory=dict)
-    error: str | None = None
-    duration_s: float = 0.0
-    revert_error: str | None = None
-    reverted: bool = False
-    trigger: str = "schedule"  # "schedule", or "web": injected on demand from the web UI
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None
-
-    def brief(self) -> dict[str, Any]:
-        """The short form (the web UI's status)."""
-        return {
-            "id": self.fault_id,
-            "name": self.name,
-            "trigger": self.trigger,
-            "offset_s": round(self.offset_s, 3),
-            "ok": self.ok,
-        }
 
 
 def _describe(exc: BaseException) -> str:

@@ -15,34 +15,20 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
 
 import redis
 from redis.backoff import (
     AbstractBackoff,
-    ConstantBackoff,
-    DecorrelatedJitterBackoff,
-    EqualJitterBackoff,
-    ExponentialBackoff,
-    ExponentialWithJitterBackoff,
-    FullJitterBackoff,
-    NoBackoff,
 )
 from redis.client import Pipeline
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError, RedisClusterException, RedisError, WatchError
+from redis.exceptions import NoScriptError, RedisError, WatchError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
-from redis.sentinel import Sentinel, SentinelConnectionPool
 
-from config.access import Access
-from config.schema import Backoff, ClientOptions
-
-# What a Redis call can raise. A pool disconnected under a command in flight makes redis-py
-# raise a bare ValueError ("I/O operation on closed file") or OSError: those are failures too.
-# The cluster client raises RedisClusterException (not a RedisError) when it cannot map the cluster.
-REDIS_CALL_ERRORS: tuple[type[Exception], ...] = (RedisError, RedisClusterException, OSError, ValueError)
-
+from config.schema import ClientOptions
+from targets.access import Access
+from targets.clients import REDIS_CALL_ERRORS, make_backoff, pool_from_url
 
 # Answers an application handles as part of the protocol: not failures (see InstrumentedRedis.measure).
 HANDLED_ERRORS: tuple[type[RedisError], ...] = (WatchError, NoScriptError)
@@ -116,25 +102,6 @@ class CountingBackoff(AbstractBackoff):
         return self.inner.compute(failures)
 
 
-def make_backoff(spec: Backoff) -> AbstractBackoff:
-    match spec.kind:
-        case "none":
-            return NoBackoff()
-        case "constant":
-            return ConstantBackoff(spec.base_s)
-        case "exponential":
-            return ExponentialBackoff(cap=spec.cap_s, base=spec.base_s)
-        case "exponential_jitter":
-            return ExponentialWithJitterBackoff(cap=spec.cap_s, base=spec.base_s)
-        case "full_jitter":
-            return FullJitterBackoff(cap=spec.cap_s, base=spec.base_s)
-        case "equal_jitter":
-            return EqualJitterBackoff(cap=spec.cap_s, base=spec.base_s)
-        case "decorrelated_jitter":
-            return DecorrelatedJitterBackoff(cap=spec.cap_s, base=spec.base_s)
-    raise AssertionError(spec.kind)
-
-
 def make_pool(
     url: str, options: ClientOptions, client_name: str, probe: ConnectionProbe, access: Access | None = None
 ) -> redis.ConnectionPool:
@@ -160,42 +127,6 @@ def make_pool(
     if options.max_connections is not None:
         kwargs["max_connections"] = options.max_connections
     return pool_from_url(url, access, **kwargs)
-
-
-def parse_sentinel_url(url: str) -> tuple[list[tuple[str, int]], str, dict[str, Any]]:
-    """``sentinel://[user:password@]HOST:PORT[,HOST:PORT...]/SERVICE[?db=N]`` → sentinels, service, server kwargs.
-
-    The credentials (if any) are the data nodes'; the sentinels themselves are asked without.
-    """
-    parsed = urlsplit(url)
-    credentials, _, hosts = parsed.netloc.rpartition("@")
-    sentinels = []
-    for part in hosts.split(","):
-        host, _, port = part.rpartition(":")
-        sentinels.append((host.strip("[]") or "127.0.0.1", int(port or 26379)))
-    kwargs: dict[str, Any] = {}
-    if credentials:
-        user, _, password = credentials.partition(":")
-        kwargs.update(username=unquote(user) or None, password=unquote(password) or None)
-    query = parse_qs(parsed.query)
-    if "db" in query:
-        kwargs["db"] = int(query["db"][0])
-    return sentinels, parsed.path.strip("/"), kwargs
-
-
-def pool_from_url(url: str, access: Access | None = None, **kwargs: Any) -> redis.ConnectionPool:
-    """A pool for a redis:// or rediss:// URL, or one that follows the primary a sentinel:// URL names.
-
-    ``access`` gives credentials and TLS (a sentinel:// URL's sentinels get its TLS, not its
-    credentials); credentials in the URL itself win, as in redis-py.
-    """
-    access = access or Access()
-    if not url.startswith("sentinel://"):
-        return redis.ConnectionPool.from_url(url, **{**access.kwargs(url), **kwargs})
-    sentinels, service, server_kwargs = parse_sentinel_url(url)
-    timeouts = {k: kwargs[k] for k in ("socket_timeout", "socket_connect_timeout") if kwargs.get(k) is not None}
-    manager = Sentinel(sentinels, sentinel_kwargs={**timeouts, **access.tls_only().kwargs(url)})
-    return SentinelConnectionPool(service, manager, **{**access.kwargs(url), **kwargs, **server_kwargs})
 
 
 class Measured:

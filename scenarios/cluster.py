@@ -29,17 +29,15 @@ from locust.event import EventHook
 
 import time
 from typing import Any, TypeAlias
-from urllib.parse import unquote, urlsplit
 
 import redis
-from redis.backoff import AbstractBackoff, NoBackoff
-from redis.cluster import ClusterNode, ClusterPipeline, RedisCluster, TransactionStrategy
+from redis.backoff import AbstractBackoff
+from redis.cluster import ClusterPipeline, RedisCluster, TransactionStrategy
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisClusterException
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
-from config.access import Access
 from config.schema import ClientOptions
 from scenarios.client import (
     BLOCKING_COMMANDS,
@@ -47,33 +45,11 @@ from scenarios.client import (
     CountingBackoff,
     InstrumentedRedis,
     Measured,
-    make_backoff,
     make_pool,
 )
 from scenarios.run import Pools
-
-CLUSTER_SCHEME = "cluster://"
-
-
-def is_cluster_url(url: str) -> bool:
-    return url.startswith(CLUSTER_SCHEME)
-
-
-def parse_cluster_url(url: str) -> tuple[list[ClusterNode], dict[str, Any]]:
-    """``cluster://[USER:PASSWORD@]HOST:PORT[,HOST:PORT...]`` → startup nodes, credentials (kwargs)."""
-    parsed = urlsplit(url)
-    credentials, _, hosts = parsed.netloc.rpartition("@")
-    nodes = []
-    for part in hosts.split(","):
-        host, sep, port = part.rpartition(":")
-        if not sep:
-            host, port = part, ""
-        nodes.append(ClusterNode(host.strip("[]") or "127.0.0.1", int(port or 6379)))
-    kwargs: dict[str, Any] = {}
-    if credentials:
-        user, _, password = credentials.partition(":")
-        kwargs.update(username=unquote(user) or None, password=unquote(password) or None)
-    return nodes, kwargs
+from targets.access import Access
+from targets.clients import is_cluster_url, make_backoff, parse_cluster_url
 
 
 class SpentRetries(int):
@@ -137,21 +113,6 @@ def cluster_kwargs(
     if options.max_connections is not None:
         kwargs["max_connections"] = options.max_connections
     return kwargs
-
-
-def cluster_admin(
-    url: str, client_name: str, retries: int = 0, timeout_s: float = 5.0, access: Access | None = None
-) -> RedisCluster:
-    """The pack's own cluster client (chaos and checks): named apart from traffic, no backoff."""
-    nodes, credentials = parse_cluster_url(url)
-    return RedisCluster(
-        startup_nodes=nodes,
-        client_name=client_name,
-        socket_timeout=timeout_s,
-        socket_connect_timeout=timeout_s,
-        retry=Retry(NoBackoff(), retries),
-        **{**(access or Access()).kwargs(url), **credentials},
-    )
 
 
 class ClusterPools:

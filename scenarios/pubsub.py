@@ -19,10 +19,11 @@ from typing import Any
 
 import gevent
 
-from scenarios.client import REDIS_CALL_ERRORS, ConnectionProbe
+from scenarios.client import ConnectionProbe
 from scenarios.cluster import plain_client
 from scenarios.run import IntegrityResult, RedisClient
 from scenarios.user import RedisUser
+from targets.clients import REDIS_CALL_ERRORS
 
 DRAIN_S = 0.5  # at stop, how long a subscriber may take to read what is still on its way
 

@@ -8,20 +8,14 @@ import itertools
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeAlias, TypeVar
+from typing import Any, Protocol, TypeVar
 
-import redis
-from redis.cluster import RedisCluster
-
-from config.access import Access
 from config.schema import Profile
+from targets.access import Access
+from targets.clients import RedisClient
 
 _ATTRIBUTE = "redis_resilience_run"
 C = TypeVar("C", bound="IntegrityCheck")
-
-# What the checks and the clean-up read through: the pack's admin client, on a server or a cluster.
-RedisClient: TypeAlias = redis.Redis | RedisCluster
-
 
 class Pools(Protocol):
     """A client's connection pool, or a cluster client's pools (one per node) seen as one."""

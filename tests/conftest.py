@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from chaos.embedded import EmbeddedRedis
+from targets.embedded import EmbeddedRedis
 
 from .helpers import pid_alive
 

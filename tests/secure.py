@@ -13,7 +13,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from chaos.embedded import EmbeddedRedis
+from targets.embedded import EmbeddedRedis
 
 
 @dataclass(frozen=True)

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 import redis
 
-from chaos.embedded import EmbeddedRedis
-from config.access import Access
 from config.loader import ProfileError, load_profile, parse_profile
+from targets.access import Access
+from targets.embedded import EmbeddedRedis
 
 from .helpers import write_profile
 from .secure import refused_at_setup, secured, target_state
@@ -184,7 +184,7 @@ def test_an_inline_password_stops_locust_and_a_missing_variable_is_named(tmp_pat
 
 
 def test_password_file_is_read_relative_to_the_profile_and_hidden_from_repr(tmp_path: Path) -> None:
-    from config.access import resolve_access
+    from targets.access import resolve_access
 
     (tmp_path / "pw").write_text("s3cret\r\n")
     profile_path = write_profile(tmp_path / "p.yaml", {"target": {"url": "redis://127.0.0.1:1/0", "password_file": "pw",

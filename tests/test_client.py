@@ -10,9 +10,9 @@ import gevent
 import pytest
 import redis
 
-from chaos.embedded import EmbeddedRedis
 from config.schema import ClientOptions
 from scenarios.client import ConnectionProbe, InstrumentedRedis, RedisRequestFailed, make_pool
+from targets.embedded import EmbeddedRedis
 
 
 class Recorder:
@@ -91,7 +91,7 @@ def test_without_retries_the_kill_is_a_failure(redis_server: EmbeddedRedis, admi
 
 
 def test_unreachable_server_fails_after_counted_retries() -> None:
-    from chaos.embedded import free_port
+    from targets.embedded import free_port
 
     rec = Recorder()
     probe = ConnectionProbe()

@@ -22,12 +22,13 @@ from chaos.faults.client_pause import ClientPauseParams
 from chaos.faults.failover import FailoverParams
 from chaos.faults.oom import OomParams
 from chaos.faults.server_restart import ServerRestartParams
-from chaos.topology import CLUSTER_SLOTS, ClusterTopology, role
 from config.loader import ProfileError, parse_profile
 from config.schema import ClientOptions
 from scenarios.client import ConnectionProbe, RedisRequestFailed
-from scenarios.cluster import InstrumentedCluster, cluster_admin, parse_cluster_url, traffic_client
+from scenarios.cluster import InstrumentedCluster, traffic_client
 from scenarios.run import RedisRun
+from targets.clients import cluster_admin, parse_cluster_url
+from targets.topology import CLUSTER_SLOTS, ClusterTopology, role
 
 from .helpers import eventually, no_pools, pid_alive, write_profile
 from .test_client import Recorder

@@ -10,8 +10,8 @@ import subprocess
 import time
 from pathlib import Path
 
-from chaos.embedded import free_port
 from chaos.plugin import remote_worker_error
+from targets.embedded import free_port
 
 from .helpers import write_profile
 from .test_e2e import assert_server_gone, finish, locust

@@ -11,13 +11,13 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from chaos.embedded import EmbeddedRedis
 from chaos.faults import REGISTRY, FaultTarget, build_fault
 from chaos.faults.client_kill import ClientKillParams
 from chaos.faults.pool_reset import PoolResetParams
 from config.loader import parse_profile
 from scenarios.client import ConnectionProbe, InstrumentedRedis, RedisRequestFailed, make_pool
 from scenarios.run import RedisRun
+from targets.embedded import EmbeddedRedis
 
 from .test_client import Recorder
 

@@ -13,11 +13,11 @@ import pytest
 import redis
 from gevent.pywsgi import WSGIServer
 
-from chaos.embedded import EmbeddedRedis
 from chaos.faults import FaultTarget, build_fault
 from chaos.faults.http import HttpCallFailed, HttpParams
 from config.loader import ProfileError, parse_profile
 from config.redact import redact_params
+from targets.embedded import EmbeddedRedis
 
 from .helpers import no_pools, write_profile
 from .test_e2e import finish, locust

@@ -24,10 +24,10 @@ from pydantic import ValidationError
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from chaos.embedded import EmbeddedRedis, free_port
 from chaos.faults.base import CommandRefused, FaultTarget
 from chaos.faults.network import Network, NetworkParams
-from chaos.netproxy import BuiltinProxy, NetworkDriver, NetworkProxyError, ProxySettings, open_proxy
+from targets.embedded import EmbeddedRedis, free_port
+from targets.netproxy import BuiltinProxy, NetworkDriver, NetworkProxyError, ProxySettings, open_proxy
 
 from .helpers import no_pools, pid_alive
 

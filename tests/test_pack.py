@@ -12,10 +12,10 @@ import gevent
 import gevent.event
 import redis
 
-from chaos.embedded import EmbeddedRedis
 from chaos.plugin import ResiliencePack, Settings
 from scenarios.cache import CacheUser
 from scenarios.ledger import LedgerUser
+from targets.embedded import EmbeddedRedis
 
 from .helpers import write_profile
 

@@ -13,11 +13,11 @@ from typing import Any
 import pytest
 import redis
 
-from chaos.embedded import EmbeddedRedis
 from chaos.events import ResilienceEvents
 from chaos.faults import FaultTarget
 from chaos.scheduler import ChaosScheduler
 from config.loader import parse_profile
+from targets.embedded import EmbeddedRedis
 
 from .helpers import no_pools, pid_alive, write_profile
 from .test_e2e import finish, locust

@@ -90,7 +90,7 @@ def test_locust_exits_2_on_a_bad_profile_without_traceback(tmp_path: Path) -> No
 
 
 def test_unreachable_target_exits_2_naming_the_address(tmp_path: Path) -> None:
-    from chaos.embedded import free_port
+    from targets.embedded import free_port
 
     port = free_port()
     proc = subprocess.run(

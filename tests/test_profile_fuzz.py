@@ -23,10 +23,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
-from chaos.embedded import EmbeddedRedis
 from chaos.faults import REGISTRY
 from config.loader import ProfileError, load_profile, parse_profile
 from config.schema import Profile
+from targets.embedded import EmbeddedRedis
 
 from .helpers import LOCUST, ROOT
 

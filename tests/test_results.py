@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from chaos.histogram import LatencyHistogram
-from chaos.results import (
+from recovery.histogram import LatencyHistogram
+from recovery.results import (
     NodeResult,
     merge_results,
     merge_windows,
@@ -16,7 +16,7 @@ from chaos.results import (
     window_from_dict,
     window_to_dict,
 )
-from chaos.tracker import Counts, WindowSummary
+from recovery.tracker import Counts, WindowSummary
 from scenarios.run import IntegrityResult
 
 

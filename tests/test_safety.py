@@ -24,9 +24,9 @@ import yaml
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from chaos.embedded import EmbeddedRedis
-from chaos.safety import is_loopback_host, remote_chaos_refusal, target_hosts
 from config.loader import ProfileError, load_profile, parse_profile
+from targets.embedded import EmbeddedRedis
+from targets.safety import is_loopback_host, remote_chaos_refusal, target_hosts
 
 from .helpers import ROOT, write_profile
 from .test_e2e import finish, locust

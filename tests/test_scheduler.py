@@ -11,11 +11,11 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from chaos.embedded import EmbeddedRedis, free_port
 from chaos.events import ResilienceEvents
 from chaos.faults import FaultTarget
 from chaos.scheduler import ChaosScheduler, FaultConflict, FaultRecord
 from config.loader import parse_profile
+from targets.embedded import EmbeddedRedis, free_port
 
 from .helpers import no_pools
 

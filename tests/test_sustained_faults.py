@@ -15,7 +15,6 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from chaos.embedded import EmbeddedRedis
 from chaos.events import ResilienceEvents
 from chaos.faults import FaultTarget, build_fault
 from chaos.faults.client_kill import ClientKillParams
@@ -23,6 +22,7 @@ from chaos.faults.client_pause import ClientPauseParams
 from chaos.faults.oom import OomParams
 from chaos.scheduler import ChaosScheduler
 from config.loader import parse_profile
+from targets.embedded import EmbeddedRedis
 
 from .helpers import no_pools, write_profile
 from .test_e2e import finish, locust

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from chaos.embedded import EmbeddedRedis, free_port
+from targets.embedded import EmbeddedRedis, free_port
 
 from .helpers import write_profile
 from .secure import refused_at_setup, secured, target_state

@@ -11,11 +11,12 @@ import pytest
 import redis
 from redis.sentinel import SentinelManagedSSLConnection
 
-from chaos.embedded import EmbeddedRedis
-from config.access import Access
 from config.loader import ProfileError, load_profile
-from scenarios.client import ConnectionProbe, pool_from_url
+from scenarios.client import ConnectionProbe
 from scenarios.cluster import cluster_kwargs
+from targets.access import Access
+from targets.clients import pool_from_url
+from targets.embedded import EmbeddedRedis
 
 from .helpers import write_profile
 from .secure import Certs, TlsRedis, make_certs, refused_at_setup, target_state

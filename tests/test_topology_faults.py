@@ -19,8 +19,8 @@ from redis.retry import Retry
 from chaos.faults import CommandRefused, FaultTarget, build_fault
 from chaos.faults.failover import FailoverNotDone, FailoverParams
 from chaos.faults.server_restart import ServerRestartParams
-from chaos.topology import TILT_PERIOD_S, SentinelTopology, Topology, link_up, role
-from scenarios.client import pool_from_url
+from targets.clients import pool_from_url
+from targets.topology import TILT_PERIOD_S, SentinelTopology, Topology, link_up, role
 
 from .helpers import ROOT, eventually, no_pools, pid_alive, write_profile
 from .test_e2e import finish, locust

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from chaos.tracker import RecoveryTracker, WindowSummary
 from config.schema import Recovery
+from recovery.tracker import RecoveryTracker, WindowSummary
 
 
 class Clock:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import math
 
-from chaos.report import compute_figures
-from chaos.results import NodeResult
-from chaos.verdict import EXIT_PASS, EXIT_SLO_BREACHED, Figures, evaluate, exit_code
 from config.loader import parse_profile
+from recovery.report import compute_figures
+from recovery.results import NodeResult
+from recovery.verdict import EXIT_PASS, EXIT_SLO_BREACHED, Figures, evaluate, exit_code
 from scenarios.run import IntegrityResult
 
 from .test_results import window

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from chaos.embedded import EmbeddedRedis, free_port
+from targets.embedded import EmbeddedRedis, free_port
 
 from .helpers import LOCUST, ROOT, write_profile
 from .test_distributed import worker

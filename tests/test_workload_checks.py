@@ -6,7 +6,6 @@ import gevent
 import pytest
 import redis
 
-from chaos.embedded import EmbeddedRedis
 from config.schema import ClientOptions
 from scenarios.acks import AckBook
 from scenarios.batch import BatchFigures
@@ -15,6 +14,7 @@ from scenarios.lock import LockCheck, lock_violations
 from scenarios.pubsub import lost_messages
 from scenarios.queue import QueueCheck
 from scenarios.stream import StreamCheck
+from targets.embedded import EmbeddedRedis
 
 from .test_client import Recorder
 

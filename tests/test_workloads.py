@@ -14,8 +14,8 @@ import gevent.event
 import redis
 import yaml
 
-from chaos.embedded import EmbeddedRedis
 from chaos.plugin import ResiliencePack, Settings
+from targets.embedded import EmbeddedRedis
 
 from .helpers import ROOT
 

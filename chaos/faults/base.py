@@ -15,7 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field
 if TYPE_CHECKING:  # the profile schema imports this module: keep it free of runtime imports
     import redis
 
-    from scenarios.run import PoolResetResult, RedisClient
+    from scenarios.run import PoolResetResult
+    from targets.clients import RedisClient
 
 
 class FaultParams(BaseModel):

@@ -24,7 +24,7 @@ from pydantic import Field
 
 from chaos.faults.base import CommandRefused, FaultBase, FaultParams, FaultTarget
 from chaos.faults.server_restart import managed_servers
-from chaos.topology import SERVICE, TILT_PERIOD_S, ClusterTopology, role
+from targets.topology import SERVICE, TILT_PERIOD_S, ClusterTopology, role
 
 logger = logging.getLogger(__name__)
 

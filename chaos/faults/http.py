@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, model_validator
 
 from chaos.faults.base import FaultBase, FaultParams
-from chaos.safety import is_loopback_host
+from config.hosts import is_loopback_host
 from config.redact import is_secret_key
 
 JsonValue = dict[str, Any] | list[Any] | str | int | float | bool | None

@@ -13,7 +13,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field
 
 from chaos.faults.base import CommandRefused, FaultBase, FaultParams, FaultTarget
-from chaos.netproxy import NetworkDriver, NetworkProxyError
+from targets.netproxy import NetworkDriver, NetworkProxyError
 
 
 class NetworkParams(FaultParams):

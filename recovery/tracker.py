@@ -23,8 +23,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from chaos.histogram import LatencyHistogram
 from config.schema import Recovery
+from recovery.histogram import LatencyHistogram
 
 
 def percentile(values: list[float], q: float) -> float | None:

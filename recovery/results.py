@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from chaos.histogram import LatencyHistogram
-from chaos.tracker import Counts, RecoveryTracker, WindowSummary
+from recovery.histogram import LatencyHistogram
+from recovery.tracker import Counts, RecoveryTracker, WindowSummary
 from scenarios.run import IntegrityResult
 
 

@@ -23,7 +23,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from chaos.embedded import EmbeddedRedis, EmbeddedRedisError, free_port
+from targets.embedded import EmbeddedRedis, EmbeddedRedisError, free_port
 
 SERVICE = "rr"
 # Sentinels call the primary down after this long without an answer. Not 1 s: after a switch, a

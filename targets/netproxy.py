@@ -38,9 +38,8 @@ import gevent
 import gevent.select
 import gevent.socket
 from gevent.server import StreamServer
-from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from chaos.safety import is_loopback_host
+from config.proxy import ProxySettings
 
 logger = logging.getLogger(__name__)
 
@@ -57,46 +56,6 @@ _ATTRIBUTES: Final = {
 
 class NetworkProxyError(Exception):
     """The fault proxy cannot be opened or driven. ``str()`` is a one-line message."""
-
-
-class ProxySettings(BaseModel):
-    """The profile's ``target.proxy``: clients reach Redis through a fault proxy (``network`` faults)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
-
-    driver: Literal["builtin", "toxiproxy"] = Field(
-        "builtin",
-        description="builtin: a proxy inside the Locust process; toxiproxy: a proxy on a running Toxiproxy server.",
-    )
-    toxiproxy_api: str = Field(
-        "http://127.0.0.1:8474", description="The Toxiproxy server's HTTP API (driver toxiproxy); loopback only."
-    )
-    name: str = Field(
-        "redis-resilience",
-        pattern=r"^[A-Za-z0-9_.-]{1,100}$",
-        description="The proxy's name at Toxiproxy (driver toxiproxy).",
-    )
-    listen_port: int = Field(0, ge=0, le=65535, description="Loopback port clients connect to; 0 picks a free one.")
-
-    @field_validator("toxiproxy_api")
-    @classmethod
-    def _loopback_http(cls, url: str) -> str:
-        expected = "an http:// URL of a loopback address, such as http://127.0.0.1:8474"
-        try:
-            parts = urllib.parse.urlsplit(url)
-        except ValueError as exc:  # e.g. an unclosed [IPv6 bracket
-            raise ValueError(f"expected {expected}, got {url!r} ({exc})") from None
-        if parts.scheme != "http" or not parts.hostname or parts.path not in ("", "/") or parts.query:
-            raise ValueError(f"expected {expected}, got {url!r}")
-        if parts.username or parts.password:
-            raise ValueError(f"expected {expected} with no credentials")
-        try:
-            parts.port  # noqa: B018  (raises on a bad port)
-        except ValueError:
-            raise ValueError(f"expected {expected}, got a bad port in {url!r}") from None
-        if not is_loopback_host(parts.hostname):
-            raise ValueError(f"expected {expected}: {parts.hostname} is not a loopback address")
-        return url.rstrip("/")
 
 
 class NetworkDriver(Protocol):

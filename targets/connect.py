@@ -20,11 +20,9 @@ from redis.backoff import NoBackoff
 from redis.exceptions import AuthenticationError, NoPermissionError, ResponseError
 from redis.retry import Retry
 
-from config.access import Access
 from config.redact import redact_url
-from scenarios.client import REDIS_CALL_ERRORS, pool_from_url
-from scenarios.cluster import cluster_admin, is_cluster_url
-from scenarios.run import RedisClient
+from targets.access import Access
+from targets.clients import REDIS_CALL_ERRORS, RedisClient, cluster_admin, is_cluster_url, pool_from_url
 
 CONNECT_TIMEOUT_S = 5.0
 PROBE_TIMEOUT_S = 1.0  # the port probes that tell TLS from plain TCP

@@ -20,8 +20,8 @@ from typing import Any
 import gevent
 import gevent.event
 
-from chaos.results import NodeResult, result_from_dict, window_from_dict
-from chaos.tracker import WindowSummary
+from recovery.results import NodeResult, result_from_dict, window_from_dict
+from recovery.tracker import WindowSummary
 from scenarios.run import PoolResetResult
 
 logger = logging.getLogger("redis_resilience")

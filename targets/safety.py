@@ -14,28 +14,14 @@ a look-up is itself traffic. Such a name needs the opt-in, or the literal addres
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from urllib.parse import unquote
 
+from config.hosts import is_loopback_host
 from config.redact import redact_url
 
 # The embedded topologies the pack starts itself, always on 127.0.0.1.
 _EMBEDDED = ("embedded", "embedded-sentinel", "embedded-cluster")
-
-
-def is_loopback_host(host: str) -> bool:
-    """A literal loopback address or ``localhost``; no name is resolved."""
-    host = host.strip().strip("[]").rstrip(".").lower()
-    if host == "localhost":
-        return True
-    try:
-        address = ipaddress.ip_address(host.split("%", 1)[0])  # an IPv6 zone (%eth0) names no host
-    except ValueError:
-        return False
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return address.ipv4_mapped.is_loopback
-    return address.is_loopback
 
 
 def target_hosts(url: str) -> list[str]:

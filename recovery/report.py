@@ -11,10 +11,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from chaos.results import NodeResult
-from chaos.scheduler import FaultRecord
-from chaos.tracker import Counts, WindowSummary, percentile
-from chaos.verdict import EXIT_SLO_BREACHED, Figures, SloResult, exit_code
+from recovery.records import FaultRecord
+from recovery.results import NodeResult
+from recovery.tracker import Counts, WindowSummary, percentile
+from recovery.verdict import EXIT_SLO_BREACHED, Figures, SloResult, exit_code
 from scenarios.lock import lock_violations
 from scenarios.pubsub import lost_messages
 from scenarios.run import IntegrityResult

@@ -1,0 +1,50 @@
+"""The profile's ``target.proxy``: where the fault proxy of ``network`` faults runs."""
+
+from __future__ import annotations
+
+import urllib.parse
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from config.hosts import is_loopback_host
+
+
+class ProxySettings(BaseModel):
+    """The profile's ``target.proxy``: clients reach Redis through a fault proxy (``network`` faults)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
+
+    driver: Literal["builtin", "toxiproxy"] = Field(
+        "builtin",
+        description="builtin: a proxy inside the Locust process; toxiproxy: a proxy on a running Toxiproxy server.",
+    )
+    toxiproxy_api: str = Field(
+        "http://127.0.0.1:8474", description="The Toxiproxy server's HTTP API (driver toxiproxy); loopback only."
+    )
+    name: str = Field(
+        "redis-resilience",
+        pattern=r"^[A-Za-z0-9_.-]{1,100}$",
+        description="The proxy's name at Toxiproxy (driver toxiproxy).",
+    )
+    listen_port: int = Field(0, ge=0, le=65535, description="Loopback port clients connect to; 0 picks a free one.")
+
+    @field_validator("toxiproxy_api")
+    @classmethod
+    def _loopback_http(cls, url: str) -> str:
+        expected = "an http:// URL of a loopback address, such as http://127.0.0.1:8474"
+        try:
+            parts = urllib.parse.urlsplit(url)
+        except ValueError as exc:  # e.g. an unclosed [IPv6 bracket
+            raise ValueError(f"expected {expected}, got {url!r} ({exc})") from None
+        if parts.scheme != "http" or not parts.hostname or parts.path not in ("", "/") or parts.query:
+            raise ValueError(f"expected {expected}, got {url!r}")
+        if parts.username or parts.password:
+            raise ValueError(f"expected {expected} with no credentials")
+        try:
+            parts.port  # noqa: B018  (raises on a bad port)
+        except ValueError:
+            raise ValueError(f"expected {expected}, got a bad port in {url!r}") from None
+        if not is_loopback_host(parts.hostname):
+            raise ValueError(f"expected {expected}: {parts.hostname} is not a loopback address")
+        return url.rstrip("/")

@@ -1,0 +1,38 @@
+"""What the scheduler records of each fault it ran: the report's ``faults`` list is made of these."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class FaultRecord:
+    """One fault: what ran, when, what it did, and what triggered it."""
+
+    fault_id: int
+    name: str
+    params: dict[str, Any]
+    offset_s: float  # t0 (or the failed attempt) since the test started
+    inject_ms: float
+    t0: float | None = None  # monotonic, None when the injection failed
+    details: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+    duration_s: float = 0.0
+    revert_error: str | None = None
+    reverted: bool = False
+    trigger: str = "schedule"  # "schedule", or "web": injected on demand from the web UI
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def brief(self) -> dict[str, Any]:
+        """The short form (the web UI's status)."""
+        return {
+            "id": self.fault_id,
+            "name": self.name,
+            "trigger": self.trigger,
+            "offset_s": round(self.offset_s, 3),
+            "ok": self.ok,
+        }
