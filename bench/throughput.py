@@ -32,7 +32,7 @@ from typing import Any
 import gevent
 import redis
 
-from config.loader import parse_profile
+from chaos.profile import parse_profile
 from recovery.tracker import RecoveryTracker
 from scenarios.client import ConnectionProbe, InstrumentedRedis, make_pool
 from targets.embedded import EmbeddedRedis

@@ -2,6 +2,9 @@
 
 Whatever the input (any YAML, any file, any bytes), nothing but :class:`ProfileError` escapes
 :func:`load_profile` and :func:`parse_profile` (``tests/test_profile_fuzz.py`` checks it).
+
+Both take the profile model to validate against: the pack's is built from its fault and workload
+registries (chaos/profile.py); this module knows only the generic :class:`config.schema.Profile`.
 """
 
 from __future__ import annotations
@@ -9,17 +12,18 @@ from __future__ import annotations
 import re
 import types
 from pathlib import Path
-from typing import Annotated, Any, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, TypeVar, Union, cast, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from chaos.faults import REGISTRY
 from config.redact import is_secret_key, redact_url
 from config.schema import Profile
 
 CONFIG_DIR = Path(__file__).resolve().parent
 DEFAULT_PROFILE = CONFIG_DIR / "default.yaml"
+
+P = TypeVar("P", bound=Profile)
 
 MAX_SHOWN_CHARS = 80  # a value quoted in a message is cut to this
 _PLAIN_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
@@ -64,14 +68,23 @@ def _union_members(tp: Any) -> list[Any] | None:
     return None
 
 
-def _fault_named(member: Any, tag: Any) -> bool:
-    """Is ``member`` the fault params class a discriminated union names ``tag`` (``client_kill``)?"""
-    if not (isinstance(member, type) and issubclass(member, BaseModel) and "name" in member.model_fields):
+def _member_named(member: Any, tag: Any) -> bool:
+    """Is ``member`` what a discriminated union names ``tag``: a model with a literal field holding it
+    (a fault's ``name: client_kill``, a toxic's ``toxic: latency``), or a nested union holding one?"""
+    members = _union_members(member)
+    if members is not None:
+        return any(_member_named(m, tag) for m in members)
+    if not (isinstance(member, type) and issubclass(member, BaseModel)):
         return False
-    return tag in get_args(member.model_fields["name"].annotation)
+    return any(
+        get_origin(field.annotation) is Literal and tag in get_args(field.annotation)
+        for field in member.model_fields.values()
+    )
 
 
-def _profile_loc(loc: tuple[Any, ...]) -> tuple[tuple[Any, ...], type[BaseModel] | None, bool]:
+def _profile_loc(
+    loc: tuple[Any, ...], model: type[BaseModel]
+) -> tuple[tuple[Any, ...], type[BaseModel] | None, bool, Any]:
     """pydantic's error location as the profile's key path, walking the schema along it.
 
     pydantic adds the member it tried to the location of an error inside a union
@@ -80,7 +93,7 @@ def _profile_loc(loc: tuple[Any, ...]) -> tuple[tuple[Any, ...], type[BaseModel]
     unknown key should have been), and whether a plain union's member was dropped (its errors are
     alternatives, not separate problems).
     """
-    node: Any = Profile
+    node: Any = model
     path: list[Any] = []
     parent: type[BaseModel] | None = None
     union = False
@@ -90,7 +103,7 @@ def _profile_loc(loc: tuple[Any, ...]) -> tuple[tuple[Any, ...], type[BaseModel]
             node = members[0]
             members = _union_members(node)
         if members is not None:  # this part names a union member, not a key
-            node = next((m for m in members if _fault_named(m, part)), None)
+            node = next((m for m in members if _member_named(m, part)), None)
             union = union or node is None
             continue
         while get_origin(node) is Annotated:
@@ -106,7 +119,7 @@ def _profile_loc(loc: tuple[Any, ...]) -> tuple[tuple[Any, ...], type[BaseModel]
             node = get_args(node)[1]
         else:
             node = None
-    return tuple(path), parent, union
+    return tuple(path), parent, union, node
 
 
 def _expectation(error: Any) -> str | None:
@@ -122,6 +135,31 @@ def _expectation(error: Any) -> str | None:
     return re.sub(r"a valid dictionary( or (instance of \w+|object to extract fields from))?", "a mapping", text)
 
 
+def _discriminator(error: Any) -> str:
+    return str(error["ctx"]["discriminator"]).strip("'")
+
+
+def _tags(error: Any) -> str:
+    """The tags the discriminated union at the error takes, sorted: pydantic lists them for an
+    unknown tag; for a missing one they come from the union itself (``_profile_loc``'s last node)."""
+    expected = error["ctx"].get("expected_tags")
+    if expected is not None:
+        tags = {tag.strip().strip("'") for tag in str(expected).split(",") if tag.strip()}
+    else:
+        tags = _literal_tags(error.get("node"), _discriminator(error))
+    return ", ".join(sorted(tags))
+
+
+def _literal_tags(node: Any, field: str) -> set[str]:
+    """The values of the literal ``field`` across a union's members (nested unions included)."""
+    members = _union_members(node)
+    if members is not None:
+        return set().union(*(_literal_tags(member, field) for member in members))
+    if isinstance(node, type) and issubclass(node, BaseModel) and field in node.model_fields:
+        return {str(tag) for tag in get_args(node.model_fields[field].annotation)}
+    return set()
+
+
 def _describe(error: Any, parent: type[BaseModel] | None) -> str:
     kind = error["type"]
     if kind == "extra_forbidden":
@@ -133,9 +171,12 @@ def _describe(error: Any, parent: type[BaseModel] | None) -> str:
     if kind == "invalid_key":
         return f"expected keys that are strings, got the key {_shown(error['input'])}"
     if kind == "union_tag_invalid":
-        return f"unknown fault {_shown(error['ctx']['tag'])}: expected one of {', '.join(sorted(REGISTRY))}"
+        what = "fault" if _discriminator(error) == "name" else _discriminator(error)
+        return f"unknown {what} {_shown(error['ctx']['tag'])}: expected one of {_tags(error)}"
     if kind == "union_tag_not_found":
-        return f"each fault needs a name: one of {', '.join(sorted(REGISTRY))}"
+        if _discriminator(error) == "name":
+            return f"each fault needs a name: one of {_tags(error)}"
+        return f"needs the key {_discriminator(error)}: one of {_tags(error)}"
     if kind == "string_pattern_mismatch" and tuple(error["loc"]) == ("target", "url"):
         return (
             "expected 'embedded' or a redis://, rediss://, sentinel:// or cluster:// URL (or 'embedded-sentinel', "
@@ -150,14 +191,16 @@ def _describe(error: Any, parent: type[BaseModel] | None) -> str:
     return f"expected {expected}{got}" if expected else f"{msg}{got}"
 
 
-def format_validation_error(source: str, exc: ValidationError) -> str:
+def format_validation_error(source: str, exc: ValidationError, model: type[BaseModel] = Profile) -> str:
     """One line: the first problem (file, key path, expectation), and how many more there are."""
     groups: dict[tuple[Any, ...], list[tuple[Any, type[BaseModel] | None, bool]]] = {}
     for error in exc.errors():
         loc = tuple(error["loc"])
         if error["type"] == "invalid_key":  # pydantic puts the offending key itself last
             loc = loc[:-1]
-        path, parent, union = _profile_loc(loc)
+        path, parent, union, node = _profile_loc(loc, model)
+        if error["type"] == "union_tag_not_found":  # its tags come from the union itself
+            error = cast(Any, {**error, "node": node})
         groups.setdefault(path, []).append((error, parent, union))
     (path, group), *others = groups.items()
     error, parent, union = group[0]
@@ -222,8 +265,8 @@ def _yaml_error(source: str, text: str, exc: yaml.YAMLError) -> str:
     return f"{source}: YAML error: {exc}"
 
 
-def parse_profile(data: Any, source: str, base_dir: str | Path | None = None) -> Profile:
-    """Validate already-parsed data (a mapping) into a :class:`Profile`, or raise :class:`ProfileError`.
+def parse_profile(data: Any, source: str, model: type[P], base_dir: str | Path | None = None) -> P:
+    """Validate already-parsed data (a mapping) into ``model``, or raise :class:`ProfileError`.
 
     ``base_dir``: where relative file names in the profile are found (the profile file's directory)."""
     if data is None:
@@ -231,15 +274,15 @@ def parse_profile(data: Any, source: str, base_dir: str | Path | None = None) ->
     if not isinstance(data, dict):
         raise ProfileError(f"{_source(source)}: (top level): expected a mapping of keys, got {type(data).__name__}")
     try:
-        return Profile.model_validate(data, context={"base_dir": base_dir} if base_dir is not None else None)
+        return model.model_validate(data, context={"base_dir": base_dir} if base_dir is not None else None)
     except ValidationError as exc:
-        raise ProfileError(format_validation_error(source, exc)) from None
+        raise ProfileError(format_validation_error(source, exc, model)) from None
     except Exception as exc:  # a validator that failed other than by the book: still one line, no traceback
         problem = _shown(f"{type(exc).__name__}: {exc}")
         raise ProfileError(f"{_source(source)}: (top level): cannot validate this profile: {problem}") from None
 
 
-def load_profile(path: str | Path) -> Profile:
+def load_profile(path: str | Path, model: type[P]) -> P:
     """Read and validate a profile file. Raises :class:`ProfileError` with a one-line message."""
     source = _source(str(path))
     try:
@@ -260,4 +303,4 @@ def load_profile(path: str | Path) -> Profile:
         raise ProfileError(_yaml_error(source, text, exc)) from None
     except RecursionError:
         raise ProfileError(f"{source}: YAML error: nested too deeply") from None
-    return parse_profile(data, source, base_dir=Path(path).parent)
+    return parse_profile(data, source, model, base_dir=Path(path).parent)

@@ -1,16 +1,16 @@
-"""The profile schema: typed, frozen, strict. ``python -m config.schema`` prints its JSON Schema."""
+"""The profile's generic models: typed, frozen, strict. What only the registries know (each fault's
+params, each workload's settings and integrity limits) is added by chaos/profile.py, whose
+``python -m chaos.profile`` prints the JSON Schema."""
 
 from __future__ import annotations
 
 import contextlib
-import json
 import re
 from pathlib import Path
 from typing import Annotated, ClassVar, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, model_validator
 
-from chaos.faults import FaultSpec
 from config.proxy import ProxySettings
 
 Positive = Annotated[float, Field(gt=0)]
@@ -154,8 +154,8 @@ class Target(Credentials):
             raise ValueError(f"an inline password (target.admin.password) is refused: {INLINE_SECRETS_HINT}")
         if _url_password(self.url) is not None:
             raise ValueError(
-                "a password inside target.url is refused (--redis-url and REDIS_URL may carry one): drop it and "
-                f"{INLINE_SECRETS_HINT}"
+                "a password inside target.url is refused (--redis-url and RESILIENCE_REDIS_URL may carry one): "
+                f"drop it and {INLINE_SECRETS_HINT}"
             )
         return self
 
@@ -206,90 +206,16 @@ Skew = Annotated[
 ]
 
 
-class CacheWorkload(Strict):
-    weight: Weight = 3
-    keyspace: int = Field(10_000, ge=1, description="Distinct cache keys.")
-    hot_key_skew: Skew = 0.0
-    value_bytes: int = Field(256, ge=0)
-    read_ratio: Rate = 0.9
-    ttl_s: int = Field(300, ge=1)
+class WorkloadSettings(Strict):
+    """Settings every workload has: its weight in the mix. A workload's module subclasses this with
+    its own keys (units in the names) and registers it with its user class (scenarios/registry.py)."""
 
-
-class LedgerWorkload(Strict):
-    weight: Weight = 1
-    value_bytes: int = Field(64, ge=0)
-
-
-class SessionWorkload(Strict):
     weight: Weight = 0
-    sessions_per_user: int = Field(20, ge=1)
-    value_bytes: int = Field(128, ge=0)
-    ttl_s: int = Field(1800, ge=1, description="Sliding: every access renews it.")
 
 
-class QueueWorkload(Strict):
-    weight: Weight = 0
-    reliable: bool = Field(
-        True, description="BLMOVE to a processing list (reliable queue); false: BRPOP, which can lose a job."
-    )
-    value_bytes: int = Field(64, ge=0)
-    block_s: Positive = Field(0.5, description="How long a consumer blocks waiting for a job.")
-
-
-class PubSubWorkload(Strict):
-    weight: Weight = 0
-    channels: int = Field(1, ge=1)
-    value_bytes: int = Field(64, ge=0)
-
-
-class StreamWorkload(Strict):
-    weight: Weight = 0
-    value_bytes: int = Field(64, ge=0)
-    batch: int = Field(10, ge=1, description="Entries read per XREADGROUP.")
-    block_ms: int = Field(500, ge=1)
-    claim_idle_ms: int = Field(2000, ge=1, description="Pending entries idle this long are reclaimed (XAUTOCLAIM).")
-
-
-class LockWorkload(Strict):
-    weight: Weight = 0
-    locks: int = Field(4, ge=1, description="Distinct locks the users contend for.")
-    ttl_ms: int = Field(2000, ge=1, description="Lock expiry (SET NX PX).")
-    hold_ms: NonNegative = Field(5, description="Time spent inside the critical section.")
-
-
-class RateLimitWorkload(Strict):
-    weight: Weight = 0
-    limit: int = Field(50, ge=1, description="Requests allowed per window and client.")
-    window_ms: int = Field(1000, ge=1)
-    clients: int = Field(100, ge=1, description="Distinct rate-limited client ids.")
-
-
-class LeaderboardWorkload(Strict):
-    weight: Weight = 0
-    members: int = Field(1000, ge=1)
-    hot_key_skew: Skew = 1.0
-    top_n: int = Field(10, ge=1)
-
-
-class BatchWorkload(Strict):
-    weight: Weight = 0
-    keyspace: int = Field(1000, ge=1)
-    batch_size: int = Field(10, ge=1, description="Commands per pipeline.")
-    value_bytes: int = Field(64, ge=0)
-
-
-class Workloads(Strict):
-    cache: CacheWorkload = CacheWorkload()
-    ledger: LedgerWorkload = LedgerWorkload()
-    session: SessionWorkload = SessionWorkload()
-    queue: QueueWorkload = QueueWorkload()
-    pubsub: PubSubWorkload = PubSubWorkload()
-    stream: StreamWorkload = StreamWorkload()
-    lock: LockWorkload = LockWorkload()
-    ratelimit: RateLimitWorkload = RateLimitWorkload()
-    leaderboard: LeaderboardWorkload = LeaderboardWorkload()
-    pipeline: BatchWorkload = BatchWorkload()
-    transaction: BatchWorkload = BatchWorkload(batch_size=3)
+class WorkloadMix(Strict):
+    """``workload.mix``: one key per registered workload. The profile model the pack loads has a
+    field per workload of the registry (chaos/profile.py); this base has none."""
 
 
 class Workload(Strict):
@@ -297,13 +223,23 @@ class Workload(Strict):
         "rr", pattern=r"^[A-Za-z0-9_.-]+$", description="Every key lives under '<prefix>:<run id>:'."
     )
     think_time: ThinkTime = ThinkTime()
-    mix: Workloads = Workloads()
+    mix: WorkloadMix = WorkloadMix()
 
     @model_validator(mode="after")
     def _some_weight(self) -> Workload:
-        if sum(getattr(self.mix, name).weight for name in Workloads.model_fields) == 0:
+        names = type(self.mix).model_fields
+        if names and sum(getattr(self.mix, name).weight for name in names) == 0:
             raise ValueError("the weights of workload.mix sum to 0: give at least one workload a weight > 0")
         return self
+
+
+class FaultSpec(Strict):
+    """Fields common to every fault entry of a profile, decoded before the fault's own. Each fault's
+    module subclasses this with its typed params (chaos/faults/); the profile model the pack loads
+    tells the entries apart by ``name`` (chaos/profile.py)."""
+
+    name: str = Field(description="Which fault (a key of the fault registry).")
+    weight: float = Field(1.0, ge=0, description="Relative chance of this fault at each tick of the schedule.")
 
 
 class Chaos(Strict):
@@ -351,7 +287,8 @@ class Recovery(Strict):
 
 
 class Slo(Strict):
-    """Limits the verdict checks; null skips a check."""
+    """Limits the verdict checks; null skips a check. The profile model the pack loads adds one
+    ``max_<figure>`` limit per integrity figure a registered workload gates on (chaos/profile.py)."""
 
     max_recovery_p95_s: NonNegative | None = 2.0
     max_error_rate_in_windows: Rate | None = 0.05
@@ -363,10 +300,6 @@ class Slo(Strict):
         0,
         ge=0,
         description="Unexpected exceptions in user code (Locust's error report); a crashed workload is no pass.",
-    )
-    max_lock_violations: int | None = Field(0, ge=0, description="Critical sections two lock holders overlapped in.")
-    max_lost_messages: int | None = Field(
-        None, ge=0, description="Pub/sub is at-most-once: lost messages are reported; set a limit to gate on them."
     )
     max_missing_workers: int | None = Field(
         0, ge=0, description="Workers that stopped reporting mid-run (distributed runs): their figures are missing."
@@ -390,14 +323,3 @@ class Profile(Strict):
         if cluster and self.client.retries < 0:
             raise ValueError("client.retries: -1 (retry forever) does not work with redis-py's cluster client")
         return self
-
-
-def json_schema() -> str:
-    schema = Profile.model_json_schema()
-    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    schema["title"] = "redis-resilience profile"
-    return json.dumps(schema, indent=2, sort_keys=True) + "\n"
-
-
-if __name__ == "__main__":
-    print(json_schema(), end="")

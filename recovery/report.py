@@ -14,12 +14,9 @@ from typing import Any
 from recovery.records import FaultRecord
 from recovery.results import NodeResult
 from recovery.tracker import Counts, WindowSummary, percentile
-from recovery.verdict import EXIT_SLO_BREACHED, Figures, SloResult, exit_code
-from scenarios.lock import lock_violations
-from scenarios.pubsub import lost_messages
+from recovery.verdict import EXIT_PASS, Figures, SloResult
+from scenarios.registry import derived_figures, gates
 from scenarios.run import IntegrityResult
-
-_NONE = IntegrityResult()
 
 REPORT_SCHEMA = "redis-resilience/report/v1"
 
@@ -112,9 +109,14 @@ def compute_figures(records: list[FaultRecord], result: NodeResult, missing_work
         user_errors=result.user_errors,
         requests=in_requests + outside.requests,
         missing_workers=missing_workers,
-        lock_violations=0 if integrity is None else lock_violations(integrity.get("lock", _NONE).figures),
-        lost_messages=0 if integrity is None else lost_messages(integrity.get("pubsub", _NONE).figures),
+        gated=tuple((gate.summary, _gated(integrity, workload, gate.figure)) for workload, gate in gates()),
     )
+
+
+def _gated(integrity: dict[str, IntegrityResult] | None, workload: str, figure: str) -> float:
+    """A gated figure of a workload after every node is merged in; 0 when it did not run (or was not checked)."""
+    result = None if integrity is None else integrity.get(workload)
+    return 0 if result is None else derived_figures(workload, result.figures).get(figure, 0)
 
 
 def build_report(
@@ -123,10 +125,12 @@ def build_report(
     result: NodeResult,
     figures: Figures,
     slo_results: list[SloResult],
+    code: int,
     workers: dict[str, Any] | None = None,
     missing_by_fault: dict[int, list[str]] | None = None,
 ) -> dict[str, Any]:
-    """The JSON report. ``workers`` and ``missing_by_fault`` are given on a master only."""
+    """The JSON report, with the exit ``code`` the outcome decided (recovery/outcome.py).
+    ``workers`` and ``missing_by_fault`` are given on a master only."""
     windows = result.windows
     outside = result.outside
     integrity = result.integrity
@@ -136,9 +140,6 @@ def build_report(
         hidden_retries=sum(w.hidden_retries for w in windows),
         reconnections=sum(w.reconnections for w in windows),
     )
-    code = exit_code(slo_results)
-    if facts.aborted is not None:
-        code = max(code, EXIT_SLO_BREACHED)  # measured figures of an aborted test are no pass
     recovery_p95 = figures.recovery_p95_s
     return {
         "schema": REPORT_SCHEMA,
@@ -184,8 +185,7 @@ def build_report(
             "duplicated_writes": figures.duplicated_writes,
             "user_errors": figures.user_errors,
             "missing_workers": figures.missing_workers,
-            "lock_violations": figures.lock_violations,
-            "lost_messages": figures.lost_messages,
+            **{name: _number(value) for name, value in figures.gated},
         },
         "integrity": (
             {"error": result.integrity_error}
@@ -201,7 +201,7 @@ def build_report(
             }
             for s in slo_results
         ],
-        "verdict": "pass" if code == 0 else "fail",
+        "verdict": "pass" if code == EXIT_PASS else "fail",
         "exit_code": code,
     }
 
@@ -210,12 +210,13 @@ def _integrity_row(workload: str, result: IntegrityResult) -> dict[str, Any]:
     """One workload's integrity figures; run-wide ones are derived here, after every node's merged in."""
     row = asdict(result)
     figures = row.pop("figures")
-    if workload == "lock":
-        figures["violations"] = lock_violations(result.figures)
-    if workload == "pubsub":
-        figures["lost_messages"] = lost_messages(result.figures)
+    figures.update(derived_figures(workload, result.figures))
     row.update(figures)
     return row
+
+
+def _number(value: float) -> float | int:
+    return int(value) if float(value).is_integer() else value
 
 
 def _cell(value: Any, digits: int = 2) -> str:

@@ -13,9 +13,12 @@ from locust.env import Environment
 
 import random
 
+from pydantic import Field
 from redis.exceptions import WatchError
 
+from config.schema import Weight, WorkloadSettings
 from scenarios.client import RedisRequestFailed
+from scenarios.registry import register_workload
 from scenarios.run import IntegrityResult, RedisClient
 from scenarios.user import RedisUser
 
@@ -42,12 +45,21 @@ class BatchFigures:
         return IntegrityResult(figures=figures)
 
 
+class BatchWorkload(WorkloadSettings):
+    weight: Weight = 0
+    keyspace: int = Field(1000, ge=1)
+    batch_size: int = Field(10, ge=1, description="Commands per pipeline.")
+    value_bytes: int = Field(64, ge=0)
+
+
+@register_workload
 class PipelineUser(RedisUser):
+    Settings = BatchWorkload
     label = "pipeline"
 
     def __init__(self, environment: Environment) -> None:
         super().__init__(environment)
-        self.spec = self.redis_run.profile.workload.mix.pipeline
+        self.spec = self.settings(BatchWorkload)
         self.value = b"p" * self.spec.value_bytes
         self.figures = self.redis_run.check(self.label, BatchFigures)
 
@@ -70,12 +82,18 @@ class PipelineUser(RedisUser):
             raise
 
 
+class TransactionWorkload(BatchWorkload):
+    batch_size: int = Field(3, ge=1, description="Commands per MULTI/EXEC transaction.")
+
+
+@register_workload
 class TransactionUser(RedisUser):
+    Settings = TransactionWorkload
     label = "transaction"
 
     def __init__(self, environment: Environment) -> None:
         super().__init__(environment)
-        self.spec = self.redis_run.profile.workload.mix.transaction
+        self.spec = self.settings(TransactionWorkload)
         node = self.redis_run.node
         # One hash tag: a transaction WATCHes and moves units between two of these (one cluster slot).
         tag = f"transaction:{node}"

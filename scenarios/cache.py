@@ -7,15 +7,30 @@ from locust.env import Environment
 
 import random
 
+from pydantic import Field
+
+from config.schema import Rate, Skew, Weight, WorkloadSettings
+from scenarios.registry import register_workload
 from scenarios.user import RedisUser, skewed_index
 
 
+class CacheWorkload(WorkloadSettings):
+    weight: Weight = 3
+    keyspace: int = Field(10_000, ge=1, description="Distinct cache keys.")
+    hot_key_skew: Skew = 0.0
+    value_bytes: int = Field(256, ge=0)
+    read_ratio: Rate = 0.9
+    ttl_s: int = Field(300, ge=1)
+
+
+@register_workload
 class CacheUser(RedisUser):
+    Settings = CacheWorkload
     label = "cache"
 
     def __init__(self, environment: Environment) -> None:
         super().__init__(environment)
-        spec = self.redis_run.profile.workload.mix.cache
+        spec = self.settings(CacheWorkload)
         self.spec = spec
         self.value = b"v" * spec.value_bytes
 

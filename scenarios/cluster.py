@@ -117,7 +117,7 @@ def cluster_kwargs(
 
 class ClusterPools:
     """The pools of one cluster client (one per node it knows now), seen as one pool: what
-    ``RedisRun.pools`` counts and a ``pool_reset`` disconnects."""
+    ``RedisRun.pools`` counts and ``RedisRun.reset_pools`` disconnects."""
 
     def __init__(self, client: RedisCluster) -> None:
         self.client = client

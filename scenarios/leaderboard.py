@@ -7,15 +7,28 @@ from locust.env import Environment
 
 import random
 
+from pydantic import Field
+
+from config.schema import Skew, Weight, WorkloadSettings
+from scenarios.registry import register_workload
 from scenarios.user import RedisUser, skewed_index
 
 
+class LeaderboardWorkload(WorkloadSettings):
+    weight: Weight = 0
+    members: int = Field(1000, ge=1)
+    hot_key_skew: Skew = 1.0
+    top_n: int = Field(10, ge=1)
+
+
+@register_workload
 class LeaderboardUser(RedisUser):
+    Settings = LeaderboardWorkload
     label = "leaderboard"
 
     def __init__(self, environment: Environment) -> None:
         super().__init__(environment)
-        self.spec = self.redis_run.profile.workload.mix.leaderboard
+        self.spec = self.settings(LeaderboardWorkload)
         self.board = self.key("leaderboard")
 
     def member(self) -> str:

@@ -13,7 +13,11 @@ from locust.env import Environment
 
 from typing import cast
 
+from pydantic import Field
+
+from config.schema import Weight, WorkloadSettings
 from scenarios.acks import AckBook, tally
+from scenarios.registry import register_workload
 from scenarios.run import IntegrityResult, RedisClient
 from scenarios.user import RedisUser
 
@@ -66,12 +70,19 @@ class LedgerCheck:
         return result
 
 
+class LedgerWorkload(WorkloadSettings):
+    weight: Weight = 1
+    value_bytes: int = Field(64, ge=0)
+
+
+@register_workload
 class LedgerUser(RedisUser):
+    Settings = LedgerWorkload
     label = "ledger"
 
     def __init__(self, environment: Environment) -> None:
         super().__init__(environment)
-        spec = self.redis_run.profile.workload.mix.ledger
+        spec = self.settings(LedgerWorkload)
         self.book = LedgerBook(self.user_key, self.key("ledger", self.user_key), spec.value_bytes)
         self.redis_run.check(self.label, LedgerCheck).books.append(self.book)
 

@@ -17,8 +17,11 @@ import random
 import uuid
 
 import gevent
+from pydantic import Field
 
+from config.schema import NonNegative, Weight, WorkloadSettings
 from scenarios.client import RedisRequestFailed
+from scenarios.registry import Gate, register_workload
 from scenarios.run import IntegrityResult, RedisClient
 from scenarios.scripts import COMPARE_AND_DELETE
 from scenarios.user import RedisUser
@@ -47,12 +50,26 @@ class LockCheck:
         )
 
 
+class LockWorkload(WorkloadSettings):
+    weight: Weight = 0
+    locks: int = Field(4, ge=1, description="Distinct locks the users contend for.")
+    ttl_ms: int = Field(2000, ge=1, description="Lock expiry (SET NX PX).")
+    hold_ms: NonNegative = Field(5, description="Time spent inside the critical section.")
+
+
+@register_workload
 class LockUser(RedisUser):
+    Settings = LockWorkload
+    gates = (Gate("violations", "lock_violations", 0, "Critical sections two lock holders overlapped in."),)
+
+    @staticmethod
+    def derive_figures(figures: dict[str, float]) -> dict[str, float]:
+        return {"violations": lock_violations(figures)}
     label = "lock"
 
     def __init__(self, environment: Environment) -> None:
         super().__init__(environment)
-        self.spec = self.redis_run.profile.workload.mix.lock
+        self.spec = self.settings(LockWorkload)
         # A lock and the counter it guards share a hash tag (one cluster slot).
         self.locks = [self.tagged_key(f"lock:{i}") for i in range(self.spec.locks)]
         counters = [self.tagged_key(f"lock:{i}", "counter") for i in range(self.spec.locks)]

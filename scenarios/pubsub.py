@@ -18,12 +18,16 @@ import time
 from typing import Any
 
 import gevent
+from pydantic import Field
 
+from config.schema import Weight, WorkloadSettings
 from scenarios.client import ConnectionProbe
 from scenarios.cluster import plain_client
+from scenarios.registry import Gate, register_workload
 from scenarios.run import IntegrityResult, RedisClient
 from scenarios.user import RedisUser
 from targets.clients import REDIS_CALL_ERRORS
+from targets.greenlets import spawn_reported, stop
 
 DRAIN_S = 0.5  # at stop, how long a subscriber may take to read what is still on its way
 
@@ -51,12 +55,32 @@ class PubSubFigures:
         return IntegrityResult(figures=figures)
 
 
+class PubSubWorkload(WorkloadSettings):
+    weight: Weight = 0
+    channels: int = Field(1, ge=1)
+    value_bytes: int = Field(64, ge=0)
+
+
+@register_workload
 class PubSubUser(RedisUser):
+    Settings = PubSubWorkload
+    gates = (
+        Gate(
+            "lost_messages",
+            "lost_messages",
+            None,
+            "Pub/sub is at-most-once: lost messages are reported; set a limit to gate on them.",
+        ),
+    )
+
+    @staticmethod
+    def derive_figures(figures: dict[str, float]) -> dict[str, float]:
+        return {"lost_messages": lost_messages(figures)}
     label = "pubsub"
 
     def __init__(self, environment: Environment) -> None:
         super().__init__(environment)
-        self.spec = self.redis_run.profile.workload.mix.pubsub
+        self.spec = self.settings(PubSubWorkload)
         # One hash tag: on a cluster, subscribers (on the node of their first channel's slot) and PUBLISH
         # (on the node of its channel's slot) meet on one node, whose receiver count PUBLISH returns.
         self.channels = [self.tagged_key("pubsub", i) for i in range(self.spec.channels)]
@@ -74,7 +98,13 @@ class PubSubUser(RedisUser):
         self.lost_at: float | None = None
 
     def on_start(self) -> None:
-        self.listener = gevent.spawn(self.listen)
+        self.listener = spawn_reported(self.listener_crashed, self.listen)
+
+    def listener_crashed(self, exc: BaseException) -> None:
+        """Redis errors are retried in :meth:`listen`: anything else is a bug that ends the subscription.
+        It counts as a crashed task does (Locust's user errors, the report's ``user_errors``), not only
+        as lost messages."""
+        self.environment.events.user_error.fire(user_instance=self, exception=exc, tb=exc.__traceback__)
 
     def listen(self) -> None:
         confirmed = 0
@@ -111,8 +141,7 @@ class PubSubUser(RedisUser):
         self.figures.deliveries_expected += int(receivers)
 
     def on_stop(self) -> None:
-        if self.listener is not None:
-            self.listener.kill(block=True)
+        stop(self.listener)
         with contextlib.suppress(*REDIS_CALL_ERRORS), gevent.Timeout(DRAIN_S, False):
             while (message := self.pubsub.get_message(timeout=0.1)) is not None:
                 self.on_message(message, 0)

@@ -13,7 +13,11 @@ from locust.env import Environment
 
 from typing import cast
 
+from pydantic import Field
+
+from config.schema import Positive, Weight, WorkloadSettings
 from scenarios.acks import AckBook, tally
+from scenarios.registry import register_workload
 from scenarios.run import IntegrityResult, RedisClient
 from scenarios.user import RedisUser
 
@@ -57,12 +61,23 @@ class QueueCheck:
         )
 
 
+class QueueWorkload(WorkloadSettings):
+    weight: Weight = 0
+    reliable: bool = Field(
+        True, description="BLMOVE to a processing list (reliable queue); false: BRPOP, which can lose a job."
+    )
+    value_bytes: int = Field(64, ge=0)
+    block_s: Positive = Field(0.5, description="How long a consumer blocks waiting for a job.")
+
+
+@register_workload
 class QueueUser(RedisUser):
+    Settings = QueueWorkload
     label = "queue"
 
     def __init__(self, environment: Environment) -> None:
         super().__init__(environment)
-        self.spec = self.redis_run.profile.workload.mix.queue
+        self.spec = self.settings(QueueWorkload)
         # One hash tag: BLMOVE moves a job between two of these keys (one cluster slot).
         self.jobs = self.tagged_key("queue", "jobs")
         self.processing = self.tagged_key("queue", "processing", self.user_key)

@@ -7,6 +7,10 @@ from locust.env import Environment
 
 import random
 
+from pydantic import Field
+
+from config.schema import Weight, WorkloadSettings
+from scenarios.registry import register_workload
 from scenarios.run import IntegrityResult, RedisClient
 from scenarios.scripts import FIXED_WINDOW
 from scenarios.user import RedisUser
@@ -26,12 +30,21 @@ class RateLimitFigures:
         )
 
 
+class RateLimitWorkload(WorkloadSettings):
+    weight: Weight = 0
+    limit: int = Field(50, ge=1, description="Requests allowed per window and client.")
+    window_ms: int = Field(1000, ge=1)
+    clients: int = Field(100, ge=1, description="Distinct rate-limited client ids.")
+
+
+@register_workload
 class RateLimitUser(RedisUser):
+    Settings = RateLimitWorkload
     label = "ratelimit"
 
     def __init__(self, environment: Environment) -> None:
         super().__init__(environment)
-        self.spec = self.redis_run.profile.workload.mix.ratelimit
+        self.spec = self.settings(RateLimitWorkload)
         self.figures = self.redis_run.check(self.label, RateLimitFigures)
 
     @tag("ratelimit")

@@ -32,7 +32,6 @@ class PoolResetResult:
     pools: int
     connections: int
     in_use: int
-    unacknowledged: tuple[str, ...] = ()  # workers that did not confirm the reset in time
 
 
 @dataclass

@@ -8,15 +8,28 @@ from locust.env import Environment
 import random
 import time
 
+from pydantic import Field
+
+from config.schema import Weight, WorkloadSettings
+from scenarios.registry import register_workload
 from scenarios.user import RedisUser
 
 
+class SessionWorkload(WorkloadSettings):
+    weight: Weight = 0
+    sessions_per_user: int = Field(20, ge=1)
+    value_bytes: int = Field(128, ge=0)
+    ttl_s: int = Field(1800, ge=1, description="Sliding: every access renews it.")
+
+
+@register_workload
 class SessionUser(RedisUser):
+    Settings = SessionWorkload
     label = "session"
 
     def __init__(self, environment: Environment) -> None:
         super().__init__(environment)
-        self.spec = self.redis_run.profile.workload.mix.session
+        self.spec = self.settings(SessionWorkload)
         self.sessions = [self.key("session", self.user_key, i) for i in range(self.spec.sessions_per_user)]
         self.cart = "c" * self.spec.value_bytes
 

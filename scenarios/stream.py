@@ -14,9 +14,12 @@ from locust.env import Environment
 from typing import Any, cast
 
 import redis
+from pydantic import Field
 from redis.exceptions import ResponseError
 
+from config.schema import Weight, WorkloadSettings
 from scenarios.acks import AckBook, tally
+from scenarios.registry import register_workload
 from scenarios.run import IntegrityResult, RedisClient
 from scenarios.user import RedisUser
 
@@ -56,12 +59,22 @@ class StreamCheck:
         )
 
 
+class StreamWorkload(WorkloadSettings):
+    weight: Weight = 0
+    value_bytes: int = Field(64, ge=0)
+    batch: int = Field(10, ge=1, description="Entries read per XREADGROUP.")
+    block_ms: int = Field(500, ge=1)
+    claim_idle_ms: int = Field(2000, ge=1, description="Pending entries idle this long are reclaimed (XAUTOCLAIM).")
+
+
+@register_workload
 class StreamUser(RedisUser):
+    Settings = StreamWorkload
     label = "stream"
 
     def __init__(self, environment: Environment) -> None:
         super().__init__(environment)
-        self.spec = self.redis_run.profile.workload.mix.stream
+        self.spec = self.settings(StreamWorkload)
         self.stream = self.key("stream", "events")
         self.processed = self.key("stream", "processed")
         self.consumer = f"c-{self.user_key}"

@@ -6,11 +6,15 @@ from locust import User
 from locust.env import Environment
 
 import random
+from typing import ClassVar, TypeVar
 
-from config.schema import Profile
+from config.schema import Profile, WorkloadSettings
 from scenarios.client import ConnectionProbe
 from scenarios.cluster import traffic_client
+from scenarios.registry import Gate
 from scenarios.run import run_of
+
+S = TypeVar("S", bound=WorkloadSettings)
 
 
 class RedisUser(User):
@@ -23,6 +27,16 @@ class RedisUser(User):
 
     abstract = True
     label = "redis"
+    # What the workload registry reads (scenarios/registry.py): the profile keys under
+    # ``workload.mix.<label>``, the integrity figures the verdict can limit, and how its run-wide
+    # figures are derived from every node's merged ones.
+    Settings: ClassVar[type[WorkloadSettings]] = WorkloadSettings
+    gates: ClassVar[tuple[Gate, ...]] = ()
+
+    @staticmethod
+    def derive_figures(figures: dict[str, float]) -> dict[str, float]:
+        """Run-wide figures from the merged ones (none by default)."""
+        return {}
 
     def __init__(self, environment: Environment) -> None:
         super().__init__(environment)
@@ -38,6 +52,13 @@ class RedisUser(User):
         think = self.redis_run.profile.workload.think_time
         self._think_s = (think.min_ms / 1000, think.max_ms / 1000)
         self._prefix = self.redis_run.key_prefix
+
+    def settings(self, model: type[S]) -> S:
+        """This workload's ``workload.mix.<label>`` settings from the profile, as its own model."""
+        spec = getattr(self.redis_run.profile.workload.mix, self.label)
+        if not isinstance(spec, model):
+            raise TypeError(f"workload.mix.{self.label} is a {type(spec).__name__}, not a {model.__name__}")
+        return spec
 
     def key(self, *parts: object) -> str:
         """A key under the run prefix: ``key("cache", 7)`` -> ``rr:<run id>:cache:7``."""

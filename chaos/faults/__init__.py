@@ -1,56 +1,42 @@
-"""The fault registry: a plain dict from a profile's fault name to its params and class."""
+"""The faults: one module each, registered by name (chaos/faults/registry.py).
+
+Adding a fault is its module (params + class, ``@register_fault`` on the class) and its import
+line here; docs/extending.md walks through it.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated, Any, NamedTuple
-
-from pydantic import Field
-
+from chaos.faults import (  # noqa: F401  (each import registers its fault)
+    client_kill,
+    client_pause,
+    failover,
+    http,
+    network,
+    oom,
+    pool_reset,
+    server_restart,
+)
 from chaos.faults.base import CommandRefused, Fault, FaultParams, FaultTarget
-from chaos.faults.client_kill import ClientKill, ClientKillParams
-from chaos.faults.client_pause import ClientPause, ClientPauseParams
-from chaos.faults.failover import Failover, FailoverParams
-from chaos.faults.http import Http, HttpParams
-from chaos.faults.network import Network, NetworkParams
-from chaos.faults.oom import Oom, OomParams
-from chaos.faults.pool_reset import PoolReset, PoolResetParams
-from chaos.faults.server_restart import ServerRestart, ServerRestartParams
+from chaos.faults.registry import (
+    FAULTS,
+    build_fault,
+    fault_class,
+    fault_names,
+    parse_fault_spec,
+    register_fault,
+    spec_type,
+)
 
-
-class FaultKind(NamedTuple):
-    params: type[FaultParams]
-    fault: Any  # a class taking (params, target) and satisfying Fault
-
-
-REGISTRY: dict[str, FaultKind] = {
-    "client_kill": FaultKind(ClientKillParams, ClientKill),
-    "pool_reset": FaultKind(PoolResetParams, PoolReset),
-    "client_pause": FaultKind(ClientPauseParams, ClientPause),
-    "oom": FaultKind(OomParams, Oom),
-    "server_restart": FaultKind(ServerRestartParams, ServerRestart),
-    "failover": FaultKind(FailoverParams, Failover),
-    "http": FaultKind(HttpParams, Http),
-    "network": FaultKind(NetworkParams, Network),
-}
-
-# One entry of a profile's chaos.faults list, told apart by its ``name``.
-FaultSpec = Annotated[
-    ClientKillParams
-    | PoolResetParams
-    | ClientPauseParams
-    | OomParams
-    | ServerRestartParams
-    | FailoverParams
-    | HttpParams
-    | NetworkParams,
-    Field(discriminator="name"),
+__all__ = [
+    "FAULTS",
+    "CommandRefused",
+    "Fault",
+    "FaultParams",
+    "FaultTarget",
+    "build_fault",
+    "fault_class",
+    "fault_names",
+    "parse_fault_spec",
+    "register_fault",
+    "spec_type",
 ]
-
-
-def build_fault(spec: FaultParams, target: FaultTarget) -> Fault:
-    """Instantiate the fault a profile entry names."""
-    fault: Fault = REGISTRY[spec.name].fault(spec, target)
-    return fault
-
-
-__all__ = ["REGISTRY", "CommandRefused", "Fault", "FaultParams", "FaultSpec", "FaultTarget", "build_fault"]

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field
+# FaultParams: the fields common to every fault entry of a profile (``name``, ``weight``), decoded
+# before the fault's own; a fault's params subclass it, with ``name: Literal["<its name>"]``.
+from config.schema import FaultSpec as FaultParams  # noqa: F401  (re-exported for the faults)
 
 if TYPE_CHECKING:  # the profile schema imports this module: keep it free of runtime imports
     import redis
@@ -19,13 +21,6 @@ if TYPE_CHECKING:  # the profile schema imports this module: keep it free of run
     from targets.clients import RedisClient
 
 
-class FaultParams(BaseModel):
-    """Fields common to every fault entry of a profile, decoded before the fault's own."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
-
-    name: str = Field(description="Which fault (a key of the fault registry).")
-    weight: float = Field(1.0, ge=0, description="Relative chance of this fault at each tick of the schedule.")
 
 
 @dataclass(frozen=True)
@@ -35,8 +30,8 @@ class FaultTarget:
     :param admin: the pack's own admin connection (never tagged as traffic, never killed); a cluster
         client on a cluster (reach every primary through :meth:`node_admins`)
     :param traffic_tag: prefix of the ``CLIENT SETNAME`` of every traffic connection of this run
-    :param reset_pools: disconnects every user's pool (in-use connections included) on every node;
-        takes the fault's id, so that workers open its window at the moment they reset
+    :param reset_pools: disconnects every user's pool of this node (in-use connections included);
+        takes the fault's id
     :param fault_id: the id of the fault being run (set by the scheduler for each fault)
     :param network: the fault proxy between the load generator and Redis (``network`` faults), if any
     :param servers: the embedded topology the pack manages (``server_restart``, ``failover``), if any
@@ -71,14 +66,25 @@ class FaultTarget:
             self.admin.connection_pool.disconnect()
 
 
+RunsOn = Literal["server", "traffic_nodes"]
+"""Where a fault runs. ``server``: once, where the scheduler is (local or master runner), against the
+target. ``traffic_nodes``: on every node that makes traffic (the local runner, or each worker), on
+that node's own clients; each node opens the fault's window when its own injection returned, and a
+master sums the numeric details its workers acknowledge."""
+
+
 class Fault(Protocol):
     """A fault: ``inject()`` returns details for the report; ``revert()`` undoes any lasting change.
 
     ``hold_s`` is how long a sustained fault lasts between the two (0: instantaneous);
-    ``check()`` probes, harmlessly, that the target allows the commands the fault needs.
+    ``check()`` probes, harmlessly, that the target allows the commands the fault needs;
+    ``runs_on`` says where the scheduler has it run (see :data:`RunsOn`);
+    ``close()`` ends what the fault still runs in the background after ``revert()`` (killed and
+    joined: e.g. the failover's watcher), called by the scheduler's stop for every fault it ran.
     """
 
     name: ClassVar[str]
+    runs_on: ClassVar[RunsOn]
     hold_s: float
 
     def check(self) -> None: ...
@@ -87,11 +93,14 @@ class Fault(Protocol):
 
     def revert(self) -> None: ...
 
+    def close(self) -> None: ...
+
 
 class FaultBase:
-    """Defaults for a fault: instantaneous, nothing to revert, nothing to check."""
+    """Defaults for a fault: runs on the server side, instantaneous, nothing to revert, nothing to check."""
 
     name: ClassVar[str]
+    runs_on: ClassVar[RunsOn] = "server"
     hold_s: float = 0.0
 
     def __init__(self, params: Any, target: FaultTarget) -> None:
@@ -103,6 +112,9 @@ class FaultBase:
 
     def revert(self) -> None:
         """Nothing lasts."""
+
+    def close(self) -> None:
+        """Nothing runs in the background."""
 
 
 class CommandRefused(Exception):

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from pydantic import Field, model_validator
 
 from chaos.faults.base import FaultBase, FaultParams, probe
+from chaos.faults.registry import register_fault
 
 if TYPE_CHECKING:
     import redis
@@ -43,6 +44,7 @@ class ClientKillParams(FaultParams):
         return self
 
 
+@register_fault(ClientKillParams)
 class ClientKill(FaultBase):
     name: ClassVar[str] = "client_kill"
     params: ClientKillParams

@@ -17,7 +17,6 @@ On a cluster, every primary is paused (each ALL pause a chain of its own, all st
 
 from __future__ import annotations
 
-import logging
 import time
 from collections import deque
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
@@ -26,12 +25,13 @@ import gevent
 from pydantic import Field
 
 from chaos.faults.base import FaultBase, FaultParams, FaultTarget, probe
+from chaos.faults.registry import register_fault
+from targets.greenlets import describe, spawn_reported, stop
 
 if TYPE_CHECKING:
     import redis
 
 SLICE_MS = 500
-logger = logging.getLogger(__name__)
 
 
 class ClientPauseParams(FaultParams):
@@ -40,6 +40,7 @@ class ClientPauseParams(FaultParams):
     mode: Literal["WRITE", "ALL"] = Field("ALL", description="WRITE pauses writes only; ALL every command.")
 
 
+@register_fault(ClientPauseParams)
 class ClientPause(FaultBase):
     name: ClassVar[str] = "client_pause"
     params: ClientPauseParams
@@ -78,6 +79,13 @@ class ClientPause(FaultBase):
         chains, self.chains = self.chains, []
         for chain in chains:
             chain.stop()
+        broken = [chain.broken for chain in chains if chain.broken is not None]
+        if broken:  # reported as the fault's revert error: the pause did not last pause_ms
+            raise PauseChainBroken(f"the pause ended early: {'; '.join(broken)}")
+
+
+class PauseChainBroken(Exception):
+    """A chain of ``ALL`` pause slices broke off before ``pause_ms``: the pause ended with the running slice."""
 
 
 class PauseChain:
@@ -92,6 +100,7 @@ class PauseChain:
         self.queued: deque[int] = deque()
         self.keeper: gevent.Greenlet | None = None
         self.slices = 0
+        self.broken: str | None = None  # why the chain broke off early, if it did
 
     def send(self, lengths: list[int]) -> None:
         self.conn.send_packed_command(self.conn.pack_commands([("CLIENT", "PAUSE", n, "ALL") for n in lengths]))
@@ -104,7 +113,11 @@ class PauseChain:
         self.slices = 1
         first = self.queued.popleft()
         if self.queued:
-            self.keeper = gevent.spawn(self._keep, started, first, started + pause_ms / 1000)
+            self.keeper = spawn_reported(self._broke, self._keep, started, first, started + pause_ms / 1000)
+
+    def _broke(self, exc: BaseException) -> None:
+        """The keeper crashed (e.g. its connection dropped): the pause ends with the running slice."""
+        self.broken = f"the chain of pause slices broke off after {self.slices}: {describe(exc)}"
 
     def _keep(self, started: float, running_ms: int, deadline: float) -> None:
         """Keep one slice queued behind the running one until the pause has lasted ``pause_ms``.
@@ -112,12 +125,6 @@ class PauseChain:
         Each slice starts when the server lifts the one before (slightly late: its timer runs
         every 1/hz s), so the lengths still to send are planned from the measured start times.
         """
-        try:
-            self._chain(started, running_ms, deadline)
-        except Exception as exc:  # the pause then ends with the running slice
-            logger.warning("client_pause: the chain of pause slices broke off after %d: %s", self.slices, exc)
-
-    def _chain(self, started: float, running_ms: int, deadline: float) -> None:
         queued = self.queued
         planned_end = started + (running_ms + sum(queued)) / 1000
         while queued:
@@ -132,7 +139,7 @@ class PauseChain:
             self.slices += 1
 
     def stop(self) -> None:
-        if self.keeper is not None:
-            self.keeper.kill()
-            self.keeper = None
+        """End the keeper (killed and joined, a break it met recorded), then the chain."""
+        stop(self.keeper)
+        self.keeper = None
         self.conn.disconnect()  # the server drops the queued slices; the running one ends by itself

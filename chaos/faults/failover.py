@@ -13,7 +13,6 @@ shows what asynchronous replication lost.
 from __future__ import annotations
 
 import contextlib
-import logging
 import time
 from typing import Any, ClassVar, Literal
 
@@ -23,10 +22,10 @@ import redis
 from pydantic import Field
 
 from chaos.faults.base import CommandRefused, FaultBase, FaultParams, FaultTarget
+from chaos.faults.registry import register_fault
 from chaos.faults.server_restart import managed_servers
+from targets.greenlets import describe, spawn_reported, stop
 from targets.topology import SERVICE, TILT_PERIOD_S, ClusterTopology, role
-
-logger = logging.getLogger(__name__)
 
 # Sentinel converts a master that should be a replica within about 20 s (it asks each replica for INFO
 # every 10 s, then waits for 8 s of the same role); TILT mode holds it back up to 30 s more.
@@ -48,6 +47,7 @@ class FailoverParams(FaultParams):
     promote_timeout_s: float = Field(30.0, gt=0, description="How long to watch for the new primary.")
 
 
+@register_fault(FailoverParams)
 class Failover(FaultBase):
     name: ClassVar[str] = "failover"
     params: FailoverParams
@@ -58,6 +58,7 @@ class Failover(FaultBase):
         self.killed: Any = None
         self.promoted = gevent.event.Event()
         self.details: dict[str, Any] = {}
+        self.watcher: gevent.Greenlet | None = None  # outlives revert(); ended by close()
 
     def _topology(self) -> Any:
         topology = managed_servers(self.target, self.name)
@@ -80,12 +81,9 @@ class Failover(FaultBase):
         topology = self._topology()
         old = topology.primary()
         details = self.details = {"method": self.params.method, "old_primary_port": old.port}
+        # False: no replica known in sync (e.g. a previous failover's old primary not yet converted), so
+        # the node promoted may be stale and writes since then lost. The scheduler logs the details.
         details["replica_in_sync"] = topology.settled()
-        if not details["replica_in_sync"]:
-            logger.warning(
-                "failover on an unsettled topology (no replica known in sync, e.g. a previous failover's old "
-                "primary not yet converted): the node promoted may be stale, and writes since then lost"
-            )
         if self.params.method == "kill_primary":
             self.killed = old
             old.kill(hard=True)
@@ -97,9 +95,15 @@ class Failover(FaultBase):
         else:
             with topology.sentinel_client() as sentinel:
                 sentinel.sentinel_failover(SERVICE)
-        # The details grow as the replica is promoted (the report is written at the end).
-        gevent.spawn(self._watch, topology, old, time.monotonic())
+        # The details grow as the replica is promoted, then the old primary demoted (the report is written
+        # at the end): the watcher goes on after revert(), until it has seen both or close() ends it.
+        self.watcher = spawn_reported(self._watch_crashed, self._watch, topology, old, time.monotonic())
         return details
+
+    def _watch_crashed(self, exc: BaseException) -> None:
+        """The watcher crashed: say so in the details (and in revert's error, before any promotion)."""
+        self.details["watch_error"] = describe(exc)
+        self.promoted.set()  # revert() need not wait out promote_timeout_s
 
     def _watch(self, topology: Any, old: Any, since: float) -> None:
         """Record when the sentinels (or the cluster, for the old primary's slots) name the new primary,
@@ -147,5 +151,13 @@ class Failover(FaultBase):
         # The pack's admin connection may still point at the old primary: find the primary again.
         self.target.reconnect_admin()
         if not promoted:
-            tilt = " (a sentinel was in TILT mode)" if self.details.get("sentinel_tilt") else ""
-            raise FailoverNotDone(f"no new primary within promote_timeout_s={self.params.promote_timeout_s:g}{tilt}")
+            why = " (a sentinel was in TILT mode)" if self.details.get("sentinel_tilt") else ""
+            if "watch_error" in self.details:
+                why += f" (the watcher crashed: {self.details['watch_error']})"
+            raise FailoverNotDone(f"no new primary within promote_timeout_s={self.params.promote_timeout_s:g}{why}")
+
+    def close(self) -> None:
+        """End the watcher, killed and joined (the scheduler's stop, at the end of the test): what it has
+        not seen by then (a demotion, TILT mode) is missing from the details."""
+        stop(self.watcher)
+        self.watcher = None

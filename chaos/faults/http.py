@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, model_validator
 
 from chaos.faults.base import FaultBase, FaultParams
+from chaos.faults.registry import register_fault
 from config.hosts import is_loopback_host
 from config.redact import is_secret_key
 
@@ -75,6 +76,7 @@ class HttpCallFailed(Exception):
     """The endpoint answered with a status outside ``expect_status``."""
 
 
+@register_fault(HttpParams)
 class Http(FaultBase):
     name: ClassVar[str] = "http"
     params: HttpParams

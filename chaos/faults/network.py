@@ -8,38 +8,82 @@ stay open, so clients see their socket timeouts rather than errors.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field
 
 from chaos.faults.base import CommandRefused, FaultBase, FaultParams, FaultTarget
+from chaos.faults.registry import register_fault
 from targets.netproxy import NetworkDriver, NetworkProxyError
 
 
-class NetworkParams(FaultParams):
+class _Toxic(FaultParams):
+    """What every toxic has; each toxic adds only its own keys (another toxic's key is a profile error)."""
+
     name: Literal["network"]
-    toxic: Literal["latency", "blackhole", "reset_peer", "bandwidth", "slow_close"] = Field(
-        description="latency: delay data; blackhole: drop data, connections stay open; reset_peer: reset "
-        "connections (RST) at their next data; bandwidth: limit throughput; slow_close: delay closes."
-    )
     duration_s: float = Field(5.0, gt=0, description="How long the toxic stays on the proxy.")
-    latency_ms: int = Field(100, ge=0, description="latency: delay added to data, each way the toxic acts.")
-    jitter_ms: int = Field(0, ge=0, description="latency: the delay varies by up to this much either way.")
-    rate_kb_per_s: int = Field(
-        64, ge=1, description="bandwidth: the limit, in kilobytes (1000 bytes) per second, as Toxiproxy's rate."
-    )
-    delay_ms: int = Field(1000, ge=0, description="slow_close: how long a close is held back.")
-    timeout_ms: int = Field(0, ge=0, description="reset_peer: the reset comes this long after the first data.")
     stream: Literal["downstream", "upstream"] = Field(
         "downstream", description="downstream: server-to-client data; upstream: client-to-server data."
     )
 
+    def toxiproxy(self) -> tuple[str, dict[str, int | float]]:
+        """The Toxiproxy toxic type and attributes this toxic is."""
+        raise NotImplementedError
 
+
+class LatencyToxic(_Toxic):
+    toxic: Literal["latency"] = Field(description="latency: delay data.")
+    latency_ms: int = Field(100, ge=0, description="Delay added to data, each way the toxic acts.")
+    jitter_ms: int = Field(0, ge=0, description="The delay varies by up to this much either way.")
+
+    def toxiproxy(self) -> tuple[str, dict[str, int | float]]:
+        return "latency", {"latency": self.latency_ms, "jitter": self.jitter_ms}
+
+
+class BlackholeToxic(_Toxic):
+    toxic: Literal["blackhole"] = Field(description="blackhole: drop data, connections stay open.")
+
+    def toxiproxy(self) -> tuple[str, dict[str, int | float]]:
+        return "timeout", {"timeout": 0}
+
+
+class ResetPeerToxic(_Toxic):
+    toxic: Literal["reset_peer"] = Field(description="reset_peer: reset connections (RST) at their next data.")
+    timeout_ms: int = Field(0, ge=0, description="The reset comes this long after the first data.")
+
+    def toxiproxy(self) -> tuple[str, dict[str, int | float]]:
+        return "reset_peer", {"timeout": self.timeout_ms}
+
+
+class BandwidthToxic(_Toxic):
+    toxic: Literal["bandwidth"] = Field(description="bandwidth: limit throughput.")
+    rate_kb_per_s: int = Field(
+        64, ge=1, description="The limit, in kilobytes (1000 bytes) per second, as Toxiproxy's rate."
+    )
+
+    def toxiproxy(self) -> tuple[str, dict[str, int | float]]:
+        return "bandwidth", {"rate": self.rate_kb_per_s}
+
+
+class SlowCloseToxic(_Toxic):
+    toxic: Literal["slow_close"] = Field(description="slow_close: delay closes.")
+    delay_ms: int = Field(1000, ge=0, description="How long a close is held back.")
+
+    def toxiproxy(self) -> tuple[str, dict[str, int | float]]:
+        return "slow_close", {"delay": self.delay_ms}
+
+
+NetworkToxic = LatencyToxic | BlackholeToxic | ResetPeerToxic | BandwidthToxic | SlowCloseToxic
+# The network fault's params: one model per toxic, told apart by ``toxic``.
+NetworkParams = Annotated[NetworkToxic, Field(discriminator="toxic")]
+
+
+@register_fault(NetworkParams)
 class Network(FaultBase):
     name: ClassVar[str] = "network"
-    params: NetworkParams
+    params: NetworkToxic
 
-    def __init__(self, params: NetworkParams, target: FaultTarget) -> None:
+    def __init__(self, params: NetworkToxic, target: FaultTarget) -> None:
         super().__init__(params, target)
         self.hold_s = params.duration_s
         self.toxic_name: str | None = None  # the toxic on the proxy, while injected
@@ -59,22 +103,9 @@ class Network(FaultBase):
         except NetworkProxyError as exc:
             raise CommandRefused("network", str(exc)) from None
 
-    def toxic(self) -> tuple[str, dict[str, int | float]]:
-        """The Toxiproxy toxic type and attributes this fault adds."""
-        p = self.params
-        if p.toxic == "latency":
-            return "latency", {"latency": p.latency_ms, "jitter": p.jitter_ms}
-        if p.toxic == "blackhole":
-            return "timeout", {"timeout": 0}
-        if p.toxic == "reset_peer":
-            return "reset_peer", {"timeout": p.timeout_ms}
-        if p.toxic == "bandwidth":
-            return "bandwidth", {"rate": p.rate_kb_per_s}
-        return "slow_close", {"delay": p.delay_ms}
-
     def inject(self) -> dict[str, Any]:
         proxy = self.proxy
-        kind, attributes = self.toxic()
+        kind, attributes = self.params.toxiproxy()
         name = f"rr-{self.params.toxic}-{self.target.fault_id}"
         self.toxic_name = name  # before adding: a revert after a failed add removes it if it got there
         proxy.add_toxic(name, kind, attributes, self.params.stream)

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from pydantic import Field
 
 from chaos.faults.base import FaultBase, FaultParams, FaultTarget, probe
+from chaos.faults.registry import register_fault
 
 if TYPE_CHECKING:
     import redis
@@ -22,6 +23,7 @@ class OomParams(FaultParams):
     )
 
 
+@register_fault(OomParams)
 class Oom(FaultBase):
     name: ClassVar[str] = "oom"
     params: OomParams

@@ -12,6 +12,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field
 
 from chaos.faults.base import CommandRefused, FaultBase, FaultParams, FaultTarget
+from chaos.faults.registry import register_fault
 
 
 class ServerRestartParams(FaultParams):
@@ -34,6 +35,7 @@ def managed_servers(target: FaultTarget, fault: str) -> Any:
     return target.servers
 
 
+@register_fault(ServerRestartParams)
 class ServerRestart(FaultBase):
     name: ClassVar[str] = "server_restart"
     params: ServerRestartParams
