@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from locust.event import EventHook, Events
 
+from recovery.tracker import WindowSummary
+
 
 class ResilienceEvents:
     fault_injected: EventHook
@@ -76,3 +78,15 @@ def install_events(events: Events) -> ResilienceEvents:
         setattr(events, name, getattr(ours, name))
     events._redis_resilience = ours  # type: ignore[attr-defined]
     return ours
+
+
+def fire_recovered(events: ResilienceEvents, window: WindowSummary) -> None:
+    """``fault_recovered`` for a window that closed recovered, on the node that measured it."""
+    if window.recovered:
+        events.fault_recovered.fire(
+            fault_id=window.fault_id,
+            name=window.name,
+            recovery_s=window.recovery_s,
+            failures=window.failures,
+            hidden_retries=window.hidden_retries,
+        )

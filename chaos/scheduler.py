@@ -1,4 +1,10 @@
-"""The chaos scheduler: one greenlet on the local or master runner that follows the profile's schedule."""
+"""The chaos scheduler: one greenlet on the local or master runner that follows the profile's schedule.
+
+A fault runs where it says (``runs_on``, chaos/faults/base.py). A ``server`` fault runs here. A
+``traffic_nodes`` fault runs here too when this node makes the traffic (local runner); on a master
+it is handed to the role's fan-out, which has every worker run it on its own clients and returns
+what they did together: the scheduler records it like any other fault.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +13,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import replace
+from typing import Any, ClassVar, Protocol
 
 import gevent
 import gevent.event
@@ -14,9 +21,15 @@ import gevent.lock
 
 from chaos.events import ResilienceEvents
 from chaos.faults import Fault, FaultParams, FaultTarget, build_fault
+from chaos.faults.base import RunsOn
 from config.redact import redact_params, redact_url
 from config.schema import Chaos
 from recovery.records import FaultRecord
+from targets.greenlets import spawn_reported
+
+FanOut = Callable[[FaultParams, int], dict[str, Any]]
+"""Runs a ``traffic_nodes`` fault (its params, its fault id) on every traffic node; their details together."""
+OnCrash = Callable[[str, BaseException], None]
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +44,48 @@ class FaultConflict(Exception):
 
 def _describe(exc: BaseException) -> str:
     return redact_url(f"{type(exc).__name__}: {exc}")
+
+
+def _log_crash(what: str, exc: BaseException) -> None:
+    logger.error("%s crashed: %s", what, _describe(exc))
+
+
+class Running(Protocol):
+    """What the scheduler needs of a fault it runs: a fault, or a fault fanned out to the traffic nodes."""
+
+    hold_s: float
+
+    def inject(self) -> dict[str, Any]: ...
+
+    def revert(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class FannedOut:
+    """A ``traffic_nodes`` fault as the scheduler of a master runs it: injecting is the fan-out.
+
+    Each traffic node holds and reverts its own, so there is nothing to revert here; the fault
+    lasts here as long as there (``hold_s``), so the next fault waits for it like for any other.
+    """
+
+    runs_on: ClassVar[RunsOn] = "traffic_nodes"
+
+    def __init__(self, fault: Fault, spec: FaultParams, fault_id: int, fan_out: FanOut) -> None:
+        self.hold_s = fault.hold_s
+        self._fault, self._spec, self._fault_id, self._fan_out = fault, spec, fault_id, fan_out
+
+    def check(self) -> None:
+        """Each node checks its own."""
+
+    def inject(self) -> dict[str, Any]:
+        return self._fan_out(self._spec, self._fault_id)
+
+    def revert(self) -> None:
+        """Each node reverts its own."""
+
+    def close(self) -> None:
+        self._fault.close()
 
 
 class ChaosScheduler:
@@ -50,6 +105,8 @@ class ChaosScheduler:
         started_at: float,
         clock: Callable[[], float] = time.monotonic,
         last_fault_by: float | None = None,
+        fan_out: FanOut | None = None,
+        on_crash: OnCrash = _log_crash,
     ) -> None:
         self.chaos = chaos
         self.target = target
@@ -57,15 +114,18 @@ class ChaosScheduler:
         self.started_at = started_at
         self.clock = clock
         self.last_fault_by = last_fault_by  # monotonic; no fault after it (its window would be cut short)
+        self.fan_out = fan_out  # None: traffic_nodes faults run here (this node makes the traffic)
+        self.on_crash = on_crash  # a greenlet of the scheduler died of an exception (never silent)
         self.rng = random.Random(chaos.seed)
         self.records: list[FaultRecord] = []
         self.greenlet: gevent.Greenlet[..., None] | None = None
-        self._active: tuple[Fault, FaultRecord] | None = None
+        self._active: tuple[Running, FaultRecord] | None = None
         self._busy = gevent.lock.Semaphore()  # one fault at a time, scheduled or on demand
         self._on_demand: set[gevent.Greenlet[..., None]] = set()
+        self._faults: list[Running] = []  # every fault run: stop() closes them (their background greenlets)
 
     def start(self) -> None:
-        self.greenlet = gevent.spawn(self._run)
+        self.greenlet = spawn_reported(lambda exc: self.on_crash("the chaos schedule", exc), self._run)
 
     def _run(self) -> None:
         chaos = self.chaos
@@ -123,7 +183,7 @@ class ChaosScheduler:
             if not done.ready():
                 done.set_exception(greenlet.exception or FaultConflict("the test stopped during the injection"))
 
-        greenlet = gevent.spawn(run)
+        greenlet = spawn_reported(lambda exc: self.on_crash(f"the on-demand {spec.name}", exc), run)
         self._on_demand.add(greenlet)
         greenlet.link(ended)
         return done.get()
@@ -136,7 +196,8 @@ class ChaosScheduler:
         assert isinstance(params, dict)
         record = FaultRecord(len(self.records) + 1, spec.name, params, offset_s=0.0, inject_ms=0.0, trigger=trigger)
         self.records.append(record)
-        fault = build_fault(spec, replace(self.target, fault_id=record.fault_id))
+        fault = self._build(spec, record.fault_id)
+        self._faults.append(fault)
         begin = self.clock()
         self._active = (fault, record)  # from here on, stop() reverts it, even mid-injection
         try:
@@ -181,7 +242,13 @@ class ChaosScheduler:
             self._revert(fault, record)
         return record
 
-    def _revert(self, fault: Fault, record: FaultRecord) -> None:
+    def _build(self, spec: FaultParams, fault_id: int) -> Running:
+        fault = build_fault(spec, replace(self.target, fault_id=fault_id))
+        if fault.runs_on == "traffic_nodes" and self.fan_out is not None:
+            return FannedOut(fault, spec, fault_id, self.fan_out)
+        return fault
+
+    def _revert(self, fault: Running, record: FaultRecord) -> None:
         """Revert once; a revert cut short (its greenlet killed mid-way) is run again by :meth:`stop`."""
         if record.reverted:
             return
@@ -219,3 +286,6 @@ class ChaosScheduler:
             greenlet.kill(block=True)
         if self._active is not None:
             self._revert(*self._active)
+        faults, self._faults = self._faults, []
+        for fault in faults:
+            fault.close()

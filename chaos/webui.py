@@ -2,13 +2,14 @@
 
 Routes, under Locust's ``--web-base-path`` and behind ``--web-login`` like Locust's own:
 
-- ``POST /chaos/redis-reset`` with ``{"force": true}`` and optionally ``"fault": "<name>"`` (default
-  ``pool_reset``) injects that fault now through the running test's scheduler: it gets a record, the
-  fault events, a window and a report row like a scheduled fault, with ``trigger: "web"``.
+- ``POST /chaos/redis-reset`` with ``{"force": true}`` and optionally ``"fault": "<name>"`` (default:
+  the first registered fault that runs on the traffic nodes, i.e. the load generators' own connection
+  reset; see chaos/roles/scheduling.py) injects that fault now through the running test's scheduler:
+  it gets a record, the fault events, a window and a report row like a scheduled fault, with ``trigger: "web"``.
   200 ``{fault_id, name, trigger, params, offset_s, ok, details, error}`` once the injection returned
   (a failed injection is a record with its ``error``, as in the report); 400 ``{error}`` for a bad body
   (``force`` not true) or an unknown fault; 409 ``{error}`` when no test runs or a fault is active.
-- ``GET /chaos/status``: :meth:`chaos.plugin.ResiliencePack.status` as JSON.
+- ``GET /chaos/status``: :meth:`ChaosControl.status` as JSON.
 - ``GET /chaos/panel.js``: the panel's script.
 
 The button: Locust 2.4x's React UI takes extensions as ``extended_tabs``, which render tables only
@@ -23,14 +24,23 @@ from __future__ import annotations
 from locust.web import WebUI
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from flask import Blueprint, Response, jsonify, request
 
 from chaos.scheduler import FaultConflict, FaultRecord
 
-if TYPE_CHECKING:  # plugin.py imports this module
-    from chaos.plugin import ResiliencePack
+
+class ChaosControl(Protocol):
+    """What the web UI needs of the role that runs the chaos (local or master)."""
+
+    def reset_now(self, fault: str | None = None) -> FaultRecord:
+        """Inject ``fault`` (None: the default) now; ``ValueError`` (400) or :class:`FaultConflict` (409)."""
+        ...
+
+    def status(self) -> dict[str, Any]:
+        """The test, its faults and the run's connections, as JSON-ready data (never raises)."""
+        ...
 
 BODY_KEYS = frozenset({"force", "fault"})
 
@@ -41,7 +51,7 @@ PANEL_HTML = """
   <div style="display:flex;align-items:center;gap:10px">
     <strong>Redis chaos</strong>
     <button id="rr-chaos-reset" type="button" disabled
-      title="POST ./chaos/redis-reset {force: true}: resets every user's Redis connections now (pool_reset)"
+      title="POST ./chaos/redis-reset {force: true}: resets every user's Redis connections now"
       style="padding:4px 10px;border:0;border-radius:4px;background:#c62828;color:#fff;cursor:pointer">
       Reset Redis connections</button>
     <a id="rr-chaos-toggle" href="#" style="color:#90caf9">details</a>
@@ -149,11 +159,11 @@ def reset_fault(body: Any) -> str | None:
     return fault
 
 
-def install(web_ui: WebUI, pack: ResiliencePack) -> None:
-    """Add the routes and the panel to Locust's web UI (before it starts serving)."""
+def install(web_ui: WebUI, control: ChaosControl, base_path: str | None = None) -> None:
+    """Add the routes and the panel to Locust's web UI (before it starts serving), under ``--web-base-path``."""
     app = web_ui.app
     assert app is not None
-    base = (getattr(pack.environment.parsed_options, "web_base_path", None) or "").rstrip("/")
+    base = (base_path or "").rstrip("/")
     chaos = Blueprint("redis_resilience", __name__, url_prefix=f"{base}/chaos")
 
     def route(rule: str, **options: Any) -> Callable[[Callable[..., Any]], Any]:
@@ -169,7 +179,7 @@ def install(web_ui: WebUI, pack: ResiliencePack) -> None:
         except ValueError as exc:
             return _error(400, str(exc))
         try:
-            record = pack.reset_now(fault)
+            record = control.reset_now(fault)
         except ValueError as exc:
             return _error(400, str(exc))
         except FaultConflict as exc:
@@ -178,7 +188,7 @@ def install(web_ui: WebUI, pack: ResiliencePack) -> None:
 
     @route("/status")
     def status() -> Response:
-        return jsonify(pack.status())
+        return jsonify(control.status())
 
     @route("/panel.js")
     def panel_js() -> Response:

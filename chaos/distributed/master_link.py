@@ -1,39 +1,23 @@
-"""Master/worker messages: chaos runs once on the master, figures are measured on the workers.
+"""The master's side of the messages: what it sends its workers, and what it hears from them.
 
-The master tells the workers the run (profile, target, run id) before they spawn users, tells
-them of every fault window, has them reset their own pools for ``pool_reset`` (and waits for
-their acknowledgements), and collects each worker's closed windows as they close and its final
-figures at the end. Locust's custom messages carry it all (``register_message`` /
-``send_message``); message data is plain JSON-like data.
+Handlers run in the runner's message greenlet and only record; every wait is bounded, and
+re-checks twice a second which workers are still alive (a worker that died is not waited for).
 """
 
 from __future__ import annotations
 
-from locust.runners import STATE_MISSING, MasterRunner, WorkerRunner
+from locust.runners import STATE_MISSING, MasterRunner
 
-import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import gevent
 import gevent.event
 
+from chaos.distributed import messages
 from recovery.results import NodeResult, result_from_dict, window_from_dict
 from recovery.tracker import WindowSummary
-from scenarios.run import PoolResetResult
-
-logger = logging.getLogger("redis_resilience")
-
-SETUP = "rr_setup"  # master -> workers: {test, run_id, profile, url}
-READY = "rr_ready"  # worker -> master: {test, ok, error}
-FAULT = "rr_fault"  # master -> workers: {test, fault_id, name, time}
-POOL_RESET = "rr_pool_reset"  # master -> workers: {test, fault_id}
-POOL_RESET_ACK = "rr_pool_reset_ack"  # worker -> master: {test, fault_id, pools, connections, in_use, time}
-WINDOW = "rr_window"  # worker -> master: {test, window}
-COLLECT = "rr_collect"  # master -> workers: {test}
-FINAL = "rr_final"  # worker -> master: {test, result}
 
 
 @dataclass
@@ -44,15 +28,38 @@ class MasterTest:
     ready: dict[str, str | None] = field(default_factory=dict)  # worker -> error (None: ok)
     windows: dict[str, list[WindowSummary]] = field(default_factory=dict)
     finals: dict[str, NodeResult] = field(default_factory=dict)
-    pool_acks: dict[int, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    aborted: dict[str, str] = field(default_factory=dict)  # worker -> why its test was aborted
+    fault_acks: dict[int, dict[str, dict[str, Any]]] = field(default_factory=dict)  # fault id -> worker -> ack
 
     @property
     def expected(self) -> list[str]:
         return sorted(w for w, error in self.ready.items() if error is None)
 
 
+def combine_acks(acks: dict[str, dict[str, Any]], expected: list[str]) -> dict[str, Any]:
+    """One fault's details over the workers: numbers add up; any other detail is given per worker;
+    ``unacknowledged_workers`` names those that did not acknowledge in time. ``RuntimeError`` when
+    every acknowledgement is a failure (a fault that ran nowhere failed)."""
+    failed = {worker: str(ack["error"]) for worker, ack in sorted(acks.items()) if ack.get("error")}
+    if acks and len(failed) == len(acks):
+        raise RuntimeError("; ".join(f"worker {worker}: {error}" for worker, error in failed.items()))
+    details: dict[str, Any] = {}
+    for worker, ack in sorted(acks.items()):
+        for key, value in (ack.get("details") or {}).items():
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                details[key] = details.get(key, 0) + value
+            else:
+                details.setdefault(key, {})[worker] = value
+    if failed:
+        details["failed_workers"] = failed
+    unacknowledged = sorted(set(expected) - set(acks))
+    if unacknowledged:
+        details["unacknowledged_workers"] = unacknowledged
+    return details
+
+
 class MasterLink:
-    """The master's side. Handlers run in the runner's message greenlet; waits are bounded."""
+    """The master's messages for one test at a time (see chaos/distributed/messages.py)."""
 
     def __init__(self, runner: MasterRunner, on_worker_error: Callable[[str, str], None]) -> None:
         self.runner = runner
@@ -60,10 +67,10 @@ class MasterLink:
         self.current: MasterTest | None = None
         self.changed = gevent.event.Event()
         for msg_type, handler in (
-            (READY, self._on_ready),
-            (WINDOW, self._on_window),
-            (FINAL, self._on_final),
-            (POOL_RESET_ACK, self._on_pool_reset_ack),
+            (messages.READY, self._on_ready),
+            (messages.WINDOW, self._on_window),
+            (messages.FINAL, self._on_final),
+            (messages.FAULT_RAN, self._on_fault_ran),
         ):
             runner.register_message(msg_type, handler)
 
@@ -93,11 +100,13 @@ class MasterLink:
     def _on_final(self, msg: Any, **_: Any) -> None:
         if (test := self._for_current(msg.data)) is not None:
             test.finals[msg.node_id] = result_from_dict(msg.data["result"])
+            if msg.data.get("aborted"):
+                test.aborted[msg.node_id] = str(msg.data["aborted"])
             self._notify()
 
-    def _on_pool_reset_ack(self, msg: Any, **_: Any) -> None:
+    def _on_fault_ran(self, msg: Any, **_: Any) -> None:
         if (test := self._for_current(msg.data)) is not None:
-            test.pool_acks.setdefault(int(msg.data["fault_id"]), {})[msg.node_id] = msg.data
+            test.fault_acks.setdefault(int(msg.data["fault_id"]), {})[msg.node_id] = msg.data
             self._notify()
 
     # -- sending ---------------------------------------------------------------------------
@@ -106,40 +115,36 @@ class MasterLink:
         """Send the run to every worker and wait (bounded) until each answered."""
         self.current = MasterTest(test)
         workers = [c.id for c in self.runner.clients.all if c.state != STATE_MISSING]
-        self.runner.send_message(SETUP, {"test": test, **setup})
+        self.runner.send_message(messages.SETUP, {"test": test, **setup})
         self._wait(lambda t: all(w in t.ready for w in workers), timeout_s)
         for worker in workers:
             if worker not in self.current.ready:
                 self.on_worker_error(worker, f"did not answer the run setup within {timeout_s:g}s")
         return self.current
 
-    def announce_fault(self, fault_id: int, name: str, wall_time: float) -> None:
+    def announce_window(self, fault_id: int, name: str, wall_time: float) -> None:
+        """A fault's window opened (at ``wall_time``): each worker opens its own, unless it has already."""
         if self.current is not None:
             data = {"test": self.current.test, "fault_id": fault_id, "name": name, "time": wall_time}
-            self.runner.send_message(FAULT, data)
+            self.runner.send_message(messages.WINDOW_OPENED, data)
 
-    def reset_pools(self, fault_id: int, timeout_s: float) -> PoolResetResult:
-        """Have every worker reset its pools: the sum, naming the workers that did not acknowledge."""
+    def run_on_workers(self, fault_id: int, name: str, params: dict[str, Any], timeout_s: float) -> dict[str, Any]:
+        """Have every worker run a fault on its own clients; their details together (:func:`combine_acks`)."""
         test = self.current
         if test is None:
-            return PoolResetResult(0, 0, 0)
+            raise RuntimeError("no test is running on the workers")
         expected = [w for w in test.expected if self._alive(w)]
-        self.runner.send_message(POOL_RESET, {"test": test.test, "fault_id": fault_id})
-        self._wait(lambda t: all(w in t.pool_acks.get(fault_id, {}) for w in expected), timeout_s)
-        acks = test.pool_acks.get(fault_id, {})
-        return PoolResetResult(
-            pools=sum(int(a["pools"]) for a in acks.values()),
-            connections=sum(int(a["connections"]) for a in acks.values()),
-            in_use=sum(int(a["in_use"]) for a in acks.values()),
-            unacknowledged=tuple(sorted(set(expected) - set(acks))),
-        )
+        data = {"test": test.test, "fault_id": fault_id, "name": name, "params": params}
+        self.runner.send_message(messages.RUN_FAULT, data)
+        self._wait(lambda t: all(w in t.fault_acks.get(fault_id, {}) for w in expected), timeout_s)
+        return combine_acks(test.fault_acks.get(fault_id, {}), expected)
 
     def collect(self, timeout_s: float) -> MasterTest | None:
         """Ask every worker for its final figures (stopping its users first) and wait, bounded."""
         test = self.current
         if test is None:
             return None
-        self.runner.send_message(COLLECT, {"test": test.test})
+        self.runner.send_message(messages.COLLECT, {"test": test.test})
         self._wait(lambda t: all(w in t.finals or not self._alive(w) for w in t.expected), timeout_s)
         self.current = None
         return test
@@ -155,15 +160,3 @@ class MasterLink:
             if left <= 0:
                 return
             self.changed.wait(min(left, 0.5))  # re-check liveness at least twice a second
-
-
-class WorkerLink:
-    """The worker's side: forwards master messages to the pack's handlers, sends figures back."""
-
-    def __init__(self, runner: WorkerRunner, handlers: dict[str, Callable[[dict[str, Any]], None]]) -> None:
-        self.runner = runner
-        for msg_type, handler in handlers.items():
-            runner.register_message(msg_type, lambda msg, _h=handler, **_: _h(msg.data))
-
-    def send(self, msg_type: str, data: dict[str, Any]) -> None:
-        self.runner.send_message(msg_type, data)

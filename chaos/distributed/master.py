@@ -1,0 +1,118 @@
+"""The master: schedules the chaos, tells the workers, merges their figures and reports.
+
+It makes no Redis traffic of its own. Server-side faults run here; a ``traffic_nodes`` fault is
+sent to every worker, which runs it on its own clients and acknowledges with its details (see
+chaos/distributed/messages.py). At the end of a test it collects every worker's figures, merges
+them exactly (recovery/results.py) and names the workers that did not report.
+"""
+
+from __future__ import annotations
+
+from locust.env import Environment
+from locust.runners import MasterRunner
+
+import logging
+from typing import Any, ClassVar
+
+from chaos.distributed.master_link import MasterLink, MasterTest
+from chaos.events import ResilienceEvents
+from chaos.faults import FaultParams
+from chaos.roles.scheduling import SchedulingRole
+from chaos.scheduler import FanOut
+from chaos.settings import Settings
+from chaos.testrun import TestRun, spawn_detached
+from recovery.records import FaultRecord
+from recovery.results import merge_results
+
+logger = logging.getLogger("redis_resilience")
+
+SETUP_TIMEOUT_S = 10.0  # workers answer the run setup within this
+FAULT_ACK_TIMEOUT_S = 5.0  # workers acknowledge a traffic_nodes fault within this
+COLLECT_TIMEOUT_S = 30.0  # workers send their final figures within this
+
+
+class MasterRole(SchedulingRole[TestRun]):
+    """The master node (see the module docstring)."""
+
+    mode: ClassVar[str] = "master"
+
+    def __init__(
+        self, environment: Environment, settings: Settings, events: ResilienceEvents, runner: MasterRunner
+    ) -> None:
+        super().__init__(environment, settings, events)
+        self.runner = runner
+        self.link = MasterLink(runner, self._worker_error)
+
+    def new_run(self, number: int) -> TestRun:
+        run = TestRun(number)
+        self.run = run  # the status shows the test while the workers are told
+        ready = self.link.begin(number, self.session.setup_message(), SETUP_TIMEOUT_S)
+        logger.info("redis-resilience: %d worker(s) ready for run %s", len(ready.expected), self.session.run.run_id)
+        return run
+
+    def fan_out(self) -> FanOut:
+        return self._run_on_workers
+
+    def _run_on_workers(self, spec: FaultParams, fault_id: int) -> dict[str, Any]:
+        params = spec.model_dump(mode="json")
+        return self.link.run_on_workers(fault_id, spec.name, params, FAULT_ACK_TIMEOUT_S)
+
+    def on_fault_injected(self, fault_id: int, name: str, time: float, monotonic: float, **_: Any) -> None:
+        self.link.announce_window(fault_id, name, time)
+
+    def pool_status(self) -> dict[str, Any]:
+        note = "distributed run: the workers hold the connection pools, the master has none"
+        return {"pools": None, "pools_note": note}
+
+    def _worker_error(self, worker: str, error: str) -> None:
+        """A worker cannot take part (it cannot reach the target, or did not answer): bad input."""
+        logger.error("redis-resilience: worker %s: %s", worker, error)
+        self.outcome.refuse(f"worker {worker}: {error}")
+        spawn_detached("quitting after a worker's error", self.runner.quit)
+
+    def conclude(self, run: TestRun) -> None:
+        heard = self.link.collect(COLLECT_TIMEOUT_S)
+        if heard is None:
+            return
+        expected = heard.expected
+        missing = sorted(set(expected) - set(heard.finals))
+        for worker in missing:
+            logger.error("redis-resilience: worker %s sent no final figures: reported as missing", worker)
+        result = merge_results(list(heard.finals.values()), [w for windows in heard.windows.values() for w in windows])
+        result.user_errors += self.user_errors()
+        if missing and result.integrity is not None:
+            result.integrity = None
+            result.integrity_error = f"not checked on missing workers: {', '.join(missing)}"
+        if run.aborted is None and heard.aborted:
+            worker, why = sorted(heard.aborted.items())[0]
+            run.aborted = f"worker {worker}: {why}"
+        self.session.cleanup_keys()
+        self.report_run(run, result, _workers(heard, missing), _missing_by_fault(heard, run.records))
+
+
+def _missing_by_fault(heard: MasterTest, records: list[FaultRecord]) -> dict[int, list[str]]:
+    """For each fault injected: the workers that sent no window of it."""
+    missing: dict[int, list[str]] = {}
+    for rec in records:
+        if rec.ok:
+            absent = [
+                w for w in heard.expected if not any(x.fault_id == rec.fault_id for x in heard.windows.get(w, []))
+            ]
+            if absent:
+                missing[rec.fault_id] = absent
+    return missing
+
+
+def _workers(heard: MasterTest, missing: list[str]) -> dict[str, Any]:
+    """The report's ``workers``: who was expected, who reported, and each one's own counts."""
+    per_worker = {}
+    for worker in heard.expected:
+        windows = heard.windows.get(worker, [])
+        final = heard.finals.get(worker)
+        outside = final.outside if final is not None else None
+        per_worker[worker] = {
+            "requests": sum(w.requests for w in windows) + (outside.requests if outside else 0),
+            "failures": sum(w.failures for w in windows) + (outside.failures if outside else 0),
+            "windows": len(windows),
+        }
+    return {"expected": heard.expected, "reported": sorted(heard.finals), "missing": missing, "figures": per_worker}

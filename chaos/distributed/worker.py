@@ -1,0 +1,236 @@
+"""A worker: makes the traffic, measures it per fault window, and sends its figures to the master.
+
+It never schedules. It adopts the master's run (profile, target, run id; or this worker's own
+``--redis-url``), opens a window when the master announces one (by the master's wall clock when the
+clocks plausibly agree), runs a ``traffic_nodes`` fault on its own clients when told (its window
+opens when its own injection returned) and acknowledges with the fault's details, sends each
+window as it closes, and at the end checks its own acknowledged writes and sends its final figures.
+"""
+
+from __future__ import annotations
+
+from locust import log as locust_log
+from locust.env import Environment
+from locust.runners import WorkerRunner
+
+import contextlib
+import logging
+import time
+import uuid
+from dataclasses import replace
+from typing import Any, ClassVar
+from urllib.parse import urlsplit
+
+import gevent
+import gevent.pool
+
+from chaos.distributed import messages
+from chaos.events import ResilienceEvents, fire_recovered
+from chaos.faults import fault_class, parse_fault_spec
+from chaos.profile import parse_profile
+from chaos.roles.base import Role
+from chaos.scheduler import FaultTimeout
+from chaos.session import TargetSession, check_traffic_access, connect_admin, target_access
+from chaos.settings import URL_ENV, URL_FLAG, Settings, SetupError
+from chaos.testrun import MeasuredRun, spawn_detached
+from config.hosts import is_loopback_host
+from config.loader import ProfileError
+from config.redact import redact_url
+from recovery.results import result_to_dict, window_to_dict
+from recovery.tracker import WindowSummary
+from scenarios.run import RedisRun, attach
+from targets.access import admin_url
+from targets.greenlets import describe
+
+logger = logging.getLogger("redis_resilience")
+
+MASTERS_PROFILE = "the master's profile"
+
+
+def remote_worker_error(master_url: str, master_host: str, own_url: str | None) -> str | None:
+    """Why a worker cannot use the master's target, or None.
+
+    A target on the master's loopback (the embedded server, or a local one) is another machine's
+    loopback for a worker on another host: such a worker must name the target itself.
+    """
+    if own_url or not is_loopback_host(urlsplit(master_url).hostname or "") or is_loopback_host(master_host):
+        return None
+    return (
+        f"the master's target {redact_url(master_url)} is on the master's loopback, which this worker "
+        f"(master host {master_host}) cannot reach: pass {URL_FLAG} (or {URL_ENV}) with an address "
+        "of that Redis server this worker can reach"
+    )
+
+
+def adopt_session(setup: dict[str, Any], settings: Settings, node: str, master_host: str) -> TargetSession:
+    """The master's run on this worker: its profile, its target (or this worker's --redis-url)."""
+    try:
+        profile = parse_profile(setup["profile"], MASTERS_PROFILE)
+    except ProfileError as exc:
+        raise SetupError(str(exc)) from None
+    url = settings.redis_url or setup["url"]
+    error = remote_worker_error(setup["url"], master_host, settings.redis_url)
+    if error:
+        raise SetupError(error)
+    traffic_access, admin_access = target_access(profile, url, MASTERS_PROFILE)
+    run = RedisRun(profile, url, setup["run_id"], node=node, access=traffic_access)
+    admin_at = settings.redis_url or setup.get("admin_url") or url  # past the master's proxy
+    admin = connect_admin(admin_url(admin_at, profile.target), run.admin_name, retries=3, access=admin_access)
+    try:  # retries=3 above: a scope: all kill may hit the admin connection
+        check_traffic_access(run)
+    except SetupError:
+        with contextlib.suppress(Exception):
+            admin.close()
+        raise
+    return TargetSession(profile, MASTERS_PROFILE, run, admin, admin_at)
+
+
+class WorkerRole(Role[MeasuredRun]):
+    """A worker node (see the module docstring)."""
+
+    mode: ClassVar[str] = "worker"
+
+    def __init__(
+        self, environment: Environment, settings: Settings, events: ResilienceEvents, runner: WorkerRunner
+    ) -> None:
+        super().__init__(environment, settings, events)
+        self.runner = runner
+        self.node = uuid.uuid4().hex[:6]
+        self.session: TargetSession | None = None  # the master sends the run
+        self.test_number = 0  # the test the master's last setup named
+        self.finals: dict[int, dict[str, Any]] = {}  # final figures sent, per test
+        self.faults = gevent.pool.Group()  # traffic_nodes faults running here (held, then reverted)
+        for msg_type, handler in (
+            (messages.SETUP, self._on_setup),
+            (messages.WINDOW_OPENED, self._on_window_opened),
+            (messages.RUN_FAULT, self._on_run_fault),
+            (messages.COLLECT, self._on_collect),
+        ):
+            runner.register_message(msg_type, lambda msg, _h=handler, **_: _h(msg.data))
+
+    def send(self, msg_type: str, data: dict[str, Any]) -> None:
+        self.runner.send_message(msg_type, data)
+
+    # ---- the test ------------------------------------------------------------------------------
+
+    def start_test(self) -> MeasuredRun | None:
+        session = self.session
+        if session is None:
+            return None  # never set up (the master was told why): nothing to measure
+        session.run.checks.clear()
+        number = self.test_number
+        return MeasuredRun(number, session.profile.recovery, on_closed=lambda w: self._window_closed(number, w))
+
+    def on_request(self, **kwargs: Any) -> None:
+        run = self.run
+        if run is not None:
+            run.tracker.on_request(**kwargs)
+
+    def _window_closed(self, test: int, window: WindowSummary) -> None:
+        self.send(messages.WINDOW, {"test": test, "window": window_to_dict(window)})
+        fire_recovered(self.events, window)
+
+    def finish_test(self) -> None:
+        self.faults.kill(block=True, timeout=5.0)  # a fault still held here is reverted (in its finally)
+        super().finish_test()
+
+    def conclude(self, run: MeasuredRun) -> None:
+        session = self.session
+        integrity, integrity_error = session.check_integrity() if session else (None, "the run was never set up")
+        unhandled = 1 if locust_log.unhandled_greenlet_exception else 0  # task errors reach the master by Locust
+        result = run.result(integrity, integrity_error, unhandled)
+        final = {"test": run.number, "result": result_to_dict(result, include_windows=False), "aborted": run.aborted}
+        self.finals[run.number] = final
+        self.send(messages.FINAL, final)
+
+    def close(self) -> None:
+        self.faults.kill(block=True, timeout=5.0)
+        if self.session is not None:
+            self.session.close()
+
+    # ---- the master's messages ---------------------------------------------------------------
+
+    def _on_setup(self, data: dict[str, Any]) -> None:
+        self.test_number = int(data["test"])
+        error = None
+        try:
+            if self.session is None or self.session.run.run_id != data["run_id"]:
+                master_host = str(getattr(self.runner, "master_host", "127.0.0.1"))
+                session = adopt_session(data, self.settings, self.node, master_host)
+                if self.session is not None:
+                    self.session.close()
+                self.session = session
+                attach(self.environment, session.run)
+        except SetupError as exc:
+            error = str(exc)
+            logger.error("redis-resilience: %s", error)
+            self.outcome.refuse(error, shown=True)
+            self.apply_exit_code()
+            spawn_detached("quitting after a setup error", self.runner.quit, delay_s=0.5)
+        self.send(messages.READY, {"test": self.test_number, "error": error})
+
+    def _on_window_opened(self, data: dict[str, Any]) -> None:
+        """A fault's window reaches this worker: t0 is the master's, by the wall clock when plausible."""
+        run = self.run
+        if run is None or data["test"] != run.number:
+            return
+        delay = time.time() - float(data["time"])
+        t0 = time.monotonic() - (delay if 0 <= delay < 2 else 0.0)  # clocks of other hosts may disagree
+        run.open_window(int(data["fault_id"]), str(data["name"]), t0)
+
+    def _on_run_fault(self, data: dict[str, Any]) -> None:
+        """Run a ``traffic_nodes`` fault here, in a greenlet of its own (it may be held); not set up:
+        no acknowledgement (the master names this worker under ``unacknowledged_workers``)."""
+        if self.session is not None:
+            greenlet = self.faults.spawn(self._run_fault, data, self.session)
+            greenlet.link_exception(lambda dead: self._fault_crashed(data, dead.exception))
+
+    def _run_fault(self, data: dict[str, Any], session: TargetSession) -> None:
+        fault_id = int(data["fault_id"])
+        ack: dict[str, Any] = {"test": data["test"], "fault_id": fault_id, "details": {}, "error": None}
+        try:
+            spec = parse_fault_spec(data["params"])
+            fault = fault_class(spec.name)(spec, replace(session.fault_target(), fault_id=fault_id))
+        except (ValueError, KeyError) as exc:
+            self.send(messages.FAULT_RAN, {**ack, "error": describe(exc)})
+            return
+        limit = session.profile.chaos.fault_timeout_s
+        try:
+            try:
+                with gevent.Timeout(limit, FaultTimeout(f"inject did not return within {limit:g}s")):
+                    ack["details"] = fault.inject()
+            except Exception as exc:
+                ack["error"] = describe(exc)
+            else:
+                run = self.run
+                if run is not None and run.number == data["test"]:  # the window opens when this node's returned
+                    run.open_window(fault_id, spec.name, time.monotonic())
+            self.send(messages.FAULT_RAN, ack)
+            if ack["error"] is None and fault.hold_s > 0:
+                gevent.sleep(fault.hold_s)
+        finally:
+            self._revert(fault, spec.name, fault_id)
+
+    def _revert(self, fault: Any, name: str, fault_id: int) -> None:
+        try:
+            fault.revert()
+        except Exception as exc:
+            logger.error("redis-resilience: fault #%d %s failed to revert on this worker: %s", fault_id, name,
+                         describe(exc))  # fmt: skip
+        finally:
+            fault.close()
+
+    def _fault_crashed(self, data: dict[str, Any], exc: BaseException | None) -> None:
+        run = self.run
+        what = f"fault #{data.get('fault_id')} on this worker"
+        if run is not None:
+            run.crashed(what, exc)
+        else:
+            logger.error("redis-resilience: %s crashed: %s", what, describe(exc) if exc else "unknown error")
+
+    def _on_collect(self, data: dict[str, Any]) -> None:
+        final = self.finals.get(int(data["test"]))
+        if final is not None:
+            self.send(messages.FINAL, final)
+        elif self.run is not None:
+            self.runner.stop()  # test_stop follows: this worker's users stop, its figures go to the master

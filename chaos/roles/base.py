@@ -1,0 +1,104 @@
+"""What every role shares: the test lifecycle Locust drives, and the process end.
+
+The plugin builds one role per process (local, master or worker, by the runner) and wires Locust's
+events to its ``on_*`` methods. A role starts its own kind of test run at ``test_start``, stops it
+and concludes it (reports, or sends its figures) at ``test_stop``, and at ``quitting`` stops a test
+still running (Ctrl-C, SIGTERM) so that its writes are checked and it is reported. The outcome
+(recovery/outcome.py) alone decides the exit code; the role only hands it to Locust.
+"""
+
+from __future__ import annotations
+
+from locust.env import Environment
+from locust.runners import STATE_STOPPED
+
+import sys
+from typing import Any, ClassVar, Generic, TypeVar
+
+from chaos.events import ResilienceEvents
+from chaos.settings import Settings
+from chaos.signals import StopSignals
+from chaos.testrun import TestRun
+from recovery.outcome import Outcome
+
+R = TypeVar("R", bound=TestRun)
+
+
+class Role(Generic[R]):
+    """The pack on one Locust process."""
+
+    mode: ClassVar[str]  # "local", "master" or "worker": the report's and the status's ``mode``
+
+    def __init__(self, environment: Environment, settings: Settings, events: ResilienceEvents) -> None:
+        self.environment = environment
+        self.settings = settings
+        self.events = events
+        self.signals = StopSignals()
+        self.outcome = Outcome(settings.report_path)
+        self.run: R | None = None  # the test running now
+
+    @property
+    def report(self) -> dict[str, Any] | None:
+        """The last test's report (on the node that reports)."""
+        return self.outcome.report
+
+    # ---- what each role does its own way -----------------------------------------------------
+
+    def start_test(self) -> R | None:
+        """A test starts: its run on this node (None: this node takes no part in it)."""
+        raise NotImplementedError
+
+    def conclude(self, run: R) -> None:
+        """A test ended and its run is stopped: report it, or send its figures."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """The process ends: stop what the role started (servers, proxy, connections)."""
+
+    # ---- Locust's events (wired by the plugin) -----------------------------------------------
+
+    def on_request(self, **kwargs: Any) -> None:
+        """A request made on this node (only a node with users makes any)."""
+
+    def on_fault_injected(self, fault_id: int, name: str, time: float, monotonic: float, **_: Any) -> None:
+        """A fault's injection returned, on this node (only a node with a scheduler injects): ``time`` is
+        its wall-clock ``t0``, ``monotonic`` the same on this node's monotonic clock."""
+
+    def on_test_start(self, **_: Any) -> None:
+        self.finish_test()
+        self.run = self.start_test()
+
+    def on_test_stop(self, **_: Any) -> None:
+        self.finish_test()
+
+    def finish_test(self) -> None:
+        """Stop the running test (chaos reverted, windows closed), then conclude it (idempotent)."""
+        run, self.run = self.run, None
+        if run is not None:
+            run.stop()
+            self.conclude(run)
+
+    def on_quitting(self, environment: Environment, **_: Any) -> None:
+        runner = environment.runner
+        if self.run is not None and runner is not None and runner.state != STATE_STOPPED:
+            self.run.interrupted = self.signals.received or "quit"
+            runner.stop()  # Ctrl-C or SIGTERM mid-test: stop users so writes can be checked
+        self.finish_test()
+        self.apply_exit_code()
+
+    def on_quit(self, **_: Any) -> None:
+        self.outcome.print_report()  # after Locust's own tables, so the verdict is the last thing shown
+        line = self.outcome.refusal_line()
+        if line is not None:
+            sys.stderr.write(line)
+        self.close()
+
+    def apply_exit_code(self) -> None:
+        code = self.outcome.exit_code
+        if code is not None:
+            self.environment.process_exit_code = code
+
+    @property
+    def headless(self) -> bool:
+        options = self.environment.parsed_options
+        return options is not None and bool(options.headless)

@@ -1,0 +1,35 @@
+"""The local runner: one process schedules the chaos, makes the traffic, measures it and reports."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from chaos.events import fire_recovered
+from chaos.roles.scheduling import SchedulingRole
+from chaos.testrun import MeasuredRun
+
+
+class LocalRole(SchedulingRole[MeasuredRun]):
+    """Schedules faults (``traffic_nodes`` ones on its own clients), tracks its own requests,
+    checks integrity, cleans up and reports."""
+
+    mode: ClassVar[str] = "local"
+
+    def new_run(self, number: int) -> MeasuredRun:
+        return MeasuredRun(number, self.session.profile.recovery, on_closed=lambda w: fire_recovered(self.events, w))
+
+    def on_request(self, **kwargs: Any) -> None:
+        run = self.run
+        if run is not None:
+            run.tracker.on_request(**kwargs)
+
+    def on_fault_injected(self, fault_id: int, name: str, time: float, monotonic: float, **_: Any) -> None:
+        run = self.run
+        if run is not None:
+            run.open_window(fault_id, name, monotonic)
+
+    def conclude(self, run: MeasuredRun) -> None:
+        integrity, integrity_error = self.session.check_integrity()
+        result = run.result(integrity, integrity_error, self.user_errors())
+        self.session.cleanup_keys()
+        self.report_run(run, result)

@@ -1,0 +1,211 @@
+"""The role that owns the target and runs the chaos: a local runner, or a master (DESIGN.md, "Chaos runs once").
+
+At construction it opens the target session (profile, embedded servers, proxy, admin, checks: bad
+input stops the process before any user spawns). Each test gets the chaos scheduler (its loop only
+when chaos is on; the web UI injects on demand through it either way) and, with embedded servers,
+a watchdog. At each test's end the role reports through the outcome. Local and master differ only
+in how a test is measured and concluded, and in whether ``traffic_nodes`` faults are fanned out.
+"""
+
+from __future__ import annotations
+
+from locust import log as locust_log
+from locust.env import Environment
+
+import logging
+import time
+from typing import Any, TypeVar
+
+import gevent
+
+from chaos.events import ResilienceEvents
+from chaos.faults import FaultParams, fault_class, fault_names, parse_fault_spec
+from chaos.roles.base import Role
+from chaos.scheduler import ChaosScheduler, FanOut, FaultConflict
+from chaos.session import TargetSession, open_session
+from chaos.settings import Settings
+from chaos.testrun import TestRun, spawn_detached
+from recovery.records import FaultRecord
+from recovery.report import RunFacts
+from recovery.results import NodeResult
+from scenarios.run import attach
+from scenarios.user import apply_profile_weights
+
+logger = logging.getLogger("redis_resilience")
+
+WATCH_EVERY_S = 0.5  # how often the embedded servers are checked for an exit of their own
+
+R = TypeVar("R", bound=TestRun)
+
+
+def default_on_demand_fault() -> str:
+    """The web UI's reset when it names no fault: the first registered fault that runs on the traffic
+    nodes (resetting the load generators' own connections is what a "reset" button means)."""
+    for name in fault_names():
+        if fault_class(name).runs_on == "traffic_nodes":
+            return name
+    raise ValueError("no registered fault runs on the traffic nodes: name one with \"fault\"")
+
+
+class SchedulingRole(Role[R]):
+    """A local or master node: the target session, the scheduler, the report (see the module docstring)."""
+
+    def __init__(self, environment: Environment, settings: Settings, events: ResilienceEvents) -> None:
+        super().__init__(environment, settings, events)
+        self.session: TargetSession = open_session(settings)
+        self.tests_started = 0
+        environment.user_classes = apply_profile_weights(environment.user_classes, self.session.profile)
+        attach(environment, self.session.run)
+        logger.info(
+            "redis-resilience: run %s against %s, profile %s%s",
+            self.session.run.run_id,
+            self.session.label,
+            settings.profile_path,
+            "" if self.session.chaos_enabled else ", chaos off",
+        )
+
+    # ---- what local and master do their own way ---------------------------------------------
+
+    def new_run(self, number: int) -> R:
+        """This node's run of test ``number``, set up (on a master: its workers told) before chaos starts."""
+        raise NotImplementedError
+
+    def fan_out(self) -> FanOut | None:
+        """How ``traffic_nodes`` faults reach the nodes with traffic (None: they run here)."""
+        return None
+
+    def pool_status(self) -> dict[str, Any]:
+        """The web UI status's ``connections`` without the server's view."""
+        return {"pools": self.session.pool_status()}
+
+    # ---- the test ------------------------------------------------------------------------------
+
+    def start_test(self) -> R:
+        self.tests_started += 1
+        self.session.run.checks.clear()
+        run = self.run = self.new_run(self.tests_started)  # set now: the status shows the test starting
+        run.scheduler = self._scheduler(run)
+        if self.session.chaos_enabled:
+            run.scheduler.start()
+        if self.session.embedded is not None:
+            run.spawn("the embedded-server watchdog", self._watch_embedded, run)
+        return run
+
+    def _scheduler(self, run: R) -> ChaosScheduler:
+        profile = self.session.profile
+        run_time = getattr(self.environment.parsed_options, "run_time", None)
+        last_fault_by = run.started_at + run_time - profile.recovery.max_window_s if run_time else None
+        return ChaosScheduler(
+            profile.chaos,
+            self.session.fault_target(),
+            self.events,
+            started_at=run.started_at,
+            last_fault_by=last_fault_by,
+            fan_out=self.fan_out(),
+            on_crash=run.crashed,
+        )
+
+    def _watch_embedded(self, run: R) -> None:
+        """A server of the embedded topology that exits on its own (not by a fault) ends the test:
+        reported as aborted, never a hang of users retrying a server that is gone."""
+        while True:
+            gevent.sleep(WATCH_EVERY_S)
+            exited = self.session.exited_server()
+            if exited is None:
+                continue
+            run.aborted = f"{exited} at +{run.elapsed_s():.1f}s: the test was stopped"
+            logger.error("redis-resilience: %s", run.aborted)
+            runner = self.environment.runner
+            if runner is not None:  # from a greenlet of its own: stopping the test kills this one
+                spawn_detached("stopping the test", runner.quit if self.headless else runner.stop)
+            return
+
+    def user_errors(self) -> int:
+        """Unexpected exceptions in user code this test: Locust's error report, plus crashed greenlets."""
+        runner = self.environment.runner
+        counted = sum(int(row["count"]) for row in runner.exceptions.values()) if runner is not None else 0
+        return counted + (1 if locust_log.unhandled_greenlet_exception else 0)
+
+    def report_run(
+        self,
+        run: R,
+        result: NodeResult,
+        workers: dict[str, Any] | None = None,
+        missing_by_fault: dict[int, list[str]] | None = None,
+    ) -> None:
+        session = self.session
+        facts = RunFacts(
+            run_id=session.run.run_id,
+            profile=self.settings.profile_path,
+            target=session.label,
+            embedded_pid=session.embedded.servers[0].pid if session.embedded is not None else None,
+            embedded_pids=session.embedded.pids if session.embedded is not None else [],
+            mode=self.mode,
+            chaos=session.chaos_enabled,
+            started_at=run.started_wall,
+            duration_s=time.monotonic() - run.started_at,
+            interrupted=run.interrupted,
+            aborted=run.aborted,
+        )
+        self.outcome.conclude(facts, session.profile.slo, run.records, result, workers, missing_by_fault)
+        self.apply_exit_code()
+        if not self.headless:
+            self.outcome.print_report()  # web UI: show it now, the process may live on for another test
+
+    def close(self) -> None:
+        self.session.close()
+
+    # ---- on demand (the web UI, chaos/webui.py) ----------------------------------------------
+
+    def reset_now(self, fault: str | None = None) -> FaultRecord:
+        """Inject ``fault`` (default: :func:`default_on_demand_fault`) now, through the running test's
+        scheduler, as ``trigger: web``.
+
+        ``ValueError``: an unknown fault (or one needing params the profile does not give);
+        :class:`FaultConflict`: no test is running, or a fault is active.
+        """
+        spec = self._on_demand_spec(fault or default_on_demand_fault())
+        refusal = self.session.remote_refusal
+        if refusal is not None and fault_class(spec.name).runs_on != "traffic_nodes":  # those touch only our clients
+            raise ValueError(refusal)
+        run = self.run
+        if run is None:
+            raise FaultConflict("no test is running")
+        if run.scheduler is None:
+            raise FaultConflict("the test is starting: its chaos scheduler is not set up yet")
+        return run.scheduler.inject_now(spec, trigger="web")
+
+    def _on_demand_spec(self, name: str) -> FaultParams:
+        """The profile's ``chaos.faults`` entry of that name, else the fault with its defaults."""
+        names = fault_names()
+        if name not in names:
+            raise ValueError(f"unknown fault {name!r}: expected one of {', '.join(names)}")
+        listed = [spec for spec in self.session.profile.chaos.faults if spec.name == name]
+        if listed:
+            return listed[0]
+        try:
+            return parse_fault_spec({"name": name})
+        except ValueError as exc:
+            raise ValueError(f"fault {name} is not in the profile's chaos.faults and needs: {exc}") from None
+
+    def status(self) -> dict[str, Any]:
+        """The test, its active fault, its faults so far, and this run's connections (never raises)."""
+        run = self.run
+        scheduler = run.scheduler if run is not None else None
+        active = scheduler.active if scheduler is not None else None
+        records = scheduler.records if scheduler is not None else []
+        now = time.monotonic()
+        active_fault = None
+        if active is not None:
+            since_s = None if active.t0 is None else round(now - active.t0, 3)  # None: still injecting
+            active_fault = {"id": active.fault_id, "name": active.name, "trigger": active.trigger, "since_s": since_s}
+        return {
+            "running": run is not None,
+            "mode": self.mode,
+            "run_id": self.session.run.run_id,
+            "scheduled_chaos": self.session.chaos_enabled,
+            "elapsed_s": round(now - run.started_at, 3) if run is not None else None,
+            "active_fault": active_fault,
+            "faults": {"count": len(records), "records": [r.brief() for r in records]},
+            "connections": {**self.pool_status(), "server": self.session.server_status()},
+        }

@@ -1,0 +1,258 @@
+"""The target session: what one node holds against the Redis under test, from set-up to close.
+
+A local or master node opens it from its profile (:func:`open_session`): profile validated, chaos
+against a remote target refused without the opt-in, embedded topology started, fault proxy opened,
+admin connected, the traffic's access probed and every scheduled fault checked, all before any
+user spawns. A worker adopts its master's (chaos/distributed/worker.py). Closing it stops what it
+started. Bad input is a :class:`~chaos.settings.SetupError` with one line.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import logging
+import uuid
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import redis
+from redis.cluster import RedisCluster
+
+from chaos.faults import CommandRefused, FaultTarget, build_fault
+from chaos.profile import load_profile
+from chaos.settings import URL_OPTION, Settings, SetupError
+from config.loader import ProfileError
+from config.proxy import ProxySettings
+from config.redact import redact_url
+from config.schema import Profile
+from scenarios.run import IntegrityResult, RedisClient, RedisRun
+from targets.access import Access, AccessError, admin_url, resolve_access, scheme_error
+from targets.connect import ConnectError, open_client
+from targets.embedded import EmbeddedRedisError
+from targets.greenlets import describe
+from targets.netproxy import NetworkDriver, NetworkProxyError, open_proxy
+from targets.safety import remote_chaos_refusal
+from targets.topology import TOPOLOGIES, Topology, start_topology
+
+logger = logging.getLogger("redis_resilience")
+
+
+def connect_admin(url: str, name: str, retries: int = 0, access: Access | None = None) -> RedisClient:
+    """The pack's own connection (chaos and checks): named apart from traffic, no hidden retries.
+    On a cluster, a cluster client: it reads and cleans up across every primary. ``access``: the
+    admin credentials and TLS (credentials in ``url`` win over them: see targets.access.admin_url)."""
+    try:
+        return open_client(url, name, access or Access(), "admin", retries)
+    except ConnectError as exc:
+        raise SetupError(str(exc)) from None
+
+
+def check_traffic_access(run: RedisRun) -> None:
+    """One connection as the traffic makes them (its credentials, TLS and ``CLIENT SETNAME`` tag),
+    opened and closed before any user spawns: a traffic user the target refuses is bad input."""
+    try:
+        open_client(run.url, f"{run.traffic_tag}setup", run.access, "traffic").close()
+    except ConnectError as exc:
+        raise SetupError(str(exc)) from None
+
+
+def target_access(profile: Profile, url: str, source: str) -> tuple[Access, Access]:
+    """The traffic and admin credentials and TLS for ``url``, secrets read now (see targets/access.py)."""
+    try:
+        return resolve_access(profile.target, url, source)
+    except AccessError as exc:
+        raise SetupError(str(exc)) from None
+
+
+@dataclass
+class TargetSession:
+    """One node's hold on the target: its profile, the run, the admin connection, what it started.
+
+    :param source: where the profile came from (its path, or "the master's profile")
+    :param embedded: the embedded topology this node started, if any
+    :param proxy: the fault proxy traffic goes through (network faults), if any
+    :param remote_refusal: set when chaos against this target needs the opt-in (on-demand faults
+        that act only on the pack's own clients still run)
+    :param chaos_enabled: the profile schedules faults and ``--no-chaos`` is not given
+    """
+
+    profile: Profile
+    source: str
+    run: RedisRun
+    admin: RedisClient
+    admin_url: str
+    embedded: Topology | None = None
+    proxy: NetworkDriver | None = None
+    remote_refusal: str | None = None
+    chaos_enabled: bool = False
+
+    @property
+    def label(self) -> str:
+        """The target as logs and the report name it (credentials redacted)."""
+        return self.embedded.label() if self.embedded is not None else redact_url(self.run.url)
+
+    def fault_target(self) -> FaultTarget:
+        """What faults may touch: the admin connection, this run's tag, this node's pools, the managed servers."""
+        run = self.run
+        return FaultTarget(
+            admin=self.admin,
+            traffic_tag=run.traffic_tag,
+            reset_pools=lambda _fault_id: run.reset_pools(),
+            network=self.proxy,
+            servers=self.embedded,
+        )
+
+    def check_capabilities(self) -> None:
+        """Before any load: every scheduled fault can run here (managed caches disable commands)."""
+        target = self.fault_target()
+        for spec in self.profile.chaos.faults:
+            try:
+                build_fault(spec, target).check()
+            except (CommandRefused, redis.RedisError) as exc:
+                raise SetupError(f"{self.source}: fault {spec.name} cannot run on {self.label}: {exc}") from None
+
+    def setup_message(self) -> dict[str, Any]:
+        """The run as a master tells its workers."""
+        return {
+            "run_id": self.run.run_id,
+            "profile": self.profile.model_dump(mode="json"),
+            "url": self.run.url,
+            "admin_url": self.admin_url,
+        }
+
+    def check_integrity(self) -> tuple[dict[str, IntegrityResult] | None, str | None]:
+        """This node's acknowledged writes against the server; (None, why) when they could not be read."""
+        try:
+            return self.run.verify_integrity(self.admin), None
+        except (redis.RedisError, OSError) as exc:
+            error = redact_url(f"{type(exc).__name__}: {exc}")
+            logger.error("redis-resilience: could not check acknowledged writes: %s", error)
+            return None, error
+
+    def cleanup_keys(self) -> None:
+        try:
+            removed = self.run.cleanup_keys(self.admin)
+            logger.info("redis-resilience: removed %d keys under %s*", removed, self.run.key_prefix)
+        except (redis.RedisError, OSError) as exc:
+            logger.error("redis-resilience: could not remove the run's keys: %s", redact_url(str(exc)))
+
+    def pool_status(self) -> dict[str, int]:
+        """This node's pooled connections (redis-py)."""
+        pools = list(self.run.pools)
+        in_use = idle = 0
+        for pool in pools:
+            (free, _), (used, _) = pool.get_connection_count()
+            idle, in_use = idle + free, in_use + used
+        return {"pools": len(pools), "in_use": in_use, "idle": idle, "total": in_use + idle}
+
+    def server_status(self) -> dict[str, Any]:
+        """The run's connections as the server lists them (never raises: the error is part of it)."""
+        tag = self.run.traffic_tag
+        server: dict[str, Any] = {"tag": tag, "clients": None, "error": None}
+        try:
+            admin = self.admin
+            nodes = (  # a cluster: every primary as last mapped (a status poll does not refresh the slot map)
+                [admin.get_redis_connection(n) for n in admin.get_primaries()]
+                if isinstance(admin, RedisCluster)
+                else [admin]
+            )
+            names = [c.get("name", "") for node in nodes for c in node.client_list()]
+            server["clients"] = sum(1 for name in names if name.startswith(tag))
+        except Exception as exc:  # a status never fails
+            server["error"] = redact_url(f"{type(exc).__name__}: {exc}")
+        return server
+
+    def exited_server(self) -> str | None:
+        """A server of the embedded topology that exited on its own (not by a fault), described; else None."""
+        if self.embedded is None:
+            return None
+        for server in (*self.embedded.servers, *self.embedded.sentinels):
+            process = server.process  # a fault that stops a server clears this first
+            code = process.poll() if process is not None else None
+            if process is None or code is None:
+                continue
+            server.process = None
+            return (
+                f"embedded {server.binary} (pid {process.pid}, port {server.port}) exited on its own "
+                f"(exit code {code})"
+            )
+        return None
+
+    def close(self) -> None:
+        """Close the admin connection, the proxy and the embedded topology (idempotent)."""
+        _close_quietly(self.admin)
+        if self.proxy is not None:
+            self.proxy.close()
+            self.proxy = None
+        if self.embedded is not None:
+            self.embedded.stop()
+
+
+def _close_quietly(client: RedisClient) -> None:
+    with contextlib.suppress(Exception):
+        client.close()
+
+
+def open_session(settings: Settings) -> TargetSession:
+    """The local or master node's session, from its profile and options (see the module docstring)."""
+    try:
+        profile = load_profile(settings.profile_path)
+    except ProfileError as exc:
+        raise SetupError(str(exc)) from None
+    url = settings.redis_url or profile.target.url
+    if settings.redis_url and (problem := scheme_error(url, URL_OPTION)):
+        raise SetupError(problem)
+    # Before anything connects: chaos off this machine only with an explicit opt-in (targets/safety.py).
+    remote_refusal = None if profile.chaos.allow_remote or settings.allow_remote_chaos else remote_chaos_refusal(url)
+    chaos_enabled = profile.chaos.enabled and not settings.no_chaos
+    if remote_refusal is not None and chaos_enabled:
+        raise SetupError(remote_refusal)
+    traffic_access, admin_access = target_access(profile, url, settings.profile_path)
+    with contextlib.ExitStack() as opened:  # on bad input, what was started is stopped again
+        embedded = None
+        if url in TOPOLOGIES:
+            try:
+                embedded = start_topology(url, profile.target.persistence)
+            except EmbeddedRedisError as exc:
+                raise SetupError(str(exc)) from None
+            atexit.register(embedded.stop)
+            opened.callback(embedded.stop)
+            url = embedded.url
+        admin_at = url
+        proxy = None
+        if profile.target.proxy is not None:  # traffic goes through the fault proxy, the admin does not
+            proxy, url = _open_proxy(profile.target.proxy, url, settings.profile_path)
+            opened.callback(proxy.close)
+        run = RedisRun(profile, url, uuid.uuid4().hex[:8], node="0", access=traffic_access)
+        admin = connect_admin(admin_url(admin_at, profile.target), run.admin_name, access=admin_access)
+        opened.callback(_close_quietly, admin)
+        check_traffic_access(run)
+        session = TargetSession(
+            profile, settings.profile_path, run, admin, admin_at, embedded, proxy, remote_refusal, chaos_enabled
+        )
+        if chaos_enabled:
+            session.check_capabilities()
+        opened.pop_all()
+    return session
+
+
+def _proxy_crashed(exc: BaseException) -> None:
+    """A greenlet of the built-in proxy crashed: the connection it served is closed (the clients see a
+    dropped connection, as in the window's figures); said here so that it is never silent."""
+    logger.error("redis-resilience: the fault proxy dropped a connection after a crash: %s", describe(exc))
+
+
+def _open_proxy(settings: ProxySettings, url: str, source: str) -> tuple[NetworkDriver, str]:
+    """Start the fault proxy in front of ``url``; the proxy and the URL traffic uses instead."""
+    if not url.startswith(("redis://", "rediss://")):
+        raise SetupError(f"{source}: target.proxy needs a standalone target, not {url}")
+    parts = urlsplit(url)
+    try:
+        proxy = open_proxy(settings, parts.hostname or "127.0.0.1", parts.port or 6379, _proxy_crashed)
+    except NetworkProxyError as exc:
+        raise SetupError(f"{source}: target.proxy: {exc}") from None
+    userinfo = parts.netloc.rpartition("@")[0]
+    netloc = f"{userinfo}@" if userinfo else ""
+    return proxy, urlunsplit(parts._replace(netloc=f"{netloc}{proxy.host}:{proxy.port}"))

@@ -1,0 +1,39 @@
+"""The pack's settings for one process, from its command line (chaos/plugin.py) or given by a library user."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from config.loader import DEFAULT_PROFILE
+
+# The target option. Its environment variable is not REDIS_URL: an application's REDIS_URL left
+# in a shell must never silently retarget a chaos run.
+URL_FLAG = "--redis-url"
+URL_ENV = "RESILIENCE_REDIS_URL"
+URL_OPTION = f"{URL_FLAG} ({URL_ENV})"  # as messages name it
+
+
+class SetupError(Exception):
+    """The pack cannot start: ``str()`` is the one-line message (exit code 2, no traceback)."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The pack's command-line options."""
+
+    profile_path: str = str(DEFAULT_PROFILE)
+    redis_url: str | None = None
+    report_path: str | None = None
+    no_chaos: bool = False
+    allow_remote_chaos: bool = False
+
+    @classmethod
+    def from_options(cls, options: Any) -> Settings:
+        return cls(
+            profile_path=options.resilience_profile,
+            redis_url=options.redis_url or None,
+            report_path=options.resilience_report or None,
+            no_chaos=bool(options.no_chaos),
+            allow_remote_chaos=bool(getattr(options, "allow_remote_chaos", False)),
+        )

@@ -1,0 +1,96 @@
+"""The run's outcome, owned by one object: the JSON report, the console lines and the exit code.
+
+The node that reports (local or master) hands it what was measured at the end of each test; a node
+that meets bad input (a target, a profile or a worker the pack cannot use) says so. It alone turns
+that into the exit code (DESIGN.md, "The verdict is ours"):
+
+- 2: bad input, whatever was measured before;
+- 3: an SLO breached, or the test aborted by the pack itself (its figures are no pass);
+- 0: every SLO met;
+- None: nothing to say yet (no test ended): Locust's own code stands.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from config.schema import Slo
+from recovery.records import FaultRecord
+from recovery.report import RunFacts, build_report, compute_figures, console_lines, write_json
+from recovery.results import NodeResult
+from recovery.verdict import EXIT_BAD_INPUT, EXIT_PASS, EXIT_SLO_BREACHED, SloResult, evaluate
+
+logger = logging.getLogger("redis_resilience")
+console = logging.getLogger("locust.stats_logger")  # Locust's own plain console output
+
+
+class Outcome:
+    """The report of the last test, its console lines, a refusal, and the exit code they make.
+
+    :param report_path: where the JSON report is written at the end of each test (None: nowhere)
+    """
+
+    def __init__(self, report_path: str | None = None) -> None:
+        self.report_path = report_path
+        self.report: dict[str, Any] | None = None
+        self.lines: list[str] = []
+        self.printed = False
+        self.refusal: str | None = None  # bad input: the first reason
+        self.refusal_shown = False
+
+    def conclude(
+        self,
+        facts: RunFacts,
+        slo: Slo,
+        records: list[FaultRecord],
+        result: NodeResult,
+        workers: dict[str, Any] | None = None,
+        missing_by_fault: dict[int, list[str]] | None = None,
+    ) -> dict[str, Any]:
+        """A test ended: its report (written to ``report_path``), its lines and its verdict.
+        ``workers`` and ``missing_by_fault`` come from a master."""
+        missing = len(workers["missing"]) if workers else 0
+        figures = compute_figures(records, result, missing)
+        slo_results = evaluate(slo, figures)
+        code = self.exit_code_for(slo_results, facts.aborted)
+        report = build_report(facts, records, result, figures, slo_results, code, workers, missing_by_fault)
+        self.report = report
+        self.lines = console_lines(report, slo_results)
+        self.printed = False
+        if self.report_path:
+            write_json(report, self.report_path)
+            logger.info("redis-resilience: report written to %s", self.report_path)
+        return report
+
+    @staticmethod
+    def exit_code_for(slo_results: list[SloResult], aborted: str | None = None) -> int:
+        """3 when an SLO is breached or the test was aborted, else 0."""
+        if aborted is not None or not all(r.ok for r in slo_results):
+            return EXIT_SLO_BREACHED
+        return EXIT_PASS
+
+    def refuse(self, reason: str, shown: bool = False) -> None:
+        """Bad input: the run ends with exit code 2. ``shown``: the reason was logged already, don't repeat it."""
+        if self.refusal is None:
+            self.refusal, self.refusal_shown = reason, shown
+
+    @property
+    def exit_code(self) -> int | None:
+        if self.refusal is not None:
+            return EXIT_BAD_INPUT
+        return None if self.report is None else int(self.report["exit_code"])
+
+    def print_report(self) -> None:
+        """The report's lines on Locust's console, once per report."""
+        if self.report is not None and not self.printed:
+            self.printed = True
+            for line in self.lines:
+                console.info(line)
+
+    def refusal_line(self) -> str | None:
+        """The refusal as the last line of a run's output, once (None: nothing to add)."""
+        if self.refusal is None or self.refusal_shown:
+            return None
+        self.refusal_shown = True
+        return f"redis-resilience: {self.refusal}\n"
