@@ -186,7 +186,9 @@ class EmbeddedRedis:
                 if self.process is None or self.process.poll() is not None:
                     return False
                 with contextlib.suppress(redis.RedisError):
-                    if probe.ping():
+                    # Our own process answers, not another one that took the port between free_port()
+                    # and our bind (parallel tests): that one's PONG would hide our failed start.
+                    if int(probe.info("server")["process_id"]) == self.process.pid:
                         return True
                 time.sleep(0.02)
             return False
