@@ -13,13 +13,13 @@ from typing import Any
 import pytest
 import redis
 
-from config.loader import ProfileError, load_profile, parse_profile
+from chaos.profile import load_profile, parse_profile
+from config.loader import ProfileError
 from targets.access import Access
 from targets.embedded import EmbeddedRedis
 
-from .helpers import write_profile
-from .secure import refused_at_setup, secured, target_state
-from .test_e2e import finish, locust
+from .helpers import finish, locust, refused_at_setup, target_state, write_profile
+from .secured_servers import secured
 
 # No dangerous command, no CLIENT subcommand but SETNAME; keys and channels: the run's only.
 TRAFFIC_RULES = ["on", "~rr:*", "&rr:*", "+@all", "-@dangerous", "-client", "+client|setname"]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from locust.event import EventHook
-
 from typing import Any
 
 import gevent
@@ -12,14 +10,9 @@ import redis
 
 from config.schema import ClientOptions
 from scenarios.client import ConnectionProbe, InstrumentedRedis, RedisRequestFailed, make_pool
-from targets.embedded import EmbeddedRedis
+from targets.embedded import EmbeddedRedis, free_port
 
-
-class Recorder:
-    def __init__(self) -> None:
-        self.hook = EventHook()
-        self.requests: list[dict[str, Any]] = []
-        self.hook.add_listener(lambda **kw: self.requests.append(kw))
+from .helpers import Recorder
 
 
 def make_client(
@@ -91,8 +84,6 @@ def test_without_retries_the_kill_is_a_failure(redis_server: EmbeddedRedis, admi
 
 
 def test_unreachable_server_fails_after_counted_retries() -> None:
-    from targets.embedded import free_port
-
     rec = Recorder()
     probe = ConnectionProbe()
     options = ClientOptions.model_validate({"retries": 2, "backoff": {"kind": "none"}, "socket_connect_timeout_s": 1})

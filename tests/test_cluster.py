@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -22,7 +23,8 @@ from chaos.faults.client_pause import ClientPauseParams
 from chaos.faults.failover import FailoverParams
 from chaos.faults.oom import OomParams
 from chaos.faults.server_restart import ServerRestartParams
-from config.loader import ProfileError, parse_profile
+from chaos.profile import parse_profile
+from config.loader import ProfileError
 from config.schema import ClientOptions
 from scenarios.client import ConnectionProbe, RedisRequestFailed
 from scenarios.cluster import InstrumentedCluster, traffic_client
@@ -30,24 +32,34 @@ from scenarios.run import RedisRun
 from targets.clients import cluster_admin, parse_cluster_url
 from targets.topology import CLUSTER_SLOTS, ClusterTopology, role
 
-from .helpers import eventually, no_pools, pid_alive, write_profile
-from .test_client import Recorder
-from .test_e2e import finish, locust
+from .helpers import HEAVY, Recorder, eventually, finish, locust, no_pools, pid_alive, write_profile
 
-STARTED_IN: dict[str, float] = {}
+# One module-scoped cluster: its tests on one worker, in this order (xdist --dist loadgroup).
+pytestmark = pytest.mark.xdist_group("cluster")
+
+
+@dataclass(frozen=True)
+class StartedCluster:
+    topology: ClusterTopology
+    start_s: float  # how long start() took
 
 
 @pytest.fixture(scope="module")
-def cluster() -> Iterator[ClusterTopology]:
+def started_cluster() -> Iterator[StartedCluster]:
+    """One embedded cluster for the module's tests (starting one takes seconds), stopped by PID."""
     started = time.monotonic()
     topology = ClusterTopology().start()
-    STARTED_IN["s"] = time.monotonic() - started
     try:
-        yield topology
+        yield StartedCluster(topology, time.monotonic() - started)
     finally:
         pids = topology.pids
         topology.stop()
         assert len(pids) == 6 and not any(pid_alive(pid) for pid in pids)
+
+
+@pytest.fixture
+def cluster(started_cluster: StartedCluster) -> ClusterTopology:
+    return started_cluster.topology
 
 
 def key_in_slot(slot: int, prefix: str = "probe") -> str:
@@ -76,9 +88,10 @@ def names_on(port: int) -> list[str]:
         return [str(c.get("name")) for c in direct.client_list()]
 
 
-def test_the_cluster_starts_and_every_node_reports_cluster_state_ok(cluster: ClusterTopology) -> None:
-    print(f"cluster started in {STARTED_IN['s']:.2f}s")
-    assert STARTED_IN["s"] < 30
+def test_the_cluster_starts_and_every_node_reports_cluster_state_ok(started_cluster: StartedCluster) -> None:
+    cluster = started_cluster.topology
+    print(f"cluster started in {started_cluster.start_s:.2f}s")
+    assert started_cluster.start_s < 30
     assert cluster.url == "cluster://" + ",".join(f"127.0.0.1:{s.port}" for s in cluster.servers)
     for server in cluster.servers:
         with redis.Redis(port=server.port, socket_timeout=2) as node:
@@ -253,6 +266,9 @@ def test_after_a_failover_the_cluster_client_writes_to_the_new_primary(cluster: 
     assert client.get(key) == b"before"  # replicated before the failover
     eventually("the old primary rejoins as a replica", lambda: role(old) == "slave", 30)
     eventually("the cluster is whole again", cluster.ready, 30)
+    watcher = fault.watcher  # type: ignore[attr-defined]
+    fault.close()  # as the scheduler's stop does: no watcher left polling the cluster
+    assert watcher.dead
     client.close()
     target.admin.close()
 
@@ -284,6 +300,7 @@ def test_cluster_urls_in_profiles_and_clients() -> None:
         parse_profile({"target": {"url": "embedded-cluster"}, "client": {"retries": -1}}, "t")
 
 
+@HEAVY
 def test_a_headless_run_on_the_embedded_cluster_with_a_failover(tmp_path: Path) -> None:
     profile = write_profile(tmp_path / "cluster.yaml", {
         "target": {"url": "embedded-cluster"},

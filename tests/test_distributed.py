@@ -6,29 +6,22 @@ import json
 import os
 import re
 import signal
-import subprocess
-import time
 from pathlib import Path
 
-from chaos.plugin import remote_worker_error
+import pytest
+
+from chaos.distributed.master_link import combine_acks
+from chaos.distributed.worker import remote_worker_error
 from targets.embedded import free_port
 
-from .helpers import write_profile
-from .test_e2e import assert_server_gone, finish, locust
-
-
-def master(port: int, args: list[str]) -> subprocess.Popen[str]:
-    return locust(["--master", "--master-bind-host", "127.0.0.1", "--master-bind-port", str(port), *args])
-
-
-def worker(port: int) -> subprocess.Popen[str]:
-    return locust(["--worker", "--master-host", "127.0.0.1", "--master-port", str(port)])
+from .helpers import HEAVY, assert_server_gone, finish, locust, master, wait_for_output, worker, write_profile
 
 
 def locust_total(stats_file: Path) -> int:
     return sum(int(row["num_requests"]) for row in json.loads(stats_file.read_text()))
 
 
+@HEAVY
 def test_master_and_two_workers_count_every_fault_once(tmp_path: Path) -> None:
     port = free_port()
     report_path, stats = tmp_path / "report.json", tmp_path / "stats"
@@ -78,19 +71,16 @@ def test_processes_mode_exit_code_is_the_masters_verdict(tmp_path: Path) -> None
     assert_server_gone(report)
 
 
+@HEAVY
 def test_a_worker_killed_mid_run_is_reported_missing(tmp_path: Path) -> None:
     port = free_port()
     report_path = tmp_path / "report.json"
     m = master(port, ["-u", "10", "-r", "10", "-t", "14s", "--expect-workers", "2",
                       "--resilience-profile", "config/ci.yaml", "--resilience-report", str(report_path)])  # fmt: skip
     doomed, survivor = worker(port), worker(port)
-    assert m.stdout is not None
-    deadline = time.monotonic() + 40
-    for line in m.stdout:  # by fault 3 both workers have closed and sent window 1; then one dies
-        if "fault #3" in line or time.monotonic() > deadline:
-            break
+    head = wait_for_output(m, r"fault #3 \w+ injected", 40)  # both workers have sent window 1; then one dies
     os.killpg(doomed.pid, signal.SIGKILL)
-    out = finish(m, timeout=120)
+    out = head + finish(m, timeout=120)
     finish(survivor, timeout=30)
     doomed.wait(10)
     assert m.returncode == 3, out[-4000:]  # a missing worker breaches max_missing_workers
@@ -112,3 +102,16 @@ def test_remote_worker_needs_its_own_redis_url() -> None:
     error = remote_worker_error(embedded, "10.1.2.3", None)
     assert error is not None and "--redis-url" in error and "pw" not in error
     assert remote_worker_error("redis://[::1]:6379/0", "master.example", None) is not None
+
+
+def test_acknowledged_details_add_up_over_the_workers() -> None:
+    acks = {
+        "w1": {"details": {"pools": 3, "connections_closed": 5, "in_use": 1}, "error": None},
+        "w2": {"details": {"pools": 2, "connections_closed": 4, "in_use": 0}, "error": None},
+    }
+    assert combine_acks(acks, ["w1", "w2", "w3"]) == {
+        "pools": 5, "connections_closed": 9, "in_use": 1, "unacknowledged_workers": ["w3"]}  # fmt: skip
+    assert combine_acks(acks, ["w1", "w2"]) == {"pools": 5, "connections_closed": 9, "in_use": 1}
+    failed = {"w1": {"details": {}, "error": "ValueError: bad"}}
+    with pytest.raises(RuntimeError, match="worker w1: ValueError: bad"):
+        combine_acks(failed, ["w1"])

@@ -5,45 +5,13 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 import time
 from pathlib import Path
-from typing import Any
 
-import pytest
-
-from .helpers import LOCUST, ROOT, pid_alive, write_profile
+from .helpers import HEAVY, assert_server_gone, finish, locust, wait_for_output, write_profile
 
 
-def locust(args: list[str], **kwargs: Any) -> subprocess.Popen[str]:
-    """A headless ``locust`` process on the pack's locustfile, in its own session."""
-    return subprocess.Popen(
-        [LOCUST, "-f", str(ROOT / "locustfile.py"), "--headless", *args],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-        **kwargs,
-    )
-
-
-def finish(proc: subprocess.Popen[str], timeout: float) -> str:
-    try:
-        out, _ = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        out, _ = proc.communicate()
-        pytest.fail(f"locust did not finish in {timeout}s:\n{out[-3000:]}")
-    return out
-
-
-def assert_server_gone(report: dict[str, Any]) -> None:
-    pid = report["embedded_server_pid"]
-    assert isinstance(pid, int)
-    assert not pid_alive(pid), f"redis-server {pid} left running"
-
-
+@HEAVY
 def test_ci_profile_passes_with_recovery_figures(tmp_path: Path) -> None:
     report_path = tmp_path / "report.json"
     proc = locust(["-u", "30", "-r", "30", "-t", "20s", "--resilience-profile", "config/ci.yaml",
@@ -86,17 +54,10 @@ def test_ctrl_c_mid_run_still_reports_and_stops_the_server(tmp_path: Path) -> No
     report_path = tmp_path / "report.json"
     proc = locust(["-u", "10", "-r", "10", "-t", "120s", "--resilience-profile", "config/ci.yaml",
                    "--resilience-report", str(report_path)])  # fmt: skip
-    assert proc.stdout is not None
-    deadline = time.monotonic() + 30
-    lines = []
-    for line in proc.stdout:  # wait for the first fault, bounded by the deadline below
-        lines.append(line)
-        if "fault #1" in line or time.monotonic() > deadline:
-            break
-    assert any("fault #1" in line for line in lines), "".join(lines)[-3000:]
+    head = wait_for_output(proc, r"fault #1 \w+ injected", 30)
     interrupted = time.monotonic()
     os.kill(proc.pid, signal.SIGINT)
-    out = finish(proc, timeout=30)
+    out = head + finish(proc, timeout=30)
     assert time.monotonic() - interrupted < 15
     assert "Traceback" not in out
     report = json.loads(report_path.read_text())
@@ -105,6 +66,7 @@ def test_ctrl_c_mid_run_still_reports_and_stops_the_server(tmp_path: Path) -> No
     assert_server_gone(report)
 
 
+@HEAVY
 def test_every_workload_in_one_headless_run(tmp_path: Path) -> None:
     report_path = tmp_path / "report.json"
     proc = locust(["-u", "22", "-r", "22", "-t", "14s", "--resilience-profile", "config/workloads.yaml",
@@ -125,10 +87,12 @@ def test_every_workload_in_one_headless_run(tmp_path: Path) -> None:
 
 def test_tags_select_workloads(tmp_path: Path) -> None:
     report_path = tmp_path / "report.json"
+    stray = {**os.environ, "REDIS_URL": "redis://127.0.0.1:1/0"}  # an application's, left in the shell
     proc = locust(["-u", "24", "-r", "24", "-t", "4s", "-T", "queue", "--no-chaos", "--resilience-profile",
-                   "config/workloads.yaml", "--resilience-report", str(report_path)])  # fmt: skip
+                   "config/workloads.yaml", "--resilience-report", str(report_path)], env=stray)  # fmt: skip
     out = finish(proc, timeout=60)
     assert "BLMOVE queue" in out or "LPUSH queue" in out
     assert "GET cache" not in out and "RPUSH ledger" not in out
     report = json.loads(report_path.read_text())
     assert report["chaos"] is False and report["faults"] == []
+    assert report["target"].startswith("embedded redis-server")  # REDIS_URL did not retarget the run

@@ -15,12 +15,12 @@ from gevent.pywsgi import WSGIServer
 
 from chaos.faults import FaultTarget, build_fault
 from chaos.faults.http import HttpCallFailed, HttpParams
-from config.loader import ProfileError, parse_profile
+from chaos.profile import parse_profile
+from config.loader import ProfileError
 from config.redact import redact_params
 from targets.embedded import EmbeddedRedis
 
-from .helpers import no_pools, write_profile
-from .test_e2e import finish, locust
+from .helpers import finish, locust, no_pools, write_profile
 
 
 class ResetService:

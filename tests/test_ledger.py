@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import redis
 
-from config.loader import parse_profile
+from chaos.profile import parse_profile
 from scenarios.ledger import LedgerBook
 from scenarios.run import RedisRun
 

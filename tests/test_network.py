@@ -20,14 +20,18 @@ from typing import Any
 import gevent
 import pytest
 import redis
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from chaos.faults.base import CommandRefused, FaultTarget
 from chaos.faults.network import Network, NetworkParams
+from chaos.profile import parse_profile
+from config.loader import ProfileError
+from config.proxy import ProxySettings
+from targets.builtin_proxy import BuiltinProxy
 from targets.embedded import EmbeddedRedis, free_port
-from targets.netproxy import BuiltinProxy, NetworkDriver, NetworkProxyError, ProxySettings, open_proxy
+from targets.netproxy import NetworkDriver, NetworkProxyError, open_proxy
 
 from .helpers import no_pools, pid_alive
 
@@ -36,11 +40,13 @@ BIG = 262144  # a 256 KB value
 
 @pytest.fixture
 def proxy(redis_server: EmbeddedRedis) -> Iterator[NetworkDriver]:
-    driver = open_proxy(ProxySettings(), redis_server.host, redis_server.port)
+    crashes: list[BaseException] = []
+    driver = open_proxy(ProxySettings(), redis_server.host, redis_server.port, on_crash=crashes.append)
     try:
         yield driver
     finally:
         driver.close()
+    assert not crashes  # every toxic ends a connection as Toxiproxy does, never by crashing a pump
 
 
 def through(driver: NetworkDriver, socket_timeout: float = 5.0) -> redis.Redis:
@@ -230,7 +236,8 @@ def test_listen_port_is_honoured(redis_server: EmbeddedRedis) -> None:
 
 
 def fault(params: dict[str, Any], admin: redis.Redis, driver: NetworkDriver | None) -> Network:
-    return Network(NetworkParams(name="network", **params), FaultTarget(admin, "rr-t-", no_pools, 7, network=driver))
+    spec = TypeAdapter(NetworkParams).validate_python({"name": "network", **params})
+    return Network(spec, FaultTarget(admin, "rr-t-", no_pools, 7, network=driver))
 
 
 def test_the_fault_injects_and_reverts_a_latency(proxy: NetworkDriver, admin: redis.Redis) -> None:
@@ -277,7 +284,7 @@ def test_the_fault_blackhole_is_a_timeout_toxic_of_0(proxy: NetworkDriver, admin
     ],
 )
 def test_the_fault_maps_each_toxic(params: dict[str, Any], toxic: tuple[str, dict[str, int]]) -> None:
-    assert fault(params, redis.Redis(), None).toxic() == toxic
+    assert fault(params, redis.Redis(), None).params.toxiproxy() == toxic
 
 
 def test_the_fault_check_needs_a_proxy(admin: redis.Redis) -> None:
@@ -299,12 +306,24 @@ def test_the_fault_check_names_an_unusable_proxy(admin: redis.Redis) -> None:
 
 
 def test_params_are_validated() -> None:
+    toxics = TypeAdapter(NetworkParams)
     with pytest.raises(ValidationError, match="duration_s"):
-        NetworkParams(name="network", toxic="latency", duration_s=0)
+        toxics.validate_python({"name": "network", "toxic": "latency", "duration_s": 0})
     with pytest.raises(ValidationError, match="toxic"):
-        NetworkParams.model_validate({"name": "network", "toxic": "timeout"})
+        toxics.validate_python({"name": "network", "toxic": "timeout"})
     with pytest.raises(ValidationError, match="Extra inputs"):
-        NetworkParams.model_validate({"name": "network", "toxic": "latency", "latency": 5})
+        toxics.validate_python({"name": "network", "toxic": "latency", "latency": 5})
+
+
+def test_each_toxic_takes_only_its_own_keys() -> None:
+    """A key of another toxic is a profile error, never silently ignored (bandwidth has no latency)."""
+    unknown = r"chaos\.faults\[0\]\.latency_ms: unknown key: expected one of .*rate_kb_per_s"
+    with pytest.raises(ProfileError, match=unknown):
+        parse_profile({"chaos": {"faults": [{"name": "network", "toxic": "bandwidth", "latency_ms": 500}]}}, "p.yaml")
+    with pytest.raises(ProfileError, match=r"chaos\.faults\[0\]: needs the key toxic: one of bandwidth, blackhole"):
+        parse_profile({"chaos": {"faults": [{"name": "network"}]}}, "p.yaml")
+    spec = parse_profile({"chaos": {"faults": [{"name": "network", "toxic": "bandwidth", "rate_kb_per_s": 8}]}}, "p")
+    assert spec.chaos.faults[0].toxiproxy() == ("bandwidth", {"rate": 8})  # type: ignore[attr-defined]
 
 
 # ---- settings and the Toxiproxy driver ------------------------------------------------------------

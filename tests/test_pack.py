@@ -12,7 +12,9 @@ import gevent
 import gevent.event
 import redis
 
-from chaos.plugin import ResiliencePack, Settings
+from chaos.plugin import attach_pack
+from chaos.roles.local import LocalRole
+from chaos.settings import Settings
 from scenarios.cache import CacheUser
 from scenarios.ledger import LedgerUser
 from targets.embedded import EmbeddedRedis
@@ -21,11 +23,12 @@ from .helpers import write_profile
 
 
 def run_pack(tmp_path: Path, server: EmbeddedRedis, overrides: dict[str, Any], users: int = 10) -> tuple[
-    ResiliencePack, list[dict[str, Any]]
+    LocalRole, list[dict[str, Any]]
 ]:  # fmt: skip
     profile = write_profile(tmp_path / "p.yaml", {"target": {"url": server.url}, **overrides})
     env = Environment(user_classes=[CacheUser, LedgerUser], events=Events())
-    pack = ResiliencePack(env, Settings(profile_path=str(profile), report_path=str(tmp_path / "report.json")))
+    pack = attach_pack(env, Settings(profile_path=str(profile), report_path=str(tmp_path / "report.json")))
+    assert isinstance(pack, LocalRole)
     recovered: list[dict[str, Any]] = []
     env.events.fault_recovered.add_listener(lambda **kw: recovered.append(kw))  # type: ignore[attr-defined]
     done = gevent.event.Event()

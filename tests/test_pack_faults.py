@@ -15,26 +15,11 @@ import redis
 
 from chaos.events import ResilienceEvents
 from chaos.faults import FaultTarget
+from chaos.profile import parse_profile
 from chaos.scheduler import ChaosScheduler
-from config.loader import parse_profile
 from targets.embedded import EmbeddedRedis
 
-from .helpers import no_pools, pid_alive, write_profile
-from .test_e2e import finish, locust
-
-
-def read_until(proc: Any, pattern: str, timeout_s: float) -> str:
-    """Lines of a locust process's output up to the first matching ``pattern`` (bounded)."""
-    assert proc.stdout is not None
-    deadline = time.monotonic() + timeout_s
-    seen = []
-    for line in proc.stdout:
-        seen.append(line)
-        if re.search(pattern, line):
-            return "".join(seen)
-        if time.monotonic() > deadline:
-            break
-    pytest.fail(f"no line matching {pattern!r} within {timeout_s}s:\n{''.join(seen)[-3000:]}")
+from .helpers import finish, locust, no_pools, pid_alive, wait_for_output, write_profile
 
 
 def test_a_fault_that_hangs_is_recorded_reverted_and_the_schedule_goes_on(redis_server: EmbeddedRedis) -> None:
@@ -81,7 +66,7 @@ def test_a_signal_during_a_sustained_fault_reverts_it_and_the_report_says_interr
     report_path = tmp_path / "report.json"
     proc = locust(["-u", "5", "-r", "5", "-t", "120s", "--resilience-profile", str(profile),
                    "--resilience-report", str(report_path)])  # fmt: skip
-    head = read_until(proc, rf"fault #1 {fault} injected", 30)
+    head = wait_for_output(proc, rf"fault #1 {fault} injected", 30)
     server_pid = int(re.findall(r"embedded redis-server \(pid (\d+)", head)[0])
     url = re.findall(r"(redis://127\.0\.0\.1:\d+/0)", head)[0]
     before = None
@@ -110,7 +95,7 @@ def test_the_embedded_server_dying_on_its_own_aborts_the_run_with_a_report(tmp_p
     report_path = tmp_path / "report.json"
     proc = locust(["-u", "5", "-r", "5", "-t", "120s", "--resilience-profile", str(profile),
                    "--resilience-report", str(report_path)])  # fmt: skip
-    head = read_until(proc, r"All users spawned|Ramping to 5 users", 30)
+    head = wait_for_output(proc, r"All users spawned|Ramping to 5 users", 30)
     server_pid = int(re.findall(r"embedded redis-server \(pid (\d+)", head)[0])
     os.kill(server_pid, signal.SIGKILL)
     killed = time.monotonic()

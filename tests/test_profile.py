@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from config.loader import ProfileError, load_profile
-from config.schema import json_schema
+from chaos.profile import json_schema, load_profile
+from config.loader import ProfileError
 
 from .helpers import LOCUST, ROOT
 
@@ -35,7 +35,7 @@ def test_default_profile_mirrors_redis_py_defaults() -> None:
 
 def test_json_schema_file_is_current() -> None:
     shipped = (ROOT / "config" / "profile.schema.json").read_text()
-    assert shipped == json_schema(), "run: python -m config.schema > config/profile.schema.json"
+    assert shipped == json_schema(), "run: python -m chaos.profile > config/profile.schema.json"
     schema = json.loads(shipped)
     assert schema["additionalProperties"] is False
     assert "chaos" in schema["properties"]

@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import copy
 import re
-import subprocess
-import tempfile
 import types
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any, Union, get_args, get_origin
 
@@ -23,12 +20,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
-from chaos.faults import REGISTRY
-from config.loader import ProfileError, load_profile, parse_profile
-from config.schema import Profile
+from chaos.faults import FAULTS
+from chaos.profile import load_profile, parse_profile, profile_model
+from config.loader import ProfileError
 from targets.embedded import EmbeddedRedis
 
-from .helpers import LOCUST, ROOT
+from .helpers import finish, locust
 
 SOURCE = "fuzz.yaml"
 FUZZ = settings(max_examples=150, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
@@ -36,12 +33,20 @@ FUZZ = settings(max_examples=150, deadline=None, database=None, suppress_health_
 # A valid profile that reaches every model of the schema: every workload, every fault, the proxy.
 FAULT_ENTRIES: list[dict[str, Any]] = [
     {"name": name, **{"http": {"url": "http://127.0.0.1:9/reset"}, "network": {"toxic": "latency"}}.get(name, {})}
-    for name in REGISTRY
+    for name in FAULTS
 ]
+
+
+def _every_workload() -> dict[str, Any]:
+    """Every workload of the profile's ``workload.mix``, with its defaults."""
+    mix = profile_model().model_fields["workload"].annotation.model_fields["mix"].annotation  # type: ignore[union-attr]
+    return {name: {} for name in mix.model_fields}
+
+
 BASE: dict[str, Any] = {
     "target": {"url": "embedded", "proxy": {"driver": "builtin"}},
     "client": {"backoff": {}},
-    "workload": {"think_time": {}, "mix": {}},
+    "workload": {"think_time": {}, "mix": _every_workload()},
     "chaos": {"enabled": True, "faults": FAULT_ENTRIES},
     "recovery": {},
     "slo": {},
@@ -62,12 +67,15 @@ def _model(annotation: Any) -> type[BaseModel] | None:
     return annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
 
 
+def _union(annotation: Any) -> list[Any]:
+    while get_origin(annotation) is Annotated:
+        annotation = get_args(annotation)[0]
+    return list(get_args(annotation)) if get_origin(annotation) in (Union, types.UnionType) else []
+
+
 def _walk() -> tuple[list[tuple[tuple[Any, ...], type[BaseModel]]], list[tuple[tuple[Any, ...], Any, str]]]:
     """Every mapping of BASE with its model, and every leaf field (path, field info, name) under them."""
-    from config.schema import Workloads
-
-    for name in Workloads.model_fields:
-        BASE["workload"]["mix"][name] = {}
+    model = profile_model()
     mappings: list[tuple[tuple[Any, ...], type[BaseModel]]] = []
     leaves: list[tuple[tuple[Any, ...], Any, str]] = []
 
@@ -80,11 +88,16 @@ def _walk() -> tuple[list[tuple[tuple[Any, ...], type[BaseModel]]], list[tuple[t
                     visit((*path, name), sub, data[name])
             elif name == "faults" and model.__name__ == "Chaos":
                 for i, entry in enumerate(data["faults"]):
-                    visit((*path, "faults", i), REGISTRY[entry["name"]].params, entry)
-            elif name != "name" or "name" not in data:  # a fault's name picks its params: tested apart
+                    params = FAULTS[entry["name"]].params
+                    toxics = _union(params)  # network: one model per toxic
+                    if toxics:
+                        toxic = entry.get("toxic")
+                        params = next(m for m in toxics if toxic in get_args(m.model_fields["toxic"].annotation))
+                    visit((*path, "faults", i), params, entry)
+            elif name not in ("name", "toxic") or name not in data:  # a fault's name (a toxic) picks its params
                 leaves.append(((*path, name), field, name))
 
-    visit((), Profile, BASE)
+    visit((), model, BASE)
     return mappings, leaves
 
 
@@ -256,9 +269,9 @@ def test_chaos_on_needs_a_fault_that_can_be_chosen(faults: list[dict[str, Any]],
 
 
 @pytest.fixture(scope="module")
-def scratch() -> Iterator[Path]:
-    with tempfile.TemporaryDirectory(prefix="profile-fuzz-") as name:
-        yield Path(name)
+def scratch(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A directory for the module (hypothesis runs many examples in one test: no function-scoped tmp_path)."""
+    return tmp_path_factory.mktemp("profile-fuzz")
 
 
 def load_text(path: Path, content: str | bytes) -> str | None:
@@ -368,18 +381,15 @@ def test_locust_exits_2_with_one_line_for_every_error_family(tmp_path: Path) -> 
                 path.write_bytes(content)
             elif content is not None:
                 path.write_text(content)
-            procs[family] = (path, subprocess.Popen(
-                [LOCUST, "-f", str(ROOT / "locustfile.py"), "--headless", "-u", "2", "-t", "5s",
-                 "--resilience-profile", str(path), "--redis-url", server.url],
-                cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            ))  # fmt: skip
+            procs[family] = (path, locust(["-u", "2", "-t", "5s", "--resilience-profile", str(path),
+                                           "--redis-url", server.url]))  # fmt: skip
         for family, (path, proc) in procs.items():
-            out, err = proc.communicate(timeout=60)
+            out = finish(proc, timeout=60)  # stdout and stderr
             expected = FAMILIES[family][1]
-            assert proc.returncode == 2, (family, err)
-            assert "Traceback" not in out + err, (family, err)
-            ours = [line for line in (out + err).splitlines() if not re.match(r"^\[\d{4}-\d\d-\d\d ", line)]
-            assert ours == [ours[0]] and ours[0].startswith(f"redis-resilience: {path}: "), (family, out + err)
+            assert proc.returncode == 2, (family, out)
+            assert "Traceback" not in out, (family, out)
+            ours = [line for line in out.splitlines() if not re.match(r"^\[\d{4}-\d\d-\d\d ", line)]
+            assert len(ours) == 1 and ours[0].startswith(f"redis-resilience: {path}: "), (family, out)
             assert expected in ours[0], (family, ours[0])
         # nothing reached the target: no key, no connection but ours
         assert admin.dbsize() == 0

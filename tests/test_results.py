@@ -6,7 +6,6 @@ import json
 
 import pytest
 
-from recovery.histogram import LatencyHistogram
 from recovery.results import (
     NodeResult,
     merge_results,
@@ -16,22 +15,10 @@ from recovery.results import (
     window_from_dict,
     window_to_dict,
 )
-from recovery.tracker import Counts, WindowSummary
+from recovery.tracker import Counts
 from scenarios.run import IntegrityResult
 
-
-def window(fault_id: int = 1, *, requests: int = 10, failures: int = 1, recovery: float | None = 0.2,
-           users: list[float] | None = None, latencies: tuple[float, ...] = (1.0,)) -> WindowSummary:  # fmt: skip
-    hist = LatencyHistogram()
-    for ms in latencies:
-        hist.add(ms)
-    users = [0.1] if users is None else users
-    return WindowSummary(
-        fault_id=fault_id, name="client_kill", requests=requests, failures=failures, degraded=failures,
-        hidden_retries=2, reconnections=3, first_error_s=0.05 * fault_id, recovery_s=recovery, window_s=2.0,
-        users_affected=len(users), user_recovery_s=users, users_not_recovered=0, p99_ms=hist.percentile(0.99),
-        threshold_ms=50.0, latency=hist,
-    )  # fmt: skip
+from .helpers import window
 
 
 def test_window_merge_adds_counts_and_takes_the_slowest_recovery() -> None:

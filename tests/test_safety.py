@@ -24,12 +24,12 @@ import yaml
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from config.loader import ProfileError, load_profile, parse_profile
+from chaos.profile import load_profile, parse_profile
+from config.loader import ProfileError
 from targets.embedded import EmbeddedRedis
 from targets.safety import is_loopback_host, remote_chaos_refusal, target_hosts
 
-from .helpers import ROOT, write_profile
-from .test_e2e import finish, locust
+from .helpers import HEAVY, ROOT, finish, locust, web_locust, write_profile
 
 LOG_LINE = re.compile(r"^\[\d{4}-\d\d-\d\d ")  # Locust's own log lines
 
@@ -112,23 +112,11 @@ def test_the_refusal_is_one_line_naming_the_host_and_both_opt_ins() -> None:
 # ---- chaos off loopback: refused before connecting, unless opted in ------------------------------
 
 
-def test_chaos_against_a_remote_target_stops_before_any_connection(tmp_path: Path, server: EmbeddedRedis) -> None:
+def refused_before_connecting(server: EmbeddedRedis, cases: dict[str, tuple[list[str], str]]) -> None:
+    """Each case (locust arguments, what the refusal names) stops at set-up with one line, exit 2,
+    no connect timeout waited for, and ``server`` sees no connection at all."""
     admin = redis.Redis.from_url(server.url, client_name="safety-check")
     connections_before = admin.info("stats")["total_connections_received"]
-    alias = loopback_alias()
-    ci = ["--resilience-profile", "config/ci.yaml"]
-    cases: dict[str, tuple[list[str], str]] = {
-        "test-net": ([*ci, "--redis-url", "redis://:s3cret@192.0.2.1:6379/0"], "192.0.2.1 is not a loopback address"),
-        "sentinel": (
-            ["--resilience-profile", str(write_profile(tmp_path / "sentinel.yaml", {"target": {
-                "url": f"sentinel://127.0.0.1:{server.port},192.0.2.1:26379/mymaster"}}))],
-            "192.0.2.1 is not a loopback address",
-        ),
-    }  # fmt: skip
-    if alias is not None:  # resolves to this server, yet counts as remote: the server must see no connection
-        cases["alias-url"] = ([*ci, "--redis-url", f"redis://{alias}:{server.port}/0"], f"{alias} is not a loopback")
-        profile = write_profile(tmp_path / "alias.yaml", {"target": {"url": f"redis://{alias}:{server.port}/0"}})
-        cases["alias-profile"] = (["--resilience-profile", str(profile)], f"{alias} is not a loopback")
     started = time.monotonic()
     procs = {name: locust(["-u", "2", "-t", "5s", *args]) for name, (args, _) in cases.items()}
     for name, proc in procs.items():
@@ -142,8 +130,31 @@ def test_chaos_against_a_remote_target_stops_before_any_connection(tmp_path: Pat
     assert admin.info("stats")["total_connections_received"] == connections_before
     assert [c["name"] for c in admin.client_list()] == ["safety-check"] and admin.dbsize() == 0
     admin.close()
+
+
+def test_chaos_against_a_remote_address_stops_before_any_connection(tmp_path: Path, server: EmbeddedRedis) -> None:
+    refused_before_connecting(server, {
+        "test-net": (["--resilience-profile", "config/ci.yaml", "--redis-url", "redis://:s3cret@192.0.2.1:6379/0"],
+                     "192.0.2.1 is not a loopback address"),
+        "sentinel": (
+            ["--resilience-profile", str(write_profile(tmp_path / "sentinel.yaml", {"target": {
+                "url": f"sentinel://127.0.0.1:{server.port},192.0.2.1:26379/mymaster"}}))],
+            "192.0.2.1 is not a loopback address",
+        ),
+    })  # fmt: skip
+
+
+def test_chaos_against_a_loopback_alias_stops_before_any_connection(tmp_path: Path, server: EmbeddedRedis) -> None:
+    """A name that resolves to this server, yet counts as remote: the server must see no connection."""
+    alias = loopback_alias()
     if alias is None:
-        pytest.skip("no host name maps to 127.0.0.1 in /etc/hosts: the loopback-alias cases did not run")
+        pytest.skip("no host name maps to 127.0.0.1 in /etc/hosts: nothing non-loopback stays on this machine")
+    url = f"redis://{alias}:{server.port}/0"
+    profile = write_profile(tmp_path / "alias.yaml", {"target": {"url": url}})
+    refused_before_connecting(server, {
+        "alias-url": (["--resilience-profile", "config/ci.yaml", "--redis-url", url], f"{alias} is not a loopback"),
+        "alias-profile": (["--resilience-profile", str(profile)], f"{alias} is not a loopback"),
+    })  # fmt: skip
 
 
 def test_each_opt_in_goes_on_to_the_target(tmp_path: Path, server: EmbeddedRedis) -> None:
@@ -225,6 +236,7 @@ def snapshot(client: redis.Redis) -> dict[bytes, tuple[bytes | None, int]]:
     return {key: (client.dump(key), client.pttl(key)) for key in client.scan_iter(count=1000)}
 
 
+@HEAVY
 def test_a_full_run_touches_nothing_outside_its_prefix(tmp_path: Path, server: EmbeddedRedis) -> None:
     admin = redis.Redis.from_url(server.url, client_name="safety-check")
     seed(admin)
@@ -300,8 +312,6 @@ def test_a_full_run_touches_nothing_outside_its_prefix(tmp_path: Path, server: E
 
 
 def test_no_chaos_on_a_remote_target_resets_only_its_own_pools_on_demand(tmp_path: Path, server: EmbeddedRedis) -> None:
-    from .test_webui import web_locust
-
     alias = loopback_alias()
     if alias is None:
         pytest.skip("no host name maps to 127.0.0.1 in /etc/hosts: nothing non-loopback stays on this machine")

@@ -13,8 +13,9 @@ from redis.retry import Retry
 
 from chaos.events import ResilienceEvents
 from chaos.faults import FaultTarget
+from chaos.profile import parse_profile
 from chaos.scheduler import ChaosScheduler, FaultConflict, FaultRecord
-from config.loader import parse_profile
+from chaos.testrun import TestRun
 from targets.embedded import EmbeddedRedis, free_port
 
 from .helpers import no_pools
@@ -154,3 +155,48 @@ def test_on_demand_fault_one_at_a_time_and_reverted_on_stop(redis_server: Embedd
     assert [kind for kind, _ in log] == ["fault_injected", "fault_reverted", "fault_injected", "fault_reverted"]
     admin.delete("rr-x-probe")
     admin.close()
+
+
+def test_a_traffic_nodes_fault_goes_to_the_fan_out_a_server_fault_runs_here(redis_server: EmbeddedRedis) -> None:
+    admin = redis.Redis.from_url(redis_server.url)
+    traffic = redis.Redis.from_url(redis_server.url, client_name="rr-x-user")
+    traffic.ping()
+    fanned: list[tuple[str, int]] = []
+
+    def fan_out(spec: Any, fault_id: int) -> dict[str, Any]:
+        fanned.append((spec.name, fault_id))
+        return {"pools": 4, "unacknowledged_workers": ["w2"]}
+
+    kill, reset = chaos().faults
+    scheduler = ChaosScheduler(chaos(), FaultTarget(admin, "rr-x-", no_pools), ResilienceEvents(), time.monotonic(),
+                               fan_out=fan_out)  # fmt: skip
+    assert scheduler.inject(kill).details["connections_killed"] == 1  # client_kill: here, on the server
+    record = scheduler.inject(reset)  # pool_reset: the traffic nodes', through the fan-out
+    assert fanned == [("pool_reset", 2)]
+    assert record.ok and record.details == {"pools": 4, "unacknowledged_workers": ["w2"]} and record.reverted
+    traffic.close()
+    admin.close()
+
+
+def test_a_crash_of_the_schedule_or_of_a_test_greenlet_is_reported(redis_server: EmbeddedRedis) -> None:
+    def broken_clock() -> float:
+        raise RuntimeError("clock broke")
+
+    crashes: list[tuple[str, str]] = []
+    admin = redis.Redis.from_url(redis_server.url)
+    scheduler = ChaosScheduler(chaos(start_after_s=0), FaultTarget(admin, "rr-x-", no_pools), ResilienceEvents(),
+                               time.monotonic(), clock=broken_clock,
+                               on_crash=lambda what, exc: crashes.append((what, str(exc))))  # fmt: skip
+    scheduler.start()
+    assert scheduler.greenlet is not None
+    scheduler.greenlet.join(timeout=5)
+    gevent.sleep(0)  # the link callbacks run from the hub
+    assert crashes == [("the chaos schedule", "clock broke")]
+    scheduler.stop()
+    admin.close()
+
+    run = TestRun(1)
+    run.spawn("the window timer", broken_clock).join(timeout=5)
+    gevent.sleep(0)
+    assert run.aborted == "the window timer crashed: RuntimeError: clock broke"
+    run.stop()

@@ -8,8 +8,8 @@ from pathlib import Path
 
 from targets.embedded import EmbeddedRedis, free_port
 
-from .helpers import write_profile
-from .secure import refused_at_setup, secured, target_state
+from .helpers import refused_at_setup, target_state, write_profile
+from .secured_servers import secured
 
 
 def test_an_unreachable_port_fails_fast_naming_the_address(tmp_path: Path) -> None:
@@ -56,9 +56,9 @@ def test_an_unknown_url_scheme_in_the_profile_or_on_the_command_line(tmp_path: P
     assert line.startswith(f"redis-resilience: {profile}: target.url: expected 'embedded' or a redis://, rediss://")
     line = refused_at_setup(["--redis-url", "http://user:hunter2@127.0.0.1:6379/0"])
     assert line == (
-        "redis-resilience: --redis-url (REDIS_URL): unknown URL scheme 'http://' in "
+        "redis-resilience: --redis-url (RESILIENCE_REDIS_URL): unknown URL scheme 'http://' in "
         "'http://user:***@127.0.0.1:6379/0': expected redis://, rediss://, sentinel:// or cluster:// "
         "(or embedded, embedded-sentinel, embedded-cluster)"
     )
-    line = refused_at_setup([], {"REDIS_URL": "127.0.0.1:6379"})
-    assert "--redis-url (REDIS_URL): not a URL in '127.0.0.1:6379'" in line
+    line = refused_at_setup([], {"RESILIENCE_REDIS_URL": "127.0.0.1:6379"})
+    assert "--redis-url (RESILIENCE_REDIS_URL): not a URL in '127.0.0.1:6379'" in line

@@ -11,16 +11,16 @@ import pytest
 import redis
 from redis.sentinel import SentinelManagedSSLConnection
 
-from config.loader import ProfileError, load_profile
+from chaos.profile import load_profile
+from config.loader import ProfileError
 from scenarios.client import ConnectionProbe
 from scenarios.cluster import cluster_kwargs
 from targets.access import Access
 from targets.clients import pool_from_url
 from targets.embedded import EmbeddedRedis
 
-from .helpers import write_profile
-from .secure import Certs, TlsRedis, make_certs, refused_at_setup, target_state
-from .test_e2e import finish, locust
+from .helpers import finish, locust, refused_at_setup, target_state, write_profile
+from .secured_servers import Certs, TlsRedis, make_certs
 
 
 @pytest.fixture(scope="module")

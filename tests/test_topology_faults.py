@@ -3,6 +3,7 @@ processes on loopback, stopped by PID."""
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import signal
@@ -10,20 +11,23 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import gevent
 import pytest
 import redis
 import yaml
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from chaos.events import ResilienceEvents
 from chaos.faults import CommandRefused, FaultTarget, build_fault
-from chaos.faults.failover import FailoverNotDone, FailoverParams
+from chaos.faults.failover import Failover, FailoverNotDone, FailoverParams
 from chaos.faults.server_restart import ServerRestartParams
+from chaos.profile import parse_profile
+from chaos.scheduler import ChaosScheduler
 from targets.clients import pool_from_url
 from targets.topology import TILT_PERIOD_S, SentinelTopology, Topology, link_up, role
 
-from .helpers import ROOT, eventually, no_pools, pid_alive, write_profile
-from .test_e2e import finish, locust
+from .helpers import HEAVY, ROOT, eventually, finish, locust, no_pools, pid_alive, write_profile
 
 # Sentinel converts the old primary to a replica about 10 s after it is back (20 s at worst); a stall of
 # over 2 s (a slow disk, a busy machine) puts every sentinel in TILT mode, which adds up to 30 s.
@@ -102,6 +106,7 @@ def served_by_primary(client: redis.Redis, topology: SentinelTopology, old_port:
         return new.port != old_port and direct.get(key) == b"1"
 
 
+@pytest.mark.xdist_group("sentinel")  # one module-scoped topology: both on one worker, in this order
 @pytest.mark.parametrize("method", ["kill_primary", "sentinel_failover"])
 def test_after_a_failover_the_sentinel_client_writes_to_the_new_primary(
     sentinel_topology: SentinelTopology, method: str
@@ -128,6 +133,9 @@ def test_after_a_failover_the_sentinel_client_writes_to_the_new_primary(
                explain)  # fmt: skip
     if method == "sentinel_failover":  # the watcher polls every 0.1 s: it may lag behind the check above
         eventually("the fault records the demotion", lambda: "old_primary_demoted_after_s" in details, 5)
+    watcher = fault.watcher  # type: ignore[attr-defined]
+    fault.close()  # as the scheduler's stop does: the watcher (if still watching) is killed and joined
+    assert watcher.dead and fault.watcher is None  # type: ignore[attr-defined]
     # The new primary crashed and restarted (shorter than down-after: no failover) comes back a primary,
     # from the config file Sentinel rewrote, and the replica syncs from it again.
     new = sentinel_topology.primary()
@@ -168,10 +176,14 @@ def test_a_failover_records_sentinels_in_tilt_mode_and_fails_when_none_is_promot
     topology = SentinelTopology().start()
     try:
         target = fault_target(topology)
-        first = build_fault(FailoverParams(name="failover", method="kill_primary", down_s=0.1), target)
-        details = first.inject()
-        first.revert()
+        chaos = parse_profile({"chaos": {"faults": [{"name": "client_kill"}]}}, "test").chaos
+        scheduler = ChaosScheduler(chaos, target, ResilienceEvents(), started_at=time.monotonic())
+        record = scheduler.inject(FailoverParams(name="failover", method="kill_primary", down_s=0.1))
+        details = record.details  # the watcher goes on filling them in after the revert
+        assert record.ok and record.revert_error is None
         assert "sentinel_tilt" not in details and details["promoted_after_s"] > 0
+        [first] = [f for f in gc.get_objects() if isinstance(f, Failover) and f.details is details]
+        watcher = first.watcher
         stall(topology, 2.5)
         eventually("the fault records the sentinels' TILT mode", lambda: details.get("sentinel_tilt") is True, 10,
                    lambda: sentinel_log(topology))  # fmt: skip
@@ -179,9 +191,23 @@ def test_a_failover_records_sentinels_in_tilt_mode_and_fails_when_none_is_promot
         second = build_fault(FailoverParams(name="failover", method="kill_primary", promote_timeout_s=3), target)
         primary = topology.primary()
         assert second.inject()["replica_in_sync"] is False  # the first one's old primary is not converted yet
+        assert watcher is not None and not watcher.dead  # so the first one's watcher still waits for it
+        scheduler.stop()  # the end of the test: it closes every fault it ran, its watcher killed and joined
+        assert watcher.dead and first.watcher is None
         with pytest.raises(FailoverNotDone, match=r"promote_timeout_s=3 \(a sentinel was in TILT mode\)"):
             second.revert()
         assert primary.running and topology.primary() is primary
+        # A watcher that crashes says so, and the revert does not wait out promote_timeout_s for it.
+        third = build_fault(FailoverParams(name="failover", method="kill_primary", promote_timeout_s=60), target)
+        third.inject()
+        gevent.sleep(0.2)  # the watcher is polling for the new primary
+        third.watcher.kill(RuntimeError("injected crash"))  # type: ignore[attr-defined]
+        began = time.monotonic()
+        with pytest.raises(FailoverNotDone, match=r"the watcher crashed: RuntimeError: injected crash"):
+            third.revert()
+        assert time.monotonic() - began < 15  # the restart of the killed primary, not the 60 s timeout
+        assert third.details["watch_error"] == "RuntimeError: injected crash"  # type: ignore[attr-defined]
+        third.close()
         target.admin.close()
     finally:
         stopped(topology)
@@ -206,6 +232,7 @@ def test_a_crash_without_persistence_loses_acknowledged_writes_in_the_report(tmp
     assert report["embedded_pids"] and not any(pid_alive(pid) for pid in report["embedded_pids"])
 
 
+@HEAVY  # ~90 s
 def test_every_fault_of_faults_yaml_in_one_headless_run(tmp_path: Path) -> None:
     profile = yaml.safe_load((ROOT / "config" / "faults.yaml").read_text())
     # Shorter than the shipped 12 s: ~85 s in all. kill_primary recovers in ~5 s (promotion ~4.2 s).

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import math
 
-from config.loader import parse_profile
+from chaos.profile import parse_profile
+from recovery.outcome import Outcome
 from recovery.report import compute_figures
 from recovery.results import NodeResult
-from recovery.verdict import EXIT_PASS, EXIT_SLO_BREACHED, Figures, evaluate, exit_code
+from recovery.verdict import EXIT_PASS, EXIT_SLO_BREACHED, Figures, evaluate
 from scenarios.run import IntegrityResult
 
-from .test_results import window
+from .helpers import window
 
 
 def figures(**overrides: object) -> Figures:
@@ -27,13 +28,13 @@ SLO = parse_profile({}, "test").slo
 
 def test_all_slos_hold() -> None:
     results = evaluate(SLO, figures())
-    assert all(r.ok for r in results) and exit_code(results) == EXIT_PASS
+    assert all(r.ok for r in results) and Outcome.exit_code_for(results) == EXIT_PASS
     assert "SLO ok       max_recovery_p95_s: 0.5 <= 2" in [r.message for r in results]
 
 
 def test_breach_names_the_slo_and_by_how_much() -> None:
     results = evaluate(SLO, figures(recovery_p95_s=4.25, lost_writes=3))
-    assert exit_code(results) == EXIT_SLO_BREACHED
+    assert Outcome.exit_code_for(results) == EXIT_SLO_BREACHED
     breached = {r.name: r.message for r in results if not r.ok}
     assert breached == {
         "max_recovery_p95_s": "SLO BREACHED max_recovery_p95_s: 4.25 > 2 (over by 2.25)",

@@ -2,15 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import os
-import signal
-import subprocess
-import time
-import urllib.error
-import urllib.request
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -18,79 +9,9 @@ import pytest
 
 from targets.embedded import EmbeddedRedis, free_port
 
-from .helpers import LOCUST, ROOT, write_profile
-from .test_distributed import worker
-from .test_e2e import finish
+from .helpers import finish, web_locust, worker, write_profile
 
 MAX_WINDOW_S = 1.5
-
-
-class WebLocust:
-    """A ``locust`` process with its web UI on a free loopback port; ``stop()`` ends its test."""
-
-    def __init__(self, args: list[str], report: Path) -> None:
-        self.out: str | None = None
-        self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        self.report = report
-        self.proc = subprocess.Popen(
-            [LOCUST, "-f", str(ROOT / "locustfile.py"), "--web-host", "127.0.0.1", "--web-port", str(self.port),
-             "--autostart", "-t", "120s", "--resilience-report", str(report), *args],
-            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
-        )  # fmt: skip
-
-    def call(self, path: str, body: Any = None, raw: bytes | None = None) -> tuple[int, Any]:
-        """GET (or POST ``body`` as JSON, or ``raw`` bytes): the status and the decoded JSON (or text)."""
-        data = raw if raw is not None else None if body is None else json.dumps(body).encode()
-        req = urllib.request.Request(self.base + path, data=data, method="GET" if data is None else "POST")
-        req.add_header("Content-Type", "application/json")
-        try:
-            with urllib.request.urlopen(req, timeout=15) as resp:
-                status, text, kind = resp.status, resp.read().decode(), resp.headers.get_content_type()
-        except urllib.error.HTTPError as err:
-            status, text, kind = err.code, err.read().decode(), err.headers.get_content_type()
-        return status, json.loads(text) if kind == "application/json" else text
-
-    def status_when(self, ready: Callable[[dict[str, Any]], bool], timeout: float, what: str) -> dict[str, Any]:
-        """Poll ``/chaos/status`` until ``ready`` holds (the web UI may not listen yet), for ``timeout`` at most."""
-        deadline = time.monotonic() + timeout
-        last: Any = None
-        while time.monotonic() < deadline:
-            try:
-                code, last = self.call("/chaos/status")
-            except (urllib.error.URLError, ConnectionError) as exc:
-                code, last = 0, exc
-            if code == 200 and ready(last):
-                return dict(last)
-            time.sleep(0.1)
-        pytest.fail(f"no status with {what} within {timeout}s; last: {last}")
-
-    def stop(self) -> dict[str, Any]:
-        """Stop the test (Locust's own Stop), read the report it writes, then quit the process (Ctrl-C)."""
-        assert self.call("/stop", raw=b"")[0] == 200
-        deadline = time.monotonic() + 30
-        while not self.report.exists() and time.monotonic() < deadline and self.proc.poll() is None:
-            time.sleep(0.1)
-        assert self.report.exists(), "no report after the test stopped"
-        return dict(json.loads(self.report.read_text()))
-
-    def quit(self) -> str:
-        """Ctrl-C (the pack reports if a test still runs, and Locust quits); its output (idempotent)."""
-        if self.out is None:
-            if self.proc.poll() is None:
-                os.killpg(self.proc.pid, signal.SIGINT)
-            self.out = finish(self.proc, timeout=30)
-        return self.out
-
-
-@contextmanager
-def web_locust(args: list[str], report: Path) -> Iterator[WebLocust]:
-    run = WebLocust(args, report)
-    try:
-        yield run
-    finally:
-        out = run.quit()
-        assert "Traceback" not in out, out[-4000:]
 
 
 def users_running(status: dict[str, Any]) -> bool:

@@ -16,7 +16,7 @@ from scenarios.queue import QueueCheck
 from scenarios.stream import StreamCheck
 from targets.embedded import EmbeddedRedis
 
-from .test_client import Recorder
+from .helpers import Recorder
 
 
 def acked_book(writer: str, n: int) -> AckBook:

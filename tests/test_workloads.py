@@ -14,7 +14,9 @@ import gevent.event
 import redis
 import yaml
 
-from chaos.plugin import ResiliencePack, Settings
+from chaos.plugin import attach_pack
+from chaos.roles.base import Role
+from chaos.settings import Settings
 from targets.embedded import EmbeddedRedis
 
 from .helpers import ROOT
@@ -24,14 +26,16 @@ WORKLOADS = ["cache", "ledger", "session", "queue", "pubsub", "stream", "lock", 
 
 
 def all_users() -> list[Any]:
-    import locustfile
+    """Every registered workload's user class, as the locustfile hands them to Locust."""
+    import locustfile  # noqa: F401  (it imports scenarios.workloads, which registers them)
+    from scenarios.registry import WORKLOADS
 
-    return [getattr(locustfile, name) for name in locustfile.__all__]
+    return list(WORKLOADS.values())
 
 
 def run_all(
     tmp_path: Path, server: EmbeddedRedis, on_stopping: Any = None, only: str | None = None, faults: Any = None
-) -> ResiliencePack:
+) -> Role[Any]:
     profile = yaml.safe_load((ROOT / "config" / "workloads.yaml").read_text())
     profile["target"] = {"url": server.url}
     profile["chaos"].update(start_after_s=1, every_s=1.2, jitter_s=0, count=3)
@@ -44,7 +48,7 @@ def run_all(
     path = tmp_path / "p.yaml"
     path.write_text(yaml.safe_dump(profile))
     env = Environment(user_classes=all_users(), events=Events())
-    pack = ResiliencePack(env, Settings(profile_path=str(path)))
+    pack = attach_pack(env, Settings(profile_path=str(path)))
     done = gevent.event.Event()
     env.events.fault_reverted.add_listener(lambda fault_id, **_: done.set() if fault_id == 3 else None)  # type: ignore[attr-defined]
     if on_stopping is not None:
@@ -104,3 +108,19 @@ def test_subscribers_resubscribe_after_a_kill(tmp_path: Path, redis_server: Embe
     assert figures["resubscribes"] >= 3 * users  # every subscriber, after each of the 3 kills
     assert 0 < figures["resubscribe_s_max"] < 2.0
     assert figures["received"] > 0 and figures["published"] > 0
+
+
+def test_a_crashed_subscriber_is_a_user_error_in_the_report(tmp_path: Path, redis_server: EmbeddedRedis) -> None:
+    crashed: list[Any] = []
+
+    def crash_a_listener(environment: Environment, **_: Any) -> None:  # a bug in it, thrown into the greenlet
+        users = [greenlet.args[0] for greenlet in environment.runner.user_greenlets]  # type: ignore[union-attr]
+        listener = next(user.listener for user in users if getattr(user, "listener", None) is not None)
+        listener.kill(RuntimeError("injected crash"), block=True)
+        crashed.append(listener)
+
+    pack = run_all(tmp_path, redis_server, crash_a_listener, only="pubsub", faults=[{"name": "client_kill"}])
+    assert pack.report is not None and crashed and crashed[0].dead
+    assert pack.report["summary"]["user_errors"] == 1  # counted as a crashed task is (Locust's user_error)
+    assert [s["name"] for s in pack.report["slo"] if not s["ok"]] == ["max_user_errors"]
+    assert pack.report["verdict"] == "fail" and pack.report["exit_code"] == 3

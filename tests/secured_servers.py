@@ -1,9 +1,8 @@
-"""Helpers for the security tests: certificates made with the ``openssl`` CLI, a ``redis-server``
-speaking TLS only, and a server with a password and ACL users."""
+"""Secured servers for the TLS and ACL tests (a helper module, not a test module): certificates made
+with the ``openssl`` CLI, a ``redis-server`` speaking TLS only, and a server with a password and ACL users."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -108,28 +107,3 @@ def secured(server: EmbeddedRedis, default_password: str, users: dict[str, list[
             client.execute_command("ACL", "SETUSER", name, *rules)
         client.execute_command("ACL", "SETUSER", "default", "on", f">{default_password}")
     return redis.Redis(host=server.host, port=server.port, password=default_password)
-
-
-def refused_at_setup(args: list[str], env: dict[str, str] | None = None, timeout: float = 60) -> str:
-    """Run a headless locust that must stop at set-up: exit 2, no traceback, no user spawned, and
-    exactly one ``redis-resilience:`` line, which is returned."""
-    from .test_e2e import finish, locust  # a test module's helpers: imported when used
-
-    proc = locust(["-u", "5", "-r", "5", "-t", "10s", *args], env={**os.environ, **(env or {})})
-    out = finish(proc, timeout)
-    assert proc.returncode == 2, out[-3000:]
-    assert "Traceback" not in out, out[-3000:]
-    assert "Ramping to" not in out and "All users spawned" not in out, out[-3000:]
-    lines = [line for line in out.splitlines() if line.startswith("redis-resilience:")]
-    assert len(lines) == 1, out[-3000:]
-    return lines[0]
-
-
-def target_state(client: redis.Redis) -> dict[str, object]:
-    """What a set-up must leave as it was: keys, memory settings, the pack's connections."""
-    names = [c.get("name", "") for c in client.client_list()]
-    return {
-        "keys": client.dbsize(),
-        "config": client.config_get("maxmemory*"),
-        "pack_connections": sorted(n for n in names if n.startswith(("rr-", "rradmin-"))),
-    }
