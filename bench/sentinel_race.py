@@ -30,7 +30,7 @@ from targets.clients import pool_from_url
 from targets.topology import SentinelTopology
 
 
-def no_pools(fault_id: int) -> PoolResetResult:
+def no_pools() -> PoolResetResult:
     return PoolResetResult(pools=0, connections=0, in_use=0)
 
 

@@ -13,6 +13,9 @@ as it is registered:
 
 from __future__ import annotations
 
+import locust  # noqa: F401  (first: it patches the standard library with gevent; the workloads import it)
+
+import functools
 import json
 from pathlib import Path
 from typing import Any
@@ -27,7 +30,14 @@ from scenarios.registry import WORKLOADS, gates
 
 
 def profile_model() -> type[Profile]:
-    """The profile as the registries stand now (registered faults and workloads)."""
+    """The profile as the registries stand now (registered faults and workloads); built once for
+    each state of the registries (a fault or workload registered later gives a new model)."""
+    return _model(tuple(chaos.faults.FAULTS.items()), tuple(WORKLOADS.items()))
+
+
+@functools.cache
+def _model(faults: tuple[Any, ...], workloads: tuple[Any, ...]) -> type[Profile]:
+    """The model for these registry contents (the arguments are the cache key; the body reads the same)."""
     mix = create_model(  # type: ignore[call-overload]
         "WorkloadMix",
         __base__=WorkloadMix,

@@ -13,7 +13,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Any, ClassVar, Protocol
+from typing import Any, Protocol
 
 import gevent
 import gevent.event
@@ -21,11 +21,10 @@ import gevent.lock
 
 from chaos.events import ResilienceEvents
 from chaos.faults import Fault, FaultParams, FaultTarget, build_fault
-from chaos.faults.base import RunsOn
-from config.redact import redact_params, redact_url
+from config.redact import redact_params
 from config.schema import Chaos
 from recovery.records import FaultRecord
-from targets.greenlets import spawn_reported
+from targets.greenlets import describe, spawn_reported
 
 FanOut = Callable[[FaultParams, int], dict[str, Any]]
 """Runs a ``traffic_nodes`` fault (its params, its fault id) on every traffic node; their details together."""
@@ -42,12 +41,15 @@ class FaultConflict(Exception):
     """A fault cannot be injected now: no test is running, or another fault is being injected or held."""
 
 
-def _describe(exc: BaseException) -> str:
-    return redact_url(f"{type(exc).__name__}: {exc}")
+def deadline(step: str, limit_s: float) -> gevent.Timeout:
+    """A fault's inject or revert hanging past ``limit_s`` (``chaos.fault_timeout_s``) fails with
+    :class:`FaultTimeout`: recorded, and the schedule goes on (a worker running its share of a
+    ``traffic_nodes`` fault keeps the same deadline)."""
+    return gevent.Timeout(limit_s, FaultTimeout(f"{step} did not return within {limit_s:g}s"))
 
 
 def _log_crash(what: str, exc: BaseException) -> None:
-    logger.error("%s crashed: %s", what, _describe(exc))
+    logger.error("%s crashed: %s", what, describe(exc))
 
 
 class Running(Protocol):
@@ -69,14 +71,9 @@ class FannedOut:
     lasts here as long as there (``hold_s``), so the next fault waits for it like for any other.
     """
 
-    runs_on: ClassVar[RunsOn] = "traffic_nodes"
-
     def __init__(self, fault: Fault, spec: FaultParams, fault_id: int, fan_out: FanOut) -> None:
         self.hold_s = fault.hold_s
         self._fault, self._spec, self._fault_id, self._fan_out = fault, spec, fault_id, fan_out
-
-    def check(self) -> None:
-        """Each node checks its own."""
 
     def inject(self) -> dict[str, Any]:
         return self._fan_out(self._spec, self._fault_id)
@@ -201,10 +198,10 @@ class ChaosScheduler:
         begin = self.clock()
         self._active = (fault, record)  # from here on, stop() reverts it, even mid-injection
         try:
-            with self._deadline("inject"):
+            with deadline("inject", self.chaos.fault_timeout_s):
                 record.details = fault.inject()
         except Exception as exc:
-            record.error = _describe(exc)
+            record.error = describe(exc)
             record.offset_s = begin - self.started_at
             record.inject_ms = (self.clock() - begin) * 1000
             logger.error("fault #%d %s failed to inject: %s", record.fault_id, spec.name, record.error)
@@ -253,10 +250,10 @@ class ChaosScheduler:
         if record.reverted:
             return
         try:
-            with self._deadline("revert"):
+            with deadline("revert", self.chaos.fault_timeout_s):
                 fault.revert()
         except Exception as exc:
-            record.revert_error = _describe(exc)
+            record.revert_error = describe(exc)
             logger.error("fault #%d %s failed to revert: %s", record.fault_id, record.name, record.revert_error)
         record.reverted = True
         if self._active is not None and self._active[1] is record:
@@ -271,11 +268,6 @@ class ChaosScheduler:
                 duration_s=record.duration_s,
                 error=record.revert_error,
             )
-
-    def _deadline(self, step: str) -> gevent.Timeout:
-        """An inject or revert hanging past ``chaos.fault_timeout_s`` fails (recorded); the schedule goes on."""
-        limit = self.chaos.fault_timeout_s
-        return gevent.Timeout(limit, FaultTimeout(f"{step} did not return within {limit:g}s"))
 
     def stop(self) -> None:
         """Stop scheduling and on-demand faults; revert a fault still active (idempotent)."""

@@ -99,7 +99,7 @@ class TargetSession:
         return FaultTarget(
             admin=self.admin,
             traffic_tag=run.traffic_tag,
-            reset_pools=lambda _fault_id: run.reset_pools(),
+            reset_pools=run.reset_pools,
             network=self.proxy,
             servers=self.embedded,
         )

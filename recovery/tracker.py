@@ -176,7 +176,7 @@ class RecoveryTracker:
     """Listens to ``request`` and to fault windows; keeps per-window figures.
 
     :param recovery: the profile's recovery section
-    :param on_closed: called with each closed window (the plugin fires ``fault_recovered`` from it)
+    :param on_closed: called with each closed window (the roles fire ``fault_recovered`` from it)
     :param clock: monotonic seconds; the same clock must give the fault's ``t0``
     """
 

@@ -16,7 +16,7 @@ import random
 from pydantic import Field
 from redis.exceptions import WatchError
 
-from config.schema import Weight, WorkloadSettings
+from config.schema import WorkloadSettings
 from scenarios.client import RedisRequestFailed
 from scenarios.registry import register_workload
 from scenarios.run import IntegrityResult, RedisClient
@@ -46,7 +46,6 @@ class BatchFigures:
 
 
 class BatchWorkload(WorkloadSettings):
-    weight: Weight = 0
     keyspace: int = Field(1000, ge=1)
     batch_size: int = Field(10, ge=1, description="Commands per pipeline.")
     value_bytes: int = Field(64, ge=0)

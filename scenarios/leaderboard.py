@@ -9,13 +9,12 @@ import random
 
 from pydantic import Field
 
-from config.schema import Skew, Weight, WorkloadSettings
+from config.schema import Skew, WorkloadSettings
 from scenarios.registry import register_workload
 from scenarios.user import RedisUser, skewed_index
 
 
 class LeaderboardWorkload(WorkloadSettings):
-    weight: Weight = 0
     members: int = Field(1000, ge=1)
     hot_key_skew: Skew = 1.0
     top_n: int = Field(10, ge=1)

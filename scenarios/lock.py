@@ -19,7 +19,7 @@ import uuid
 import gevent
 from pydantic import Field
 
-from config.schema import NonNegative, Weight, WorkloadSettings
+from config.schema import NonNegative, WorkloadSettings
 from scenarios.client import RedisRequestFailed
 from scenarios.registry import Gate, register_workload
 from scenarios.run import IntegrityResult, RedisClient
@@ -51,7 +51,6 @@ class LockCheck:
 
 
 class LockWorkload(WorkloadSettings):
-    weight: Weight = 0
     locks: int = Field(4, ge=1, description="Distinct locks the users contend for.")
     ttl_ms: int = Field(2000, ge=1, description="Lock expiry (SET NX PX).")
     hold_ms: NonNegative = Field(5, description="Time spent inside the critical section.")

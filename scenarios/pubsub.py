@@ -20,7 +20,7 @@ from typing import Any
 import gevent
 from pydantic import Field
 
-from config.schema import Weight, WorkloadSettings
+from config.schema import WorkloadSettings
 from scenarios.client import ConnectionProbe
 from scenarios.cluster import plain_client
 from scenarios.registry import Gate, register_workload
@@ -56,7 +56,6 @@ class PubSubFigures:
 
 
 class PubSubWorkload(WorkloadSettings):
-    weight: Weight = 0
     channels: int = Field(1, ge=1)
     value_bytes: int = Field(64, ge=0)
 

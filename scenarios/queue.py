@@ -15,7 +15,7 @@ from typing import cast
 
 from pydantic import Field
 
-from config.schema import Positive, Weight, WorkloadSettings
+from config.schema import Positive, WorkloadSettings
 from scenarios.acks import AckBook, tally
 from scenarios.registry import register_workload
 from scenarios.run import IntegrityResult, RedisClient
@@ -62,7 +62,6 @@ class QueueCheck:
 
 
 class QueueWorkload(WorkloadSettings):
-    weight: Weight = 0
     reliable: bool = Field(
         True, description="BLMOVE to a processing list (reliable queue); false: BRPOP, which can lose a job."
     )

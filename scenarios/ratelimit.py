@@ -9,7 +9,7 @@ import random
 
 from pydantic import Field
 
-from config.schema import Weight, WorkloadSettings
+from config.schema import WorkloadSettings
 from scenarios.registry import register_workload
 from scenarios.run import IntegrityResult, RedisClient
 from scenarios.scripts import FIXED_WINDOW
@@ -31,7 +31,6 @@ class RateLimitFigures:
 
 
 class RateLimitWorkload(WorkloadSettings):
-    weight: Weight = 0
     limit: int = Field(50, ge=1, description="Requests allowed per window and client.")
     window_ms: int = Field(1000, ge=1)
     clients: int = Field(100, ge=1, description="Distinct rate-limited client ids.")

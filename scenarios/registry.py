@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 from config.schema import WorkloadSettings
 
@@ -36,20 +36,11 @@ class Gate:
         return f"max_{self.summary}"
 
 
-class WorkloadClass(Protocol):
-    """What the registry reads of a workload's user class (see scenarios/user.py's RedisUser)."""
-
-    label: str
-    Settings: type[WorkloadSettings]
-    gates: tuple[Gate, ...]
-
-    @staticmethod
-    def derive_figures(figures: dict[str, float]) -> dict[str, float]: ...
-
-
 W = TypeVar("W", bound=type)
 
-WORKLOADS: dict[str, Any] = {}  # name -> its user class (a WorkloadClass)
+# name -> its user class: a RedisUser subclass with ``label``, ``Settings`` (a WorkloadSettings model),
+# ``gates`` and ``derive_figures`` (scenarios/user.py)
+WORKLOADS: dict[str, Any] = {}
 
 
 def register_workload(user: W) -> W:
@@ -65,11 +56,6 @@ def register_workload(user: W) -> W:
         raise ValueError(f"workload {label!r} is registered already (by {existing.__module__}.{existing.__name__})")
     WORKLOADS[label] = user
     return user
-
-
-def workload_settings() -> dict[str, type[WorkloadSettings]]:
-    """Each registered workload's settings model, by name (the keys of ``workload.mix``)."""
-    return {name: user.Settings for name, user in WORKLOADS.items()}
 
 
 def derived_figures(workload: str, figures: dict[str, float]) -> dict[str, float]:

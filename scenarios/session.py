@@ -10,13 +10,12 @@ import time
 
 from pydantic import Field
 
-from config.schema import Weight, WorkloadSettings
+from config.schema import WorkloadSettings
 from scenarios.registry import register_workload
 from scenarios.user import RedisUser
 
 
 class SessionWorkload(WorkloadSettings):
-    weight: Weight = 0
     sessions_per_user: int = Field(20, ge=1)
     value_bytes: int = Field(128, ge=0)
     ttl_s: int = Field(1800, ge=1, description="Sliding: every access renews it.")

@@ -17,7 +17,7 @@ import redis
 from pydantic import Field
 from redis.exceptions import ResponseError
 
-from config.schema import Weight, WorkloadSettings
+from config.schema import WorkloadSettings
 from scenarios.acks import AckBook, tally
 from scenarios.registry import register_workload
 from scenarios.run import IntegrityResult, RedisClient
@@ -60,7 +60,6 @@ class StreamCheck:
 
 
 class StreamWorkload(WorkloadSettings):
-    weight: Weight = 0
     value_bytes: int = Field(64, ge=0)
     batch: int = Field(10, ge=1, description="Entries read per XREADGROUP.")
     block_ms: int = Field(500, ge=1)

@@ -90,10 +90,17 @@ def apply_profile_weights(user_classes: list[type[User]], profile: Profile) -> l
 
     Each workload class is subclassed under the same name with the profile's weight: the
     classes themselves stay untouched, so two environments (or tests) never share weights.
+    ValueError: a workload class the registry does not know (it would run at Locust's weight 1,
+    with no settings of its own).
     """
     weighted: list[type[User]] = []
     for cls in user_classes:
         spec = getattr(profile.workload.mix, cls.label, None) if issubclass(cls, RedisUser) else None
+        if issubclass(cls, RedisUser) and spec is None:
+            raise ValueError(
+                f"the user class {cls.__name__} (label {cls.label!r}) is not a registered workload: decorate it "
+                "with @register_workload and give it Settings (docs/extending.md)"
+            )
         if spec is not None:
             cls = type(cls.__name__, (cls,), {"weight": spec.weight, "__module__": cls.__module__})
         if cls.weight > 0 or cls.fixed_count > 0:

@@ -136,7 +136,7 @@ class BuiltinProxy:
 
     A greenlet of the proxy that crashes (sockets' own errors end a connection quietly: a crash is a
     bug) has closed its connection, so the clients see a reset; the crash is counted in ``crashes``,
-    the last one kept in ``last_crash``, and handed to ``on_crash`` (the run counts it as an error).
+    the last one kept in ``last_crash``, and handed to ``on_crash`` (the target session logs it).
     """
 
     kind: ClassVar[str] = "builtin"
@@ -315,6 +315,3 @@ class BuiltinProxy:
                 dst.sendall(view)
                 break
         return paced_until
-
-
-# ---- the Toxiproxy driver ---------------------------------------------------------------------

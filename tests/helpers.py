@@ -74,7 +74,7 @@ def write_profile(path: Path, overrides: dict[str, Any]) -> Path:
     return path
 
 
-def no_pools(fault_id: int) -> PoolResetResult:
+def no_pools() -> PoolResetResult:
     """A FaultTarget's reset_pools where the test has no users: nothing to reset."""
     return PoolResetResult(pools=0, connections=0, in_use=0)
 

@@ -80,7 +80,7 @@ def admin_target(topology: ClusterTopology, run: RedisRun | None = None) -> Faul
     if run is None:
         return FaultTarget(cluster_admin(topology.url, "rradmin-t"), "rr-t-", no_pools, servers=topology)
     admin = cluster_admin(topology.url, run.admin_name)
-    return FaultTarget(admin, run.traffic_tag, lambda _fault_id: run.reset_pools(), servers=topology)
+    return FaultTarget(admin, run.traffic_tag, run.reset_pools, servers=topology)
 
 
 def names_on(port: int) -> list[str]:

@@ -77,3 +77,20 @@ def test_the_registry_refuses_a_workload_without_settings_or_a_second_claim_on_a
         register_workload(type("NoSettings", (), {"label": "no_settings", "Settings": dict}))
     with pytest.raises(ValueError, match="'cache' is registered already"):
         register_workload(type("Impostor", (), {"label": "cache", "Settings": WorkloadSettings}))
+
+
+def test_a_workload_class_not_registered_is_bad_input_not_weight_1(tmp_path: Path) -> None:
+    (tmp_path / "locustfile.py").write_text(
+        "import locust\nimport chaos.plugin\nfrom locust import task\nfrom scenarios.user import RedisUser\n"
+        "from scenarios.workloads import CacheUser\n\n\n"
+        "class Mine(RedisUser):\n    label = 'mine'\n\n"
+        "    @task\n    def ping(self) -> None:\n        self.client.ping()\n"
+    )
+    proc = subprocess.Popen(
+        [LOCUST, "-f", str(tmp_path / "locustfile.py"), "--headless", "-u", "2", "-r", "2", "-t", "5s"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+    )  # fmt: skip
+    out = finish(proc, 60)
+    assert proc.returncode == 2, out[-3000:]
+    assert "Traceback" not in out and "Ramping to" not in out, out[-3000:]
+    assert "the user class Mine (label 'mine') is not a registered workload" in out, out[-3000:]

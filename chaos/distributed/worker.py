@@ -26,10 +26,11 @@ import gevent.pool
 
 from chaos.distributed import messages
 from chaos.events import ResilienceEvents, fire_recovered
-from chaos.faults import fault_class, parse_fault_spec
+from chaos.faults import Fault, build_fault, parse_fault_spec
 from chaos.profile import parse_profile
 from chaos.roles.base import Role
-from chaos.scheduler import FaultTimeout
+from chaos.roles.measuring import MeasuresRequests
+from chaos.scheduler import deadline
 from chaos.session import TargetSession, check_traffic_access, connect_admin, target_access
 from chaos.settings import URL_ENV, URL_FLAG, Settings, SetupError
 from chaos.testrun import MeasuredRun, spawn_detached
@@ -85,7 +86,7 @@ def adopt_session(setup: dict[str, Any], settings: Settings, node: str, master_h
     return TargetSession(profile, MASTERS_PROFILE, run, admin, admin_at)
 
 
-class WorkerRole(Role[MeasuredRun]):
+class WorkerRole(MeasuresRequests, Role[MeasuredRun]):
     """A worker node (see the module docstring)."""
 
     mode: ClassVar[str] = "worker"
@@ -100,6 +101,7 @@ class WorkerRole(Role[MeasuredRun]):
         self.test_number = 0  # the test the master's last setup named
         self.finals: dict[int, dict[str, Any]] = {}  # final figures sent, per test
         self.faults = gevent.pool.Group()  # traffic_nodes faults running here (held, then reverted)
+        self.ran: list[Fault] = []  # the faults run here this test: closed at its end
         for msg_type, handler in (
             (messages.SETUP, self._on_setup),
             (messages.WINDOW_OPENED, self._on_window_opened),
@@ -121,17 +123,15 @@ class WorkerRole(Role[MeasuredRun]):
         number = self.test_number
         return MeasuredRun(number, session.profile.recovery, on_closed=lambda w: self._window_closed(number, w))
 
-    def on_request(self, **kwargs: Any) -> None:
-        run = self.run
-        if run is not None:
-            run.tracker.on_request(**kwargs)
-
     def _window_closed(self, test: int, window: WindowSummary) -> None:
         self.send(messages.WINDOW, {"test": test, "window": window_to_dict(window)})
         fire_recovered(self.events, window)
 
     def finish_test(self) -> None:
         self.faults.kill(block=True, timeout=5.0)  # a fault still held here is reverted (in its finally)
+        ran, self.ran = self.ran, []
+        for fault in ran:  # what they still run in the background ends with the test, as on the scheduler
+            fault.close()
         super().finish_test()
 
     def conclude(self, run: MeasuredRun) -> None:
@@ -190,14 +190,14 @@ class WorkerRole(Role[MeasuredRun]):
         ack: dict[str, Any] = {"test": data["test"], "fault_id": fault_id, "details": {}, "error": None}
         try:
             spec = parse_fault_spec(data["params"])
-            fault = fault_class(spec.name)(spec, replace(session.fault_target(), fault_id=fault_id))
+            fault = build_fault(spec, replace(session.fault_target(), fault_id=fault_id))
         except (ValueError, KeyError) as exc:
             self.send(messages.FAULT_RAN, {**ack, "error": describe(exc)})
             return
         limit = session.profile.chaos.fault_timeout_s
         try:
             try:
-                with gevent.Timeout(limit, FaultTimeout(f"inject did not return within {limit:g}s")):
+                with deadline("inject", limit):
                     ack["details"] = fault.inject()
             except Exception as exc:
                 ack["error"] = describe(exc)
@@ -209,16 +209,17 @@ class WorkerRole(Role[MeasuredRun]):
             if ack["error"] is None and fault.hold_s > 0:
                 gevent.sleep(fault.hold_s)
         finally:
-            self._revert(fault, spec.name, fault_id)
+            self._revert(fault, spec.name, fault_id, limit)
 
-    def _revert(self, fault: Any, name: str, fault_id: int) -> None:
+    def _revert(self, fault: Fault, name: str, fault_id: int, limit_s: float) -> None:
+        """Revert, within the same deadline as the scheduler's; the fault is closed at the test's end."""
+        self.ran.append(fault)
         try:
-            fault.revert()
+            with deadline("revert", limit_s):
+                fault.revert()
         except Exception as exc:
             logger.error("redis-resilience: fault #%d %s failed to revert on this worker: %s", fault_id, name,
                          describe(exc))  # fmt: skip
-        finally:
-            fault.close()
 
     def _fault_crashed(self, data: dict[str, Any], exc: BaseException | None) -> None:
         run = self.run

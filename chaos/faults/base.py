@@ -8,19 +8,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
+from typing import Any, ClassVar, Literal, Protocol
+
+import redis
+from redis.cluster import RedisCluster
 
 # FaultParams: the fields common to every fault entry of a profile (``name``, ``weight``), decoded
 # before the fault's own; a fault's params subclass it, with ``name: Literal["<its name>"]``.
 from config.schema import FaultSpec as FaultParams  # noqa: F401  (re-exported for the faults)
-
-if TYPE_CHECKING:  # the profile schema imports this module: keep it free of runtime imports
-    import redis
-
-    from scenarios.run import PoolResetResult
-    from targets.clients import RedisClient
-
-
+from scenarios.run import PoolResetResult
+from targets.clients import RedisClient
 
 
 @dataclass(frozen=True)
@@ -30,8 +27,7 @@ class FaultTarget:
     :param admin: the pack's own admin connection (never tagged as traffic, never killed); a cluster
         client on a cluster (reach every primary through :meth:`node_admins`)
     :param traffic_tag: prefix of the ``CLIENT SETNAME`` of every traffic connection of this run
-    :param reset_pools: disconnects every user's pool of this node (in-use connections included);
-        takes the fault's id
+    :param reset_pools: disconnects every user's pool of this node (in-use connections included)
     :param fault_id: the id of the fault being run (set by the scheduler for each fault)
     :param network: the fault proxy between the load generator and Redis (``network`` faults), if any
     :param servers: the embedded topology the pack manages (``server_restart``, ``failover``), if any
@@ -39,7 +35,7 @@ class FaultTarget:
 
     admin: RedisClient
     traffic_tag: str
-    reset_pools: Callable[[int], PoolResetResult]
+    reset_pools: Callable[[], PoolResetResult]
     fault_id: int = 0
     network: Any = None
     servers: Any = None
@@ -48,8 +44,6 @@ class FaultTarget:
         """An admin connection to every primary: the admin itself on a single server; on a cluster,
         its connection to each node serving slots now (the slot map refreshed first: a failover
         may have moved them). Faults that act on "the server" act on each of these."""
-        from redis.cluster import RedisCluster  # runtime import: see the TYPE_CHECKING note above
-
         admin = self.admin
         if not isinstance(admin, RedisCluster):
             return [admin]
@@ -58,8 +52,6 @@ class FaultTarget:
 
     def reconnect_admin(self) -> None:
         """After servers changed roles: the admin finds the primary (or the slot map) again."""
-        from redis.cluster import RedisCluster
-
         if isinstance(self.admin, RedisCluster):
             self.admin.nodes_manager.initialize()
         else:
@@ -127,8 +119,6 @@ class CommandRefused(Exception):
 
 def probe(command: str, call: Callable[[], Any]) -> Any:
     """Run a harmless command a fault depends on; raise :class:`CommandRefused` if the target says no."""
-    import redis  # runtime import: this module stays free of it for the profile schema
-
     try:
         return call()
     except redis.ResponseError as exc:

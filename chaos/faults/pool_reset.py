@@ -25,5 +25,5 @@ class PoolReset(FaultBase):
 
     def inject(self) -> dict[str, Any]:
         """This node's pools: the counts add up over the workers (a master adds ``unacknowledged_workers``)."""
-        result = self.target.reset_pools(self.target.fault_id)
+        result = self.target.reset_pools()
         return {"pools": result.pools, "connections_closed": result.connections, "in_use": result.in_use}

@@ -57,8 +57,8 @@ class Role(Generic[R]):
 
     # ---- Locust's events (wired by the plugin) -----------------------------------------------
 
-    def on_request(self, **kwargs: Any) -> None:
-        """A request made on this node (only a node with users makes any)."""
+    def on_request(self, request_type: str, name: str, response_time: float, response_length: int, **_: Any) -> None:
+        """A request made on this node (only a node with users makes any: see roles/measuring.py)."""
 
     def on_fault_injected(self, fault_id: int, name: str, time: float, monotonic: float, **_: Any) -> None:
         """A fault's injection returned, on this node (only a node with a scheduler injects): ``time`` is

@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from chaos.events import fire_recovered
+from chaos.roles.measuring import MeasuresRequests
 from chaos.roles.scheduling import SchedulingRole
 from chaos.testrun import MeasuredRun
 
 
-class LocalRole(SchedulingRole[MeasuredRun]):
+class LocalRole(MeasuresRequests, SchedulingRole[MeasuredRun]):
     """Schedules faults (``traffic_nodes`` ones on its own clients), tracks its own requests,
     checks integrity, cleans up and reports."""
 
@@ -17,11 +18,6 @@ class LocalRole(SchedulingRole[MeasuredRun]):
 
     def new_run(self, number: int) -> MeasuredRun:
         return MeasuredRun(number, self.session.profile.recovery, on_closed=lambda w: fire_recovered(self.events, w))
-
-    def on_request(self, **kwargs: Any) -> None:
-        run = self.run
-        if run is not None:
-            run.tracker.on_request(**kwargs)
 
     def on_fault_injected(self, fault_id: int, name: str, time: float, monotonic: float, **_: Any) -> None:
         run = self.run

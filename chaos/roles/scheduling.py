@@ -19,11 +19,11 @@ from typing import Any, TypeVar
 import gevent
 
 from chaos.events import ResilienceEvents
-from chaos.faults import FaultParams, fault_class, fault_names, parse_fault_spec
+from chaos.faults import FAULTS, FaultParams, fault_class, fault_names, parse_fault_spec
 from chaos.roles.base import Role
 from chaos.scheduler import ChaosScheduler, FanOut, FaultConflict
 from chaos.session import TargetSession, open_session
-from chaos.settings import Settings
+from chaos.settings import Settings, SetupError
 from chaos.testrun import TestRun, spawn_detached
 from recovery.records import FaultRecord
 from recovery.report import RunFacts
@@ -40,9 +40,11 @@ R = TypeVar("R", bound=TestRun)
 
 def default_on_demand_fault() -> str:
     """The web UI's reset when it names no fault: the first registered fault that runs on the traffic
-    nodes (resetting the load generators' own connections is what a "reset" button means)."""
-    for name in fault_names():
-        if fault_class(name).runs_on == "traffic_nodes":
+    nodes (resetting the load generators' own connections is what a "reset" button means). First in
+    registration order: the pack's own faults register before any of a user's (which import them),
+    so a fault of yours does not silently take over the button."""
+    for name, kind in FAULTS.items():
+        if kind.fault.runs_on == "traffic_nodes":
             return name
     raise ValueError("no registered fault runs on the traffic nodes: name one with \"fault\"")
 
@@ -54,7 +56,11 @@ class SchedulingRole(Role[R]):
         super().__init__(environment, settings, events)
         self.session: TargetSession = open_session(settings)
         self.tests_started = 0
-        environment.user_classes = apply_profile_weights(environment.user_classes, self.session.profile)
+        try:
+            environment.user_classes = apply_profile_weights(environment.user_classes, self.session.profile)
+        except ValueError as exc:
+            self.session.close()
+            raise SetupError(str(exc)) from None
         attach(environment, self.session.run)
         logger.info(
             "redis-resilience: run %s against %s, profile %s%s",

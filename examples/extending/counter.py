@@ -14,14 +14,13 @@ import random
 
 from pydantic import Field
 
-from config.schema import Weight, WorkloadSettings
+from config.schema import WorkloadSettings
 from scenarios.registry import Gate, register_workload
 from scenarios.run import IntegrityResult, RedisClient
 from scenarios.user import RedisUser
 
 
 class CounterSettings(WorkloadSettings):
-    weight: Weight = 0
     counters: int = Field(8, ge=1, description="Distinct counters the users add to.")
     step: int = Field(1, ge=1, description="What each INCRBY adds.")
 
