@@ -5,6 +5,7 @@ from __future__ import annotations
 from locust.env import Environment
 from locust.event import Events
 
+import gc
 from pathlib import Path
 from typing import Any
 
@@ -79,3 +80,20 @@ def test_local_run_reports_every_fault(tmp_path: Path, redis_server: EmbeddedRed
     assert (tmp_path / "report.json").exists()
     # the run's keys are gone; nothing else was written
     assert redis.Redis.from_url(redis_server.url).dbsize() == 0
+
+
+def test_a_test_starts_with_the_heap_frozen(tmp_path: Path, redis_server: EmbeddedRedis) -> None:
+    """What lives for the whole test is out of the collector's generations when it starts (a full
+    collection of it stalled every user ~55 ms on this machine: see chaos/roles/base.py)."""
+    profile = write_profile(tmp_path / "p.yaml", {"target": {"url": redis_server.url}, "chaos": {"enabled": False}})
+    env = Environment(user_classes=[CacheUser, LedgerUser], events=Events())
+    pack = attach_pack(env, Settings(profile_path=str(profile)))
+    gc.unfreeze()
+    assert gc.get_freeze_count() == 0
+    try:
+        env.events.test_start.fire(environment=env)
+        assert gc.get_freeze_count() > 10_000  # Locust, the pack, the session: all frozen
+        env.events.test_stop.fire(environment=env)
+    finally:
+        gc.unfreeze()  # this test process goes on with other tests
+        pack.close()
