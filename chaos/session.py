@@ -34,7 +34,8 @@ from targets.embedded import EmbeddedRedisError
 from targets.greenlets import describe
 from targets.netproxy import NetworkDriver, NetworkProxyError, open_proxy
 from targets.safety import remote_chaos_refusal
-from targets.topology import TOPOLOGIES, Topology, start_topology
+from targets.topologies import TOPOLOGIES, start_topology
+from targets.topology import Topology
 
 logger = logging.getLogger("redis_resilience")
 

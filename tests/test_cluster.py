@@ -30,7 +30,8 @@ from scenarios.client import ConnectionProbe, RedisRequestFailed
 from scenarios.cluster import InstrumentedCluster, traffic_client
 from scenarios.run import RedisRun
 from targets.clients import cluster_admin, parse_cluster_url
-from targets.topology import CLUSTER_SLOTS, ClusterTopology, role
+from targets.cluster_topology import CLUSTER_SLOTS, ClusterTopology
+from targets.topology import role
 
 from .helpers import HEAVY, Recorder, eventually, finish, locust, no_pools, pid_alive, write_profile
 

@@ -24,8 +24,9 @@ from pydantic import Field
 from chaos.faults.base import CommandRefused, FaultBase, FaultParams, FaultTarget
 from chaos.faults.registry import register_fault
 from chaos.faults.server_restart import managed_servers
+from targets.cluster_topology import ClusterTopology
 from targets.greenlets import describe, spawn_reported, stop
-from targets.topology import SERVICE, TILT_PERIOD_S, ClusterTopology, role
+from targets.topology import SERVICE, TILT_PERIOD_S, role
 
 # Sentinel converts a master that should be a replica within about 20 s (it asks each replica for INFO
 # every 10 s, then waits for 8 s of the same role); TILT mode holds it back up to 30 s more.
