@@ -47,7 +47,7 @@ class EmbeddedRedisError(Exception):
     """The embedded server could not be started. ``str()`` is a one-line message."""
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """In the child before exec: ask Linux to SIGTERM it when its parent dies (best effort)."""
     with contextlib.suppress(Exception):
         libc = ctypes.CDLL(None, use_errno=True)
@@ -113,7 +113,7 @@ class EmbeddedRedis:
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             start_new_session=True,
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent,
         )
         return self._wait_ready(timeout_s)
 

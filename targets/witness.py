@@ -1,0 +1,122 @@
+"""The witness: the server's own unavailability, measured apart from the clients (DESIGN.md, "Recovery,
+defined").
+
+One probe process per data node (targets/witness_probe.py) PINGs it over a raw socket on a fixed
+period, on a clock the load generator's busy gevent hub cannot delay, and reports every stretch
+without a timely reply. :meth:`Witness.outage` then says, for a fault window, when the server's
+longest such stretch began and how long it lasted.
+
+Gaps are kept in a bounded deque (the newest :data:`MAX_GAPS`): a gap is an outage or a late reply
+of the probe itself, so they grow with faults and time, never with requests.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import Final
+
+import gevent
+import gevent.event
+
+from targets.embedded import die_with_parent
+from targets.greenlets import OnCrash, spawn_reported, stop
+
+MAX_GAPS: Final = 4096
+READY_TIMEOUT_S: Final = 5.0
+STOP_TIMEOUT_S: Final = 3.0
+
+
+class WitnessError(Exception):
+    """The probe could not start (its node refused it, or it printed no READY in time)."""
+
+
+@dataclass(frozen=True)
+class Gap:
+    """No timely reply from ``start`` (send time of the first failed or late probe) to ``end`` (the
+    first reply after it); both on ``time.monotonic()``."""
+
+    start: float
+    end: float
+
+    @property
+    def seconds(self) -> float:
+        return self.end - self.start
+
+
+class Witness:
+    """The probe of one node. :meth:`start`, then :meth:`outage` per window, then :meth:`stop`."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        name: str,
+        user: str | None = None,
+        password: str | None = None,
+        period_ms: float = 2.0,
+        late_ms: float = 10.0,
+    ) -> None:
+        self.host, self.port, self.name = host, port, name
+        self.user, self.password = user, password
+        self.period_ms, self.late_ms = period_ms, late_ms
+        self.gaps: deque[Gap] = deque(maxlen=MAX_GAPS)
+        self.process: subprocess.Popen[bytes] | None = None
+        self.reader: gevent.Greenlet | None = None
+        self.ready = gevent.event.Event()
+        self.crash: str | None = None
+
+    def start(self, on_crash: OnCrash | None = None) -> Witness:
+        args = [sys.executable, "-m", "targets.witness_probe", self.host, str(self.port), "--name", self.name,
+                "--period-ms", str(self.period_ms), "--late-ms", str(self.late_ms)]  # fmt: skip
+        if self.user:
+            args += ["--user", self.user]
+        env = {**os.environ, "RR_WITNESS_PASSWORD": self.password} if self.password is not None else None
+        self.process = subprocess.Popen(
+            args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env,
+            preexec_fn=die_with_parent,
+        )  # fmt: skip
+        self.reader = spawn_reported(on_crash or self._crashed, self._read)
+        if not self.ready.wait(READY_TIMEOUT_S):
+            self.stop()
+            raise WitnessError(f"the witness of {self.host}:{self.port} got no reply within {READY_TIMEOUT_S:g}s")
+        return self
+
+    def _crashed(self, exc: BaseException) -> None:
+        self.crash = f"{type(exc).__name__}: {exc}"
+
+    def _read(self) -> None:
+        assert self.process is not None and self.process.stdout is not None
+        for raw in self.process.stdout:
+            kind, *times = raw.decode().split()
+            if kind == "READY":
+                self.ready.set()
+            elif kind == "GAP":
+                self.gaps.append(Gap(float(times[0]), float(times[1])))
+
+    def outage(self, window_start: float, window_end: float) -> Gap | None:
+        """The longest gap overlapping ``[window_start, window_end]`` (it may begin before the window:
+        a server stalls before the fault's injection call returns), or None."""
+        overlapping = [g for g in self.gaps if g.end >= window_start and g.start <= window_end]
+        return max(overlapping, key=lambda g: g.seconds, default=None)
+
+    def stop(self) -> None:
+        """Close the probe's stdin (it exits between probes), then kill it if it has not (idempotent)."""
+        process, self.process = self.process, None
+        if process is not None:
+            with contextlib.suppress(OSError):
+                assert process.stdin is not None
+                process.stdin.close()
+            deadline = time.monotonic() + STOP_TIMEOUT_S
+            while process.poll() is None and time.monotonic() < deadline:
+                gevent.sleep(0.02)
+            if process.poll() is None:
+                process.kill()
+                process.wait(timeout=STOP_TIMEOUT_S)
+        stop(self.reader)
+        self.reader = None

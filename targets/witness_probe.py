@@ -1,0 +1,129 @@
+"""The witness's probe process: PING one Redis node on a fixed period over a raw socket, and print
+every stretch without a timely reply.
+
+It runs as a child process of its own (``python -m targets.witness_probe``), so that a saturated
+gevent hub or the GIL of the load generator cannot delay its clock: plain blocking sockets, no
+pool, no retry, ``TCP_NODELAY``, its own ``CLIENT SETNAME``. A password comes in the environment
+variable ``RR_WITNESS_PASSWORD`` (never on the command line, which ``ps`` shows).
+
+Output, one line each, times on ``time.monotonic()`` (CLOCK_MONOTONIC: the same clock in every
+process of this machine, so the parent compares them with its own ``t0``):
+
+- ``READY <t>``: connected, first reply received;
+- ``GAP <start> <end>``: no timely reply from ``start`` (the send time of the first probe that
+  failed or was late) to ``end`` (the first reply after it).
+
+It stops when its parent closes its stdin (or dies: it reads stdin for EOF between probes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import select
+import socket
+import sys
+import time
+
+READ_CHUNK = 4096
+
+
+def command(*parts: str) -> bytes:
+    """A RESP array of bulk strings."""
+    out = [f"*{len(parts)}\r\n".encode()]
+    for part in parts:
+        data = part.encode()
+        out.append(b"$%d\r\n%s\r\n" % (len(data), data))
+    return b"".join(out)
+
+
+class Probe:
+    def __init__(self, host: str, port: int, name: str, user: str | None, password: str | None) -> None:
+        self.host, self.port, self.name = host, port, name
+        self.user, self.password = user, password
+        self.sock: socket.socket | None = None
+        self.buffer = b""
+
+    def connect(self, timeout_s: float) -> None:
+        sock = socket.create_connection((self.host, self.port), timeout=timeout_s)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.sock, self.buffer = sock, b""
+        if self.password is not None:
+            auth = ("AUTH", self.user, self.password) if self.user else ("AUTH", self.password)
+            self.call(command(*auth), timeout_s)
+        self.call(command("CLIENT", "SETNAME", self.name), timeout_s)
+
+    def close(self) -> None:
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+
+    def call(self, request: bytes, timeout_s: float | None) -> bytes:
+        """Send ``request``, return its one-line reply; OSError (or TimeoutError) when none comes."""
+        assert self.sock is not None
+        self.sock.settimeout(timeout_s)
+        self.sock.sendall(request)
+        while b"\r\n" not in self.buffer:
+            chunk = self.sock.recv(READ_CHUNK)
+            if not chunk:
+                raise ConnectionError("closed by the server")
+            self.buffer += chunk
+        line, _, self.buffer = self.buffer.partition(b"\r\n")
+        if line.startswith(b"-"):
+            raise ConnectionError(line[1:].decode(errors="replace"))
+        return line
+
+
+def parent_gone() -> bool:
+    """stdin at EOF: the parent closed it, or died."""
+    readable, _, _ = select.select([sys.stdin], [], [], 0)
+    return bool(readable) and not os.read(sys.stdin.fileno(), 1)
+
+
+def run(probe: Probe, period_s: float, late_s: float) -> None:
+    ping = command("PING")
+    outage_from: float | None = None  # send time of the first probe that failed or was late
+    ready = False
+    next_at = time.monotonic()
+    while not parent_gone():
+        sent = time.monotonic()
+        try:
+            if probe.sock is None:
+                probe.connect(timeout_s=max(late_s, 0.5))
+            probe.call(ping, timeout_s=None)  # a paused server answers late: the wait is the outage
+        except OSError:
+            probe.close()
+            outage_from = sent if outage_from is None else outage_from
+            time.sleep(period_s)  # a refused connection answers at once: retry on the period
+            continue
+        replied = time.monotonic()
+        if not ready:
+            ready = True
+            print(f"READY {replied:.6f}", flush=True)
+        elif outage_from is not None or replied - sent > late_s:
+            print(f"GAP {sent if outage_from is None else outage_from:.6f} {replied:.6f}", flush=True)
+        outage_from = None
+        next_at = max(next_at + period_s, replied)
+        time.sleep(max(0.0, next_at - time.monotonic()))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("host")
+    parser.add_argument("port", type=int)
+    parser.add_argument("--name", default="rr-witness")
+    parser.add_argument("--user", default=None)
+    parser.add_argument("--period-ms", type=float, default=2.0)
+    parser.add_argument("--late-ms", type=float, default=10.0, help="a reply later than this is an outage")
+    args = parser.parse_args()
+    probe = Probe(args.host, args.port, args.name, args.user, os.environ.get("RR_WITNESS_PASSWORD"))
+    try:
+        run(probe, args.period_ms / 1000, args.late_ms / 1000)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        probe.close()
+
+
+if __name__ == "__main__":
+    main()

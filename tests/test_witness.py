@@ -1,0 +1,82 @@
+"""The witness (targets/witness.py): a probe process per node reports the server's own unavailability,
+on a clock of its own, against a real redis-server that is paused, killed and restarted."""
+
+from __future__ import annotations
+
+import time
+
+import gevent
+import pytest
+import redis
+
+from targets.embedded import EmbeddedRedis, free_port
+from targets.witness import Witness, WitnessError
+from targets.witness_probe import command
+
+from .helpers import eventually, pid_alive
+
+
+def started(server: EmbeddedRedis) -> Witness:
+    return Witness(server.host, server.port, "rr-test-witness").start()
+
+
+def test_a_pause_is_an_outage_of_its_length_from_when_the_server_stopped_answering(
+    redis_server: EmbeddedRedis, admin: redis.Redis
+) -> None:
+    witness = started(redis_server)
+    try:
+        assert "rr-test-witness" in {c.get("name") for c in admin.client_list()}
+        before = time.monotonic()
+        admin.client_pause(500, all=True)
+        paused_at = time.monotonic()
+        eventually("the witness reported the pause", lambda: witness.outage(before, before + 2) is not None, 5)
+        gap = witness.outage(before, before + 2)
+        assert gap is not None
+        assert 0.45 <= gap.seconds <= 0.62, gap  # the probe's period is 2 ms; its next PING waits out the pause
+        assert before - 0.01 <= gap.start <= paused_at + 0.01, (before, gap, paused_at)
+    finally:
+        witness.stop()
+
+
+def test_a_crash_and_restart_is_one_outage_until_the_server_answers_again(redis_server: EmbeddedRedis) -> None:
+    witness = started(redis_server)
+    try:
+        killed_at = time.monotonic()
+        redis_server.kill(hard=True)
+        gevent.sleep(0.5)
+        redis_server.restart()
+        answered_at = time.monotonic()
+        eventually("the witness reported the restart", lambda: witness.outage(killed_at, killed_at + 5) is not None, 5)
+        gap = witness.outage(killed_at, killed_at + 5)
+        assert gap is not None
+        assert killed_at - 0.01 <= gap.start <= killed_at + 0.05, (killed_at, gap)
+        assert 0.5 <= gap.seconds <= answered_at - killed_at + 0.1, (gap, answered_at - killed_at)
+    finally:
+        witness.stop()
+
+
+def test_a_quiet_server_has_no_outage_and_stop_ends_the_probe(redis_server: EmbeddedRedis) -> None:
+    witness = started(redis_server)
+    process = witness.process
+    assert process is not None
+    start = time.monotonic()
+    gevent.sleep(1.0)
+    gap = witness.outage(start, time.monotonic())
+    assert gap is None or gap.seconds < 0.2, gap  # a late reply of a busy machine at most, never an outage
+    witness.stop()
+    assert process.poll() is not None and not pid_alive(process.pid)
+    witness.stop()  # twice: nothing happens
+
+
+def test_a_node_that_does_not_answer_is_a_clear_error() -> None:
+    port = free_port()  # nothing listens there
+    witness = Witness("127.0.0.1", port, "rr-test-witness")
+    t0 = time.monotonic()
+    with pytest.raises(WitnessError, match=rf"the witness of 127\.0\.0\.1:{port} got no reply within 5s"):
+        witness.start()
+    assert time.monotonic() - t0 < 10
+    assert witness.process is None
+
+
+def test_commands_are_resp_arrays() -> None:
+    assert command("CLIENT", "SETNAME", "rr-x") == b"*3\r\n$6\r\nCLIENT\r\n$7\r\nSETNAME\r\n$4\r\nrr-x\r\n"
