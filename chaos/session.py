@@ -128,7 +128,7 @@ class TargetSession:
         try:
             return self.run.verify_integrity(self.admin), None
         except (redis.RedisError, OSError) as exc:
-            error = redact_url(f"{type(exc).__name__}: {exc}")
+            error = describe(exc)
             logger.error("redis-resilience: could not check acknowledged writes: %s", error)
             return None, error
 
@@ -162,7 +162,7 @@ class TargetSession:
             names = [c.get("name", "") for node in nodes for c in node.client_list()]
             server["clients"] = sum(1 for name in names if name.startswith(tag))
         except Exception as exc:  # a status never fails
-            server["error"] = redact_url(f"{type(exc).__name__}: {exc}")
+            server["error"] = describe(exc)
         return server
 
     def exited_server(self) -> str | None:

@@ -89,7 +89,7 @@ class SchedulingRole(Role[R]):
     def start_test(self) -> R:
         self.tests_started += 1
         self.session.run.checks.clear()
-        run = self.run = self.new_run(self.tests_started)  # set now: the status shows the test starting
+        run = self.run = self.new_run(self.tests_started)  # a master sets it sooner: its setup waits on workers
         run.scheduler = self._scheduler(run)
         if self.session.chaos_enabled:
             run.scheduler.start()
