@@ -25,12 +25,15 @@ from config.redact import redact_params
 from config.schema import Chaos
 from recovery.records import FaultRecord
 from targets.greenlets import describe, spawn_reported
+from targets.witness import Witnesses
 
 FanOut = Callable[[FaultParams, int], dict[str, Any]]
 """Runs a ``traffic_nodes`` fault (its params, its fault id) on every traffic node; their details together."""
 OnCrash = Callable[[str, BaseException], None]
 
 logger = logging.getLogger(__name__)
+
+WITNESS_SETTLE_S = 0.1  # at the test's end: a probe's last gap line reaches the witness within this
 
 
 class FaultTimeout(Exception):
@@ -48,6 +51,13 @@ def deadline(step: str, limit_s: float) -> gevent.Timeout:
     return gevent.Timeout(limit_s, FaultTimeout(f"{step} did not return within {limit_s:g}s"))
 
 
+def sleep_until(deadline: float, clock: Callable[[], float] = time.monotonic) -> None:
+    """Sleep until ``deadline`` on ``clock``, never before: a gevent timer counts from the loop's cached
+    time, which lags behind the clock while the hub is busy, so a single sleep can end early."""
+    while (left := deadline - clock()) > 0:
+        gevent.sleep(left)
+
+
 def _log_crash(what: str, exc: BaseException) -> None:
     logger.error("%s crashed: %s", what, describe(exc))
 
@@ -58,6 +68,8 @@ class Running(Protocol):
     hold_s: float
 
     def inject(self) -> dict[str, Any]: ...
+
+    def hold_until(self, begin: float, t0: float) -> float: ...
 
     def revert(self) -> None: ...
 
@@ -77,6 +89,9 @@ class FannedOut:
 
     def inject(self) -> dict[str, Any]:
         return self._fan_out(self._spec, self._fault_id)
+
+    def hold_until(self, begin: float, t0: float) -> float:
+        return t0 + self.hold_s
 
     def revert(self) -> None:
         """Each node reverts its own."""
@@ -104,6 +119,8 @@ class ChaosScheduler:
         last_fault_by: float | None = None,
         fan_out: FanOut | None = None,
         on_crash: OnCrash = _log_crash,
+        witnesses: Witnesses | None = None,
+        window_s: float = 10.0,
     ) -> None:
         self.chaos = chaos
         self.target = target
@@ -113,6 +130,8 @@ class ChaosScheduler:
         self.last_fault_by = last_fault_by  # monotonic; no fault after it (its window would be cut short)
         self.fan_out = fan_out  # None: traffic_nodes faults run here (this node makes the traffic)
         self.on_crash = on_crash  # a greenlet of the scheduler died of an exception (never silent)
+        self.witnesses = witnesses  # the data nodes' witnesses: each fault's server-side outage
+        self.window_s = window_s  # a fault window's longest span (recovery.max_window_s)
         self.rng = random.Random(chaos.seed)
         self.records: list[FaultRecord] = []
         self.greenlet: gevent.Greenlet[..., None] | None = None
@@ -125,36 +144,38 @@ class ChaosScheduler:
         self.greenlet = spawn_reported(lambda exc: self.on_crash("the chaos schedule", exc), self._run)
 
     def _run(self) -> None:
+        """Faults at planned times: each planned from the one before's plan, not from when it ran, so
+        lateness (``late_ms``) never adds up."""
         chaos = self.chaos
-        gevent.sleep(chaos.start_after_s)
+        planned = self.started_at + chaos.start_after_s
         injected = 0
         while chaos.count is None or injected < chaos.count:
-            tick = self.clock()
-            if self.last_fault_by is not None and tick > self.last_fault_by:
+            sleep_until(planned, self.clock)
+            if self.last_fault_by is not None and planned > self.last_fault_by:
                 logger.info("no more faults: the test ends before another fault window could close")
                 return
             if chaos.order == "cycle":
                 spec = chaos.faults[injected % len(chaos.faults)]
             else:
                 spec = self.rng.choices(chaos.faults, weights=[f.weight for f in chaos.faults])[0]
-            self.inject(spec)
+            self.inject(spec, scheduled=planned)
             injected += 1
             delay = chaos.every_s + (self.rng.uniform(-chaos.jitter_s, chaos.jitter_s) if chaos.jitter_s else 0.0)
-            wait = tick + delay - self.clock()
-            if wait < 0:  # the injection overran the interval: give its window a full interval anyway
+            if planned + delay < self.clock():  # the fault overran the interval: give its window a full one anyway
                 logger.warning("fault injection took longer than every_s: next fault in %.1fs", delay)
-                wait = delay
-            gevent.sleep(wait)
+                planned = self.clock()
+            planned += delay
 
     @property
     def active(self) -> FaultRecord | None:
         """The fault being injected or held, if any."""
         return self._active[1] if self._active is not None else None
 
-    def inject(self, spec: FaultParams, trigger: str = "schedule") -> FaultRecord:
-        """Inject one fault now (once an active one has ended), fire its events and revert it (in ``finally``)."""
+    def inject(self, spec: FaultParams, trigger: str = "schedule", scheduled: float | None = None) -> FaultRecord:
+        """Inject one fault now (once an active one has ended), fire its events and revert it (in ``finally``).
+        ``scheduled``: when the schedule planned it (monotonic), for its ``late_ms``."""
         with self._busy:
-            return self._inject(spec, trigger)
+            return self._inject(spec, trigger, scheduled=scheduled)
 
     def inject_now(self, spec: FaultParams, trigger: str = "web") -> FaultRecord:
         """Inject one fault now, in a greenlet of its own; :class:`FaultConflict` if another one is active.
@@ -186,16 +207,25 @@ class ChaosScheduler:
         return done.get()
 
     def _inject(
-        self, spec: FaultParams, trigger: str, injected: Callable[[FaultRecord], None] | None = None
+        self,
+        spec: FaultParams,
+        trigger: str,
+        injected: Callable[[FaultRecord], None] | None = None,
+        scheduled: float | None = None,
     ) -> FaultRecord:
         """Inject, fire the events, call ``injected`` (injection done or failed), hold, revert (in ``finally``)."""
         params = redact_params(spec.model_dump(mode="json", exclude={"name", "weight"}))  # headers may hold tokens
         assert isinstance(params, dict)
         record = FaultRecord(len(self.records) + 1, spec.name, params, offset_s=0.0, inject_ms=0.0, trigger=trigger)
-        self.records.append(record)
         fault = self._build(spec, record.fault_id)
         self._faults.append(fault)
         begin = self.clock()
+        if scheduled is not None:
+            record.scheduled_s = scheduled - self.started_at
+            record.late_ms = (begin - scheduled) * 1000
+        self.witness(begin)  # the windows before this one closed here: their outages are final
+        self.records.append(record)
+        record.watched = self.witnesses.primaries if self.witnesses is not None else ()
         self._active = (fault, record)  # from here on, stop() reverts it, even mid-injection
         try:
             with deadline("inject", self.chaos.fault_timeout_s):
@@ -234,10 +264,35 @@ class ChaosScheduler:
             if injected is not None:
                 injected(record)
             if fault.hold_s > 0:  # a sustained fault: it lasts, then is reverted (also if killed meanwhile)
-                gevent.sleep(fault.hold_s)
+                sleep_until(fault.hold_until(begin, t0), self.clock)
         finally:
             self._revert(fault, record)
+        self._refresh_witnesses()
         return record
+
+    def _refresh_witnesses(self) -> None:
+        """After a fault, the primaries may have moved (a failover): watch the ones there are now."""
+        if self.witnesses is None:
+            return
+        try:
+            self.witnesses.refresh()
+        except Exception as exc:  # the next fault is watched on the nodes as they were; never fatal
+            logger.warning("the witness could not follow the target's primaries: %s", describe(exc))
+
+    def witness(self, now: float) -> None:
+        """Each fault whose window has closed by ``now``: its server-side outage from the witness
+        (the longest stretch without a timely reply from the nodes watched at its injection, from
+        its injection call to its window's end). Without a witness, nothing."""
+        if self.witnesses is None:
+            return
+        for record in self.records:
+            begin = record.begin
+            if record.witnessed or begin is None or record.t0 is None:
+                continue
+            record.witnessed = True
+            gap = self.witnesses.outage(record.watched, begin, min(now, record.t0 + self.window_s))
+            record.outage_s = 0.0 if gap is None else gap.seconds
+            record.outage_started_s = None if gap is None else gap.start - record.t0
 
     def _build(self, spec: FaultParams, fault_id: int) -> Running:
         fault = build_fault(spec, replace(self.target, fault_id=fault_id))
@@ -278,6 +333,9 @@ class ChaosScheduler:
             greenlet.kill(block=True)
         if self._active is not None:
             self._revert(*self._active)
+        if self.witnesses is not None and any(not r.witnessed for r in self.records):
+            gevent.sleep(WITNESS_SETTLE_S)  # a gap that just ended reaches us as its probe's next line
+            self.witness(self.clock())
         faults, self._faults = self._faults, []
         for fault in faults:
             fault.close()

@@ -36,6 +36,7 @@ from targets.netproxy import NetworkDriver, NetworkProxyError, open_proxy
 from targets.safety import remote_chaos_refusal
 from targets.topologies import TOPOLOGIES, start_topology
 from targets.topology import Topology
+from targets.witness import Node, WitnessError, Witnesses, node_of
 
 logger = logging.getLogger("redis_resilience")
 
@@ -88,6 +89,7 @@ class TargetSession:
     proxy: NetworkDriver | None = None
     remote_refusal: str | None = None
     chaos_enabled: bool = False
+    witnesses: Witnesses | None = None
 
     @property
     def label(self) -> str:
@@ -104,6 +106,25 @@ class TargetSession:
             network=self.proxy,
             servers=self.embedded,
         )
+
+    def primaries(self) -> list[Node]:
+        """The data nodes the traffic depends on now (the witness watches them)."""
+        return [node_of(client) for client in self.fault_target().node_admins()]
+
+    def start_witnesses(self) -> None:
+        """A witness on every primary (``recovery.witness``); one that gets no reply is bad input."""
+        settings = self.profile.recovery.witness
+        if not settings.enabled:
+            return
+        self.witnesses = Witnesses(
+            self.primaries, self.run.witness_name, settings.period_ms, settings.late_ms, _witness_crashed
+        )
+        try:
+            self.witnesses.refresh()
+        except (WitnessError, redis.RedisError, OSError) as exc:
+            self.witnesses.close()
+            self.witnesses = None
+            raise SetupError(f"{self.source}: recovery.witness: {describe(exc)}") from None
 
     def check_capabilities(self) -> None:
         """Before any load: every scheduled fault can run here (managed caches disable commands)."""
@@ -182,7 +203,10 @@ class TargetSession:
         return None
 
     def close(self) -> None:
-        """Close the admin connection, the proxy and the embedded topology (idempotent)."""
+        """Close the witnesses, the admin connection, the proxy and the embedded topology (idempotent)."""
+        if self.witnesses is not None:
+            self.witnesses.close()
+            self.witnesses = None
         _close_quietly(self.admin)
         if self.proxy is not None:
             self.proxy.close()
@@ -235,8 +259,14 @@ def open_session(settings: Settings) -> TargetSession:
         )
         if chaos_enabled:
             session.check_capabilities()
+        session.start_witnesses()
         opened.pop_all()
     return session
+
+
+def _witness_crashed(exc: BaseException) -> None:
+    """A witness stopped reading its probe: the faults after it have no outage figures; said, never silent."""
+    logger.error("redis-resilience: a witness stopped: %s", describe(exc))
 
 
 def _proxy_crashed(exc: BaseException) -> None:

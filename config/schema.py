@@ -276,6 +276,16 @@ class Chaos(Strict):
         return self
 
 
+class Witness(Strict):
+    """The witness: a raw connection per data node, timed in a process of its own (targets/witness.py)."""
+
+    enabled: bool = Field(True, description="Measure each fault's server-side outage (outage_s, client_excess_s).")
+    period_ms: Annotated[float, Field(ge=0.5, le=1000)] = Field(2.0, description="How often the witness PINGs.")
+    late_ms: Annotated[float, Field(ge=1, le=10000)] = Field(
+        10.0, description="A reply later than this (or none) is the server unavailable."
+    )
+
+
 class Recovery(Strict):
     max_window_s: Positive = Field(10, description="A fault window closes at the next fault or after this.")
     degraded_latency_ms: Positive | Literal["auto"] = Field(
@@ -284,6 +294,7 @@ class Recovery(Strict):
     baseline_p99_factor: Annotated[float, Field(ge=1)] = 5.0
     degraded_latency_floor_ms: Positive = 50
     min_baseline_requests: int = Field(100, ge=1, description="Below this, auto uses the floor alone.")
+    witness: Witness = Witness()
 
 
 class Slo(Strict):
@@ -291,6 +302,9 @@ class Slo(Strict):
     ``max_<figure>`` limit per integrity figure a registered workload gates on (chaos/profile.py)."""
 
     max_recovery_p95_s: NonNegative | None = 2.0
+    max_client_excess_p95_s: NonNegative | None = Field(
+        None, description="What the clients add beyond the server's own outage (recovery_s - outage end), p95."
+    )
     max_error_rate_in_windows: Rate | None = 0.05
     max_error_rate_outside_windows: Rate | None = 0.001
     max_lost_writes: int | None = Field(0, ge=0)

@@ -22,6 +22,17 @@ class FaultRecord:
     revert_error: str | None = None
     reverted: bool = False
     trigger: str = "schedule"  # "schedule", or "web": injected on demand from the web UI
+    scheduled_s: float | None = None  # when the schedule wanted it, since the test started (None: on demand)
+    late_ms: float | None = None  # how late the injection began against ``scheduled_s``
+    watched: tuple[str, ...] = ()  # the data nodes the witness watched at the injection (host:port)
+    witnessed: bool = False  # the witness's figures below are final
+    outage_s: float | None = None  # the server's longest stretch without a timely reply in the window
+    outage_started_s: float | None = None  # when it began, relative to t0 (negative: before t0)
+
+    @property
+    def begin(self) -> float | None:
+        """When the injection call began (monotonic); None when it failed."""
+        return None if self.t0 is None else self.t0 - self.inject_ms / 1000
 
     @property
     def ok(self) -> bool:

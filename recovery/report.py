@@ -54,11 +54,18 @@ def fault_rows(
             "offset_s": _r(rec.offset_s),
             "ok": rec.ok,
             "error": rec.error,
+            "scheduled_s": _r(rec.scheduled_s),
+            "late_ms": _r(rec.late_ms, 1),
             "inject_ms": _r(rec.inject_ms),
             "duration_s": _r(rec.duration_s),
             "details": rec.details,
         }
         win = by_id.get(rec.fault_id)
+        row.update(
+            outage_s=_r(rec.outage_s),
+            outage_started_s=_r(rec.outage_started_s),
+            client_excess_s=_r(client_excess_s(rec, win)),
+        )
         if win is None:
             row.update(requests=0, failures=0, hidden_retries=0, recovery_s=None, recovered=False)
         else:
@@ -92,6 +99,32 @@ def fault_rows(
     return rows
 
 
+def client_excess_s(record: FaultRecord, window: WindowSummary | None) -> float | None:
+    """What the clients took beyond the server's own outage: ``recovery_s - (outage_started_s + outage_s)``
+    (the whole recovery when the server had no outage). None when either is unknown (no witness, not
+    recovered); negative when the clients were healthy before the witness's first reply."""
+    if not record.witnessed or record.outage_s is None or window is None or window.recovery_s is None:
+        return None
+    outage_end = 0.0 if record.outage_started_s is None else record.outage_started_s + record.outage_s
+    return window.recovery_s - outage_end
+
+
+def excess_p95(records: list[FaultRecord], windows: list[WindowSummary]) -> float | None:
+    """The p95 of ``client_excess_s`` over the faults that ran: inf when one did not recover, None when
+    a fault ran unwitnessed (unknown is not a pass), 0 when none ran."""
+    by_id = {w.fault_id: w for w in windows}
+    values = []
+    for rec in records:
+        win = by_id.get(rec.fault_id)
+        if not rec.ok or win is None or win.unresolved:
+            continue
+        if not rec.witnessed:
+            return None
+        excess = client_excess_s(rec, win)
+        values.append(math.inf if excess is None else excess)
+    return percentile(values, 0.95) if values else 0.0
+
+
 def compute_figures(records: list[FaultRecord], result: NodeResult, missing_workers: int = 0) -> Figures:
     """The SLO figures. ``result.integrity`` None means it could not be checked: write figures are unknown."""
     windows, outside, integrity = result.windows, result.outside, result.integrity
@@ -101,6 +134,7 @@ def compute_figures(records: list[FaultRecord], result: NodeResult, missing_work
     in_failures = sum(w.failures for w in windows)
     return Figures(
         recovery_p95_s=percentile(recoveries, 0.95) if recoveries else 0.0,
+        client_excess_p95_s=excess_p95(records, windows),
         error_rate_in_windows=in_failures / in_requests if in_requests else 0.0,
         error_rate_outside_windows=outside.error_rate,
         lost_writes=None if integrity is None else sum(r.lost for r in integrity.values()),
@@ -171,6 +205,8 @@ def build_report(
             "faults_failed": figures.failed_faults,
             "faults_recovered": sum(1 for w in windows if w.recovered),
             "recovery_p95_s": None if recovery_p95 is None or math.isinf(recovery_p95) else _r(recovery_p95),
+            "client_excess_p95_s": _finite(figures.client_excess_p95_s),
+            "late_ms_p99": _r(percentile([r.late_ms for r in records if r.late_ms is not None], 0.99), 1),
             "in_windows": {
                 "requests": in_win.requests,
                 "failures": in_win.failures,
@@ -215,6 +251,10 @@ def _integrity_row(workload: str, result: IntegrityResult) -> dict[str, Any]:
     return row
 
 
+def _finite(value: float | None) -> float | None:
+    return None if value is None or math.isinf(value) else _r(value)
+
+
 def _number(value: float) -> float | int:
     return int(value) if float(value).is_integer() else value
 
@@ -229,7 +269,10 @@ def _cell(value: Any, digits: int = 2) -> str:
 
 def console_lines(report: dict[str, Any], slo_results: list[SloResult]) -> list[str]:
     """The table printed at the end of a run: one row per fault, then the SLO lines and the verdict."""
-    header = ("#", "fault", "offset_s", "requests", "failures", "retries", "reconn", "users", "recovery_s")
+    header = (
+        "#", "fault", "offset_s", "requests", "failures", "retries", "reconn", "users",
+        "outage_s", "recovery_s", "excess_s",
+    )  # fmt: skip
     rows = [header]
     for f in report["faults"]:
         recovery = f.get("recovery_s")
@@ -249,7 +292,9 @@ def console_lines(report: dict[str, Any], slo_results: list[SloResult]) -> list[
                 _cell(f["hidden_retries"]),
                 _cell(f.get("reconnections")),
                 _cell(f.get("users_affected")),
+                _cell(f.get("outage_s"), 3),
                 recovery_cell,
+                _cell(f.get("client_excess_s"), 3),
             )
         )
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]

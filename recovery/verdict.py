@@ -17,11 +17,13 @@ EXIT_SLO_BREACHED = 3
 class Figures:
     """What the SLOs are checked against.
 
-    ``recovery_p95_s`` is inf when a fault did not recover (0 when no fault ran); a figure that
+    ``recovery_p95_s`` (and ``client_excess_p95_s``) is inf when a fault did not recover (0 when no fault
+    ran); ``client_excess_p95_s`` is None when a fault ran without a witness; a figure that
     could not be measured is None and breaches its SLO: unknown is not a pass.
     """
 
     recovery_p95_s: float | None
+    client_excess_p95_s: float | None
     error_rate_in_windows: float
     error_rate_outside_windows: float
     lost_writes: int | None
@@ -73,6 +75,7 @@ _GATED = "*"
 # SLO name -> the figure it limits
 _CHECKS: tuple[tuple[str, str], ...] = (
     ("max_recovery_p95_s", "recovery_p95_s"),
+    ("max_client_excess_p95_s", "client_excess_p95_s"),
     ("max_error_rate_in_windows", "error_rate_in_windows"),
     ("max_error_rate_outside_windows", "error_rate_outside_windows"),
     ("max_lost_writes", "lost_writes"),

@@ -17,6 +17,7 @@ from targets.clients import RedisClient
 _ATTRIBUTE = "redis_resilience_run"
 C = TypeVar("C", bound="IntegrityCheck")
 
+
 class Pools(Protocol):
     """A client's connection pool, or a cluster client's pools (one per node) seen as one."""
 
@@ -89,6 +90,12 @@ class RedisRun:
     def traffic_tag(self) -> str:
         """Every traffic connection's ``CLIENT SETNAME`` starts with this."""
         return f"rr-{self.run_id}-"
+
+    @property
+    def witness_name(self) -> str:
+        """The witness's ``CLIENT SETNAME``: named apart from the traffic's tag, like the admin's, so that
+        no fault or count of this run's traffic connections takes it for traffic."""
+        return f"rrwitness-{self.run_id}"
 
     @property
     def admin_name(self) -> str:

@@ -55,6 +55,7 @@ def die_with_parent() -> None:
 
 
 PR_SET_PDEATHSIG = 1
+READY_POLL_S = 0.002  # how often a starting server is asked whether it answers (its start-up time is measured)
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -75,6 +76,7 @@ class EmbeddedRedis:
         self.port = 0
         self.process: subprocess.Popen[bytes] | None = None
         self.dir: Path | None = None
+        self.startup_s = 0.0  # from spawn to the first answer: the fastest start seen (0: not started yet)
 
     @property
     def url(self) -> str:
@@ -108,6 +110,7 @@ class EmbeddedRedis:
         ]  # fmt: skip
         # Its own session: a Ctrl-C in the terminal reaches Locust only, which stops the server
         # after checking acknowledged writes. If Locust itself is killed, the server follows it.
+        spawned = time.monotonic()
         self.process = subprocess.Popen(
             args,
             stdin=subprocess.DEVNULL,
@@ -115,7 +118,10 @@ class EmbeddedRedis:
             start_new_session=True,
             preexec_fn=die_with_parent,
         )
-        return self._wait_ready(timeout_s)
+        ready = self._wait_ready(timeout_s)
+        took = time.monotonic() - spawned
+        self.startup_s = took if ready and not self.startup_s else min(self.startup_s, took)
+        return ready
 
     def temp_root(self) -> str | None:
         """Where the server's temp dir is made (None: the system's temp dir)."""
@@ -190,7 +196,7 @@ class EmbeddedRedis:
                     # and our bind (parallel tests): that one's PONG would hide our failed start.
                     if int(probe.info("server")["process_id"]) == self.process.pid:
                         return True
-                time.sleep(0.02)
+                time.sleep(READY_POLL_S)
             return False
 
     def _log_tail(self) -> str:

@@ -13,16 +13,20 @@ of the probe itself, so they grow with faults and time, never with requests.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import subprocess
 import sys
 import time
 from collections import deque
-from dataclasses import dataclass
-from typing import Final
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Final
 
 import gevent
 import gevent.event
+import redis
+from redis.sentinel import SentinelConnectionPool
 
 from targets.embedded import die_with_parent
 from targets.greenlets import OnCrash, spawn_reported, stop
@@ -49,6 +53,39 @@ class Gap:
         return self.end - self.start
 
 
+TLS_KEYS: Final = ("ssl_ca_certs", "ssl_certfile", "ssl_keyfile", "ssl_cert_reqs", "ssl_check_hostname")
+
+
+@dataclass(frozen=True)
+class Node:
+    """A data node as the witness reaches it: its address, the admin's credentials and TLS."""
+
+    host: str
+    port: int
+    user: str | None = None
+    password: str | None = field(default=None, repr=False)
+    tls: tuple[tuple[str, Any], ...] | None = None  # redis-py ``ssl_*`` arguments; None: plain TCP
+
+    @property
+    def key(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+def node_of(client: redis.Redis) -> Node:
+    """The node ``client`` talks to (on a Sentinel-managed client: the primary the sentinels name now),
+    with its credentials and TLS."""
+    pool = client.connection_pool
+    kwargs = pool.connection_kwargs
+    if isinstance(pool, SentinelConnectionPool):
+        host, port = pool.get_master_address()
+    else:
+        host, port = kwargs.get("host", "127.0.0.1"), kwargs.get("port", 6379)
+    tls = None
+    if getattr(pool.connection_class, "__name__", "").startswith("SSL") or kwargs.get("ssl"):
+        tls = tuple((k, kwargs[k]) for k in TLS_KEYS if kwargs.get(k) is not None)
+    return Node(str(host), int(port), kwargs.get("username"), kwargs.get("password"), tls)
+
+
 class Witness:
     """The probe of one node. :meth:`start`, then :meth:`outage` per window, then :meth:`stop`."""
 
@@ -61,9 +98,10 @@ class Witness:
         password: str | None = None,
         period_ms: float = 2.0,
         late_ms: float = 10.0,
+        tls: tuple[tuple[str, Any], ...] | None = None,
     ) -> None:
         self.host, self.port, self.name = host, port, name
-        self.user, self.password = user, password
+        self.user, self.password, self.tls = user, password, tls
         self.period_ms, self.late_ms = period_ms, late_ms
         self.gaps: deque[Gap] = deque(maxlen=MAX_GAPS)
         self.process: subprocess.Popen[bytes] | None = None
@@ -76,6 +114,8 @@ class Witness:
                 "--period-ms", str(self.period_ms), "--late-ms", str(self.late_ms)]  # fmt: skip
         if self.user:
             args += ["--user", self.user]
+        if self.tls is not None:
+            args += ["--tls", json.dumps(dict(self.tls))]
         env = {**os.environ, "RR_WITNESS_PASSWORD": self.password} if self.password is not None else None
         self.process = subprocess.Popen(
             args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env,
@@ -120,3 +160,48 @@ class Witness:
                 process.wait(timeout=STOP_TIMEOUT_S)
         stop(self.reader)
         self.reader = None
+
+
+class Witnesses:
+    """The witnesses of a target's data nodes: one per node that has been a primary while they ran.
+
+    :param nodes: the target's primaries now (a Sentinel's primary moves with a failover, a
+        cluster's with its slots); :meth:`refresh` starts a witness for each one not yet watched
+    :param name: the witnesses' ``CLIENT SETNAME`` (``rr-<run>-witness``)
+    """
+
+    def __init__(
+        self,
+        nodes: Callable[[], list[Node]],
+        name: str,
+        period_ms: float = 2.0,
+        late_ms: float = 10.0,
+        on_crash: OnCrash | None = None,
+    ) -> None:
+        self.nodes, self.name = nodes, name
+        self.period_ms, self.late_ms = period_ms, late_ms
+        self.on_crash = on_crash
+        self.witnesses: dict[str, Witness] = {}
+        self.primaries: tuple[str, ...] = ()  # the nodes the clients depend on, as last refreshed
+
+    def refresh(self) -> tuple[str, ...]:
+        """Watch every primary of the target now; their keys (``host:port``)."""
+        keys = []
+        for node in self.nodes():
+            if node.key not in self.witnesses:
+                self.witnesses[node.key] = Witness(
+                    node.host, node.port, self.name, node.user, node.password, self.period_ms, self.late_ms, node.tls
+                ).start(self.on_crash)
+            keys.append(node.key)
+        self.primaries = tuple(keys)
+        return self.primaries
+
+    def outage(self, keys: tuple[str, ...], window_start: float, window_end: float) -> Gap | None:
+        """The longest gap of the nodes ``keys`` overlapping the window (see :meth:`Witness.outage`)."""
+        gaps = [w.outage(window_start, window_end) for k, w in self.witnesses.items() if k in keys]
+        return max((g for g in gaps if g is not None), key=lambda g: g.seconds, default=None)
+
+    def close(self) -> None:
+        witnesses, self.witnesses = self.witnesses, {}
+        for witness in witnesses.values():
+            witness.stop()

@@ -3,8 +3,9 @@ every stretch without a timely reply.
 
 It runs as a child process of its own (``python -m targets.witness_probe``), so that a saturated
 gevent hub or the GIL of the load generator cannot delay its clock: plain blocking sockets, no
-pool, no retry, ``TCP_NODELAY``, its own ``CLIENT SETNAME``. A password comes in the environment
-variable ``RR_WITNESS_PASSWORD`` (never on the command line, which ``ps`` shows).
+pool, no retry, ``TCP_NODELAY``, its own ``CLIENT SETNAME``, TLS when the target uses it (``--tls``:
+redis-py's ``ssl_*`` arguments as JSON). A password comes in the environment variable
+``RR_WITNESS_PASSWORD`` (never on the command line, which ``ps`` shows).
 
 Output, one line each, times on ``time.monotonic()`` (CLOCK_MONOTONIC: the same clock in every
 process of this machine, so the parent compares them with its own ``t0``):
@@ -19,11 +20,14 @@ It stops when its parent closes its stdin (or dies: it reads stdin for EOF betwe
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import select
 import socket
+import ssl
 import sys
 import time
+from typing import Any
 
 READ_CHUNK = 4096
 
@@ -37,16 +41,31 @@ def command(*parts: str) -> bytes:
     return b"".join(out)
 
 
+def tls_context(tls: dict[str, Any]) -> ssl.SSLContext:
+    """An SSL context from redis-py's ``ssl_*`` arguments (the target's TLS settings)."""
+    context = ssl.create_default_context(cafile=tls.get("ssl_ca_certs"))
+    reqs = tls.get("ssl_cert_reqs", "required")
+    context.check_hostname = bool(tls.get("ssl_check_hostname", False)) and reqs != "none"
+    context.verify_mode = {"none": ssl.CERT_NONE, "optional": ssl.CERT_OPTIONAL}.get(str(reqs), ssl.CERT_REQUIRED)
+    if tls.get("ssl_certfile"):
+        context.load_cert_chain(tls["ssl_certfile"], tls.get("ssl_keyfile"))
+    return context
+
+
 class Probe:
-    def __init__(self, host: str, port: int, name: str, user: str | None, password: str | None) -> None:
+    def __init__(
+        self, host: str, port: int, name: str, user: str | None, password: str | None, tls: ssl.SSLContext | None
+    ) -> None:
         self.host, self.port, self.name = host, port, name
-        self.user, self.password = user, password
+        self.user, self.password, self.tls = user, password, tls
         self.sock: socket.socket | None = None
         self.buffer = b""
 
     def connect(self, timeout_s: float) -> None:
         sock = socket.create_connection((self.host, self.port), timeout=timeout_s)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if self.tls is not None:
+            sock = self.tls.wrap_socket(sock, server_hostname=self.host)
         self.sock, self.buffer = sock, b""
         if self.password is not None:
             auth = ("AUTH", self.user, self.password) if self.user else ("AUTH", self.password)
@@ -115,8 +134,10 @@ def main() -> None:
     parser.add_argument("--user", default=None)
     parser.add_argument("--period-ms", type=float, default=2.0)
     parser.add_argument("--late-ms", type=float, default=10.0, help="a reply later than this is an outage")
+    parser.add_argument("--tls", default=None, help="redis-py's ssl_* arguments as JSON: connect with TLS")
     args = parser.parse_args()
-    probe = Probe(args.host, args.port, args.name, args.user, os.environ.get("RR_WITNESS_PASSWORD"))
+    tls = tls_context(json.loads(args.tls)) if args.tls else None
+    probe = Probe(args.host, args.port, args.name, args.user, os.environ.get("RR_WITNESS_PASSWORD"), tls)
     try:
         run(probe, args.period_ms / 1000, args.late_ms / 1000)
     except KeyboardInterrupt:

@@ -302,3 +302,28 @@ def window(fault_id: int = 1, *, requests: int = 10, failures: int = 1, recovery
         users_affected=len(users), user_recovery_s=users, users_not_recovered=0, p99_ms=hist.percentile(0.99),
         threshold_ms=50.0, latency=hist,
     )  # fmt: skip
+
+
+class StallProbe:
+    """tests/stall_probe.py as a process of its own next to a run: the independent measure of how long
+    the server stopped answering (``command`` PING or SET) or had ``maxmemory`` changed (MAXMEMORY)."""
+
+    def __init__(self, host: str, port: int, command: str = "PING") -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, str(ROOT / "tests" / "stall_probe.py"), host, str(port), "--command", command],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self.head = wait_for_output(self.proc, r"^READY$", 10)
+
+    def stop(self) -> list[tuple[float, float]]:
+        """Stop the probe (after 0.1 s: it sees the end of what just ended); every stall (or span) it
+        saw, as (start, end) on ``time.monotonic()``."""
+        assert self.proc.stdin is not None
+        time.sleep(0.1)
+        self.proc.stdin.close()
+        out = self.head + finish(self.proc, timeout=10)
+        return [(float(a), float(b)) for kind, a, b in (line.split() for line in out.splitlines() if
+                line.startswith(("STALL ", "SPAN ")))]  # fmt: skip

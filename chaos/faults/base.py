@@ -68,7 +68,9 @@ master sums the numeric details its workers acknowledge."""
 class Fault(Protocol):
     """A fault: ``inject()`` returns details for the report; ``revert()`` undoes any lasting change.
 
-    ``hold_s`` is how long a sustained fault lasts between the two (0: instantaneous);
+    ``hold_s`` is how long a sustained fault lasts between the two (0: instantaneous), and
+    ``hold_until(begin, t0)`` the monotonic time its revert is due, from when the injection call began
+    (``begin``) and returned (``t0``): a fault that knows when it took effect counts from then;
     ``check()`` probes, harmlessly, that the target allows the commands the fault needs;
     ``runs_on`` says where the scheduler has it run (see :data:`RunsOn`);
     ``close()`` ends what the fault still runs in the background after ``revert()`` (killed and
@@ -83,21 +85,33 @@ class Fault(Protocol):
 
     def inject(self) -> dict[str, Any]: ...
 
+    def hold_until(self, begin: float, t0: float) -> float: ...
+
     def revert(self) -> None: ...
 
     def close(self) -> None: ...
 
 
 class FaultBase:
-    """Defaults for a fault: runs on the server side, instantaneous, nothing to revert, nothing to check."""
+    """Defaults for a fault: runs on the server side, instantaneous, nothing to revert, nothing to check.
+
+    A sustained fault sets ``took_effect`` (``time.monotonic()``) in ``inject()`` at the moment its
+    change reached the target: it is reverted ``hold_s`` after that, not after ``inject()`` returned
+    (which may be later: a crash waits for the process to exit), so it lasts what it says.
+    """
 
     name: ClassVar[str]
     runs_on: ClassVar[RunsOn] = "server"
     hold_s: float = 0.0
+    took_effect: float | None = None
 
     def __init__(self, params: Any, target: FaultTarget) -> None:
         self.params = params
         self.target = target
+
+    def hold_until(self, begin: float, t0: float) -> float:
+        """When the revert is due: ``hold_s`` after the fault took effect (else after ``t0``)."""
+        return (t0 if self.took_effect is None else self.took_effect) + self.hold_s
 
     def check(self) -> None:
         """Nothing needed from the target."""

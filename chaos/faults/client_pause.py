@@ -1,43 +1,61 @@
 """client_pause: the server stops serving clients for a while (``CLIENT PAUSE``), as during a failover
 or maintenance.
 
-``WRITE`` mode is one ``CLIENT PAUSE <pause_ms> WRITE``, reverted with ``CLIENT UNPAUSE``.
+A pause lasts what it says (1000 ± 10 ms for a 1000 ms pause, measured by a probe of its own in
+tests/test_pause_exact.py). What that took, measured on Redis 7.0 (docs/faults.md has the figures):
 
-``ALL`` mode cannot be reverted that way: during a ``CLIENT PAUSE ... ALL`` the server holds every
-command of every normal client, ``CLIENT UNPAUSE`` and ``CLIENT KILL`` included (seen on Redis 7.0:
-an UNPAUSE sent 0.1 s into a 5 s pause returned after 5 s). So a long ``ALL`` pause is a chain of
-slices of at most :data:`SLICE_MS`, sent on a connection of its own, with the next slice always
-queued behind the running one: when a slice ends, the server runs the queued ``CLIENT PAUSE``
-before the clients held behind it, so the chain has no gap. Reverting closes that connection; the
-server drops what was queued on it and the pause ends with the running slice, within
-:data:`SLICE_MS` (plus the server's own timer granularity, about 0.1 s at ``hz 10``).
+- **The server ends a pause on a timer tick**, not at its end time: ``serverCron`` runs every
+  ``1/hz`` s (100 ms at the default ``hz 10``), so a 1000 ms pause stalled clients 1033-1091 ms.
+  During the pause each node's ``hz`` is raised to :data:`PAUSE_HZ` (a tick every 2 ms: 1000.8-1001.9 ms)
+  and restored at the revert. A target that refuses ``CONFIG SET`` (managed caches) keeps its ``hz``,
+  and its pauses end up to one tick late (``details.hz_raised`` says which).
+- **``ALL`` mode cannot be reverted by ``CLIENT UNPAUSE``**: during a ``CLIENT PAUSE ... ALL`` the
+  server holds every command of every normal client, ``UNPAUSE`` and ``KILL`` included. So an
+  ``ALL`` pause is a chain of slices of at most :data:`SLICE_MS`, all sent at once on a connection of
+  its own, followed by a ``PING``. The server runs the first slice and holds the rest; when a slice
+  ends, the held connection is the first the server serves again, so it starts the next slice before
+  any client gets through (the next slice is queued ahead of the clients at every boundary, which a
+  slice sent later would not be). The ``PING`` answers when the last slice ends. Each boundary costs
+  about a tick, so each slice is :data:`BOUNDARY_MS` shorter than its share.
+  An early revert (Ctrl-C) closes that connection: the server drops the slices still held, and the
+  pause ends with the running one, within :data:`SLICE_MS` plus a tick (measured 1.0 s after a SIGINT
+  2 s into a 30 s pause).
+- ``WRITE`` mode is one ``CLIENT PAUSE <pause_ms> WRITE``; ``CLIENT UNPAUSE`` (not a write) ends it
+  early at once.
 
-On a cluster, every primary is paused (each ALL pause a chain of its own, all started together).
+On a cluster, every primary is paused (each ``ALL`` pause a chain of its own, all started together).
 """
 
 from __future__ import annotations
 
 import time
-from collections import deque
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 import gevent
+import redis
 from pydantic import Field
 
 from chaos.faults.base import FaultBase, FaultParams, FaultTarget, probe
 from chaos.faults.registry import register_fault
-from targets.greenlets import describe, spawn_reported, stop
 
-if TYPE_CHECKING:
-    import redis
-
-SLICE_MS = 500
+SLICE_MS = 1000  # the longest ALL slice: an early revert ends the pause within this
+BOUNDARY_MS = 1  # what a slice boundary costs at PAUSE_HZ (the next slice starts on the tick after)
+PAUSE_HZ = 500  # Redis's highest hz: a paused server checks the pause's end every 2 ms
+EARLY_S = 0.05  # a revert this much before the pause's planned end is early (a stop or a Ctrl-C)
+END_GRACE_S = 2.0  # how long past its planned end a revert waits for the pause to end
 
 
 class ClientPauseParams(FaultParams):
     name: Literal["client_pause"]
     pause_ms: int = Field(1000, ge=1, description="How long clients are paused.")
     mode: Literal["WRITE", "ALL"] = Field("ALL", description="WRITE pauses writes only; ALL every command.")
+
+
+def slices(pause_ms: int) -> list[int]:
+    """An ALL pause's slices: at most :data:`SLICE_MS` each, together ``pause_ms`` with their boundaries."""
+    count = -(-pause_ms // SLICE_MS)
+    base, extra = divmod(pause_ms, count)
+    return [max(1, base + (1 if i < extra else 0) - BOUNDARY_MS) for i in range(count)]
 
 
 @register_fault(ClientPauseParams)
@@ -50,6 +68,8 @@ class ClientPause(FaultBase):
         self.hold_s = params.pause_ms / 1000
         self.paused: list[redis.Redis] = []  # WRITE: the nodes to unpause
         self.chains: list[PauseChain] = []  # ALL: one chain of slices per node
+        self.hz: list[tuple[redis.Redis, str]] = []  # each node whose hz was raised, and its own
+        self.fast = 0  # nodes that check the pause's end every 2 ms (hz raised, or already that high)
 
     def check(self) -> None:
         for admin in self.target.node_admins():
@@ -58,88 +78,99 @@ class ClientPause(FaultBase):
     def inject(self) -> dict[str, Any]:
         p = self.params
         admins = self.target.node_admins()
+        for admin in admins:
+            self._raise_hz(admin)
+        details: dict[str, Any] = {"pause_ms": p.pause_ms, "mode": p.mode, "nodes": len(admins)}
+        details["hz_raised"] = self.fast == len(admins)
         if p.mode == "WRITE":
             for admin in admins:
                 admin.client_pause(p.pause_ms, all=False)
+                self.took_effect = self.took_effect or time.monotonic()
                 self.paused.append(admin)
-            return {"pause_ms": p.pause_ms, "mode": p.mode, "nodes": len(admins)}
-        first = min(SLICE_MS, p.pause_ms)
-        lengths = [first] + ([min(SLICE_MS, p.pause_ms - first)] if p.pause_ms > first else [])
+            return details
+        lengths = slices(p.pause_ms)
         self.chains = [PauseChain(admin) for admin in admins]
-        for chain in self.chains:  # every node's first slices on their way before any reply is read
+        for chain in self.chains:  # every node's slices on their way before any reply is read
             chain.send(lengths)
         for chain in self.chains:
-            chain.begin(p.pause_ms)
-        return {"pause_ms": p.pause_ms, "mode": p.mode, "slice_ms": SLICE_MS, "nodes": len(admins)}
+            chain.begin()
+        self.took_effect = time.monotonic()
+        return {**details, "slices_ms": lengths}
+
+    def _raise_hz(self, admin: redis.Redis) -> None:
+        """The node checks the pause's end every 2 ms; a node that refuses CONFIG keeps its own hz."""
+        try:
+            own = str(admin.config_get("hz")["hz"])
+            if int(own) < PAUSE_HZ:
+                admin.config_set("hz", PAUSE_HZ)
+                self.hz.append((admin, own))
+        except (redis.ResponseError, KeyError, ValueError):
+            return
+        self.fast += 1
 
     def revert(self) -> None:
+        early = self.took_effect is not None and time.monotonic() < self.took_effect + self.hold_s - EARLY_S
+        problems = []
         paused, self.paused = self.paused, []
         for admin in paused:
             admin.client_unpause()
         chains, self.chains = self.chains, []
         for chain in chains:
-            chain.stop()
-        broken = [chain.broken for chain in chains if chain.broken is not None]
-        if broken:  # reported as the fault's revert error: the pause did not last pause_ms
-            raise PauseChainBroken(f"the pause ended early: {'; '.join(broken)}")
+            chain.end(early, (self.took_effect or 0.0) + self.hold_s + END_GRACE_S)
+            if chain.broken is not None:  # the pause did not last pause_ms
+                problems.append(f"the pause ended early: {chain.broken}")
+        raised, self.hz = self.hz, []
+        for admin, own in raised:  # after an ALL pause's end (the admin's CONFIG SET waits for it anyway)
+            try:
+                admin.config_set("hz", own)
+            except (redis.RedisError, OSError) as exc:
+                problems.append(f"hz not restored to {own}: {exc}")
+        if problems:  # reported as the fault's revert error
+            raise PauseChainBroken("; ".join(problems))
 
 
 class PauseChainBroken(Exception):
-    """A chain of ``ALL`` pause slices broke off before ``pause_ms``: the pause ended with the running slice."""
+    """A chain of ``ALL`` pause slices broke off before ``pause_ms`` (the pause ended with the running
+    slice), or a node's ``hz`` could not be restored."""
+
+
+class PauseEndTimeout(Exception):
+    """The pause's ``PING`` did not answer by the pause's planned end plus :data:`END_GRACE_S`."""
 
 
 class PauseChain:
-    """One node's ``ALL`` pause: slices of at most :data:`SLICE_MS` on a connection of its own, the
-    next one always queued behind the running one (see the module's docstring)."""
+    """One node's ``ALL`` pause: its slices and a ``PING``, sent at once on a connection of its own
+    (see the module's docstring)."""
 
     def __init__(self, admin: redis.Redis) -> None:
         pool = admin.connection_pool
-        # No socket timeout: reading a queued slice's reply waits for the running slice to end.
+        # No socket timeout: reading a held slice's reply waits for the running slice to end.
         self.conn: Any = pool.connection_class(**{**pool.connection_kwargs, "socket_timeout": None})
         self.conn.connect()  # explicitly: a Sentinel-managed connection finds the primary only in connect()
-        self.queued: deque[int] = deque()
-        self.keeper: gevent.Greenlet | None = None
-        self.slices = 0
+        self.replies = 0  # still to read: one per slice, then the PING's
         self.broken: str | None = None  # why the chain broke off early, if it did
 
     def send(self, lengths: list[int]) -> None:
-        self.conn.send_packed_command(self.conn.pack_commands([("CLIENT", "PAUSE", n, "ALL") for n in lengths]))
-        self.queued.extend(lengths)
+        commands = [("CLIENT", "PAUSE", n, "ALL") for n in lengths] + [("PING",)]
+        self.conn.send_packed_command(self.conn.pack_commands(commands))
+        self.replies = len(commands)
 
-    def begin(self, pause_ms: int) -> None:
-        """Wait for the first slice to start; keep the chain going for ``pause_ms`` in the background."""
+    def begin(self) -> None:
+        """Wait for the first slice to start."""
         self.conn.read_response()
-        started = time.monotonic()
-        self.slices = 1
-        first = self.queued.popleft()
-        if self.queued:
-            self.keeper = spawn_reported(self._broke, self._keep, started, first, started + pause_ms / 1000)
+        self.replies -= 1
 
-    def _broke(self, exc: BaseException) -> None:
-        """The keeper crashed (e.g. its connection dropped): the pause ends with the running slice."""
-        self.broken = f"the chain of pause slices broke off after {self.slices}: {describe(exc)}"
-
-    def _keep(self, started: float, running_ms: int, deadline: float) -> None:
-        """Keep one slice queued behind the running one until the pause has lasted ``pause_ms``.
-
-        Each slice starts when the server lifts the one before (slightly late: its timer runs
-        every 1/hz s), so the lengths still to send are planned from the measured start times.
-        """
-        queued = self.queued
-        planned_end = started + (running_ms + sum(queued)) / 1000
-        while queued:
-            left_ms = int((deadline - planned_end) * 1000)
-            if len(queued) < 2 and left_ms >= 1:
-                self.send([min(SLICE_MS, left_ms)])
-                planned_end += queued[-1] / 1000
-            self.conn.read_response()  # the next slice has just started
-            now = time.monotonic()
-            planned_end += now - (started + running_ms / 1000)  # the server's lateness shifts what follows
-            started, running_ms = now, queued.popleft()
-            self.slices += 1
-
-    def stop(self) -> None:
-        """End the keeper (killed and joined, a break it met recorded), then the chain."""
-        stop(self.keeper)
-        self.keeper = None
-        self.conn.disconnect()  # the server drops the queued slices; the running one ends by itself
+    def end(self, early: bool, deadline: float) -> None:
+        """Early (a stop): close the connection, the server drops the held slices and the running one
+        ends by itself. Else wait (until ``deadline``) for the ``PING`` that answers when the last
+        slice has ended."""
+        try:
+            if not early:
+                with gevent.Timeout(max(0.1, deadline - time.monotonic()), PauseEndTimeout("no end in sight")):
+                    while self.replies:
+                        self.conn.read_response()
+                        self.replies -= 1
+        except (redis.RedisError, OSError, PauseEndTimeout) as exc:
+            self.broken = f"the chain of pause slices broke off with {self.replies} replies to come: {exc}"
+        finally:
+            self.conn.disconnect()

@@ -8,6 +8,7 @@ stay open, so clients see their socket timeouts rather than errors.
 
 from __future__ import annotations
 
+import time
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field
@@ -109,6 +110,7 @@ class Network(FaultBase):
         name = f"rr-{self.params.toxic}-{self.target.fault_id}"
         self.toxic_name = name  # before adding: a revert after a failed add removes it if it got there
         proxy.add_toxic(name, kind, attributes, self.params.stream)
+        self.took_effect = time.monotonic()
         return {
             "toxic": self.params.toxic,
             "type": kind,

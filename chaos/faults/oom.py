@@ -4,6 +4,7 @@ restoring both settings. On a cluster, every primary runs out of memory (each fr
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import Field
@@ -55,6 +56,8 @@ class Oom(FaultBase):
             admin.config_set("maxmemory-policy", "noeviction")
             limit = used + self.params.headroom_bytes
             admin.config_set("maxmemory", limit)
+            if self.took_effect is None:
+                self.took_effect = time.monotonic()
             port = admin.connection_pool.connection_kwargs.get("port")
             nodes.append({"port": port, "used_memory": used, "maxmemory": limit, "restores": settings})
         if len(nodes) == 1:

@@ -1,5 +1,6 @@
 """server_restart: a server the pack manages crashes (``kill -9``) or shuts down cleanly, stays down
-for ``down_s``, then starts again on the same port from its data dir: what the profile's
+for ``down_s``, then starts again on the same port from its data dir (started early by its fastest
+start-up time, so that it answers again ``down_s`` after it stopped): what the profile's
 ``target.persistence`` kept is what comes back, so the integrity checks show what a crash loses.
 
 On a cluster, ``node: primary`` is the primary serving slot 0 (down longer than the cluster's node
@@ -7,6 +8,7 @@ timeout, it is failed over and comes back as a replica), ``node: replica`` one o
 
 from __future__ import annotations
 
+import time
 from typing import Any, ClassVar, Literal
 
 from pydantic import Field
@@ -14,13 +16,17 @@ from pydantic import Field
 from chaos.faults.base import CommandRefused, FaultBase, FaultParams, FaultTarget
 from chaos.faults.registry import register_fault
 
+MARGIN_S = 0.005
+
 
 class ServerRestartParams(FaultParams):
     name: Literal["server_restart"]
     mode: Literal["crash", "shutdown"] = Field(
         "crash", description="crash: SIGKILL, nothing flushed; shutdown: SIGTERM, Redis flushes its AOF and exits."
     )
-    down_s: float = Field(2.0, ge=0, description="How long the server stays down before it is started again.")
+    down_s: float = Field(
+        2.0, ge=0, description="How long the server does not answer: from the kill until it answers again."
+    )
     node: Literal["primary", "replica"] = Field(
         "primary", description="Which data node (replica: sentinel or cluster topology)."
     )
@@ -52,8 +58,22 @@ class ServerRestart(FaultBase):
         topology = managed_servers(self.target, self.name)
         self.server = server = topology.node(self.params.node)
         pid = server.pid
+        self.took_effect = time.monotonic()
         server.kill(hard=self.params.mode == "crash")
-        return {"node": self.params.node, "port": server.port, "pid": pid, "persistence": topology.persistence}
+        return {
+            "node": self.params.node,
+            "port": server.port,
+            "pid": pid,
+            "persistence": topology.persistence,
+            "startup_s": round(server.startup_s, 4),  # its fastest start-up: it is started again this early
+        }
+
+    def hold_until(self, begin: float, t0: float) -> float:
+        """``down_s`` after the kill, less the server's fastest start-up seen: it answers
+        again ``down_s`` after it stopped (aimed :data:`MARGIN_S` later, so that the spread of the
+        start-up and of the scheduler makes it last a little longer, not shorter, than asked)."""
+        lead_s = self.server.startup_s if self.server is not None else 0.0
+        return max(t0, super().hold_until(begin, t0) - lead_s + MARGIN_S)
 
     def revert(self) -> None:
         if self.server is not None:

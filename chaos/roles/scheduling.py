@@ -109,6 +109,8 @@ class SchedulingRole(Role[R]):
             last_fault_by=last_fault_by,
             fan_out=self.fan_out(),
             on_crash=run.crashed,
+            witnesses=self.session.witnesses,
+            window_s=profile.recovery.max_window_s,
         )
 
     def _watch_embedded(self, run: R) -> None:

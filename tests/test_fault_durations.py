@@ -1,0 +1,87 @@
+"""Faults last what they say: each runs through the scheduler (inject, hold, revert) against a real
+redis-server, and an independent probe process (tests/stall_probe.py) measures how long it took effect.
+A pause within 10 ms of ``pause_ms``; a memory limit and a toxic within 20 ms of ``duration_s``
+(a restart's ``down_s`` is checked under load in test_witness_run.py)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from chaos.events import ResilienceEvents
+from chaos.faults import FaultTarget
+from chaos.profile import parse_profile
+from chaos.scheduler import ChaosScheduler
+from config.proxy import ProxySettings
+from targets.embedded import EmbeddedRedis
+from targets.netproxy import NetworkDriver, open_proxy
+
+from .helpers import StallProbe, no_pools
+
+
+@pytest.fixture
+def admin_of(redis_server: EmbeddedRedis) -> Iterator[redis.Redis]:
+    admin = redis.Redis.from_url(redis_server.url, client_name="rradmin-t", retry=Retry(NoBackoff(), 0))
+    yield admin
+    admin.close()
+
+
+def run_fault(target: FaultTarget, spec: dict[str, Any]) -> dict[str, Any]:
+    """One fault through the scheduler, as a run injects it; its record's details."""
+    chaos = parse_profile({"chaos": {"faults": [spec]}}, "test").chaos
+    scheduler = ChaosScheduler(chaos, target, ResilienceEvents(), started_at=time.monotonic())
+    record = scheduler.inject(chaos.faults[0])
+    scheduler.stop()
+    assert record.ok and record.revert_error is None, record
+    return record.details
+
+
+def one_stall(stalls: list[tuple[float, float]], longer_than_s: float) -> float:
+    long = [end - start for start, end in stalls if end - start > longer_than_s]
+    assert len(long) == 1, stalls
+    return long[0]
+
+
+@pytest.mark.parametrize(("pause_ms", "mode"), [(500, "ALL"), (5000, "ALL"), (1000, "WRITE")])
+def test_a_pause_stalls_the_server_pause_ms_within_10_ms(
+    redis_server: EmbeddedRedis, admin_of: redis.Redis, pause_ms: int, mode: str
+) -> None:
+    hz = admin_of.config_get("hz")["hz"]
+    probe = StallProbe(redis_server.host, redis_server.port, "SET" if mode == "WRITE" else "PING")
+    try:
+        details = run_fault(FaultTarget(admin_of, "rr-t-", no_pools), {"name": "client_pause", "pause_ms": pause_ms,
+                                                                       "mode": mode})  # fmt: skip
+    finally:
+        stalls = probe.stop()
+    assert details["hz_raised"] is True, details
+    assert abs(one_stall(stalls, pause_ms / 2000) - pause_ms / 1000) <= 0.010, (stalls, details)
+    assert admin_of.config_get("hz")["hz"] == hz  # the server's own hz is back
+
+
+def test_a_memory_limit_lasts_duration_s_within_20_ms(redis_server: EmbeddedRedis, admin_of: redis.Redis) -> None:
+    probe = StallProbe(redis_server.host, redis_server.port, "MAXMEMORY")
+    try:
+        run_fault(FaultTarget(admin_of, "rr-t-", no_pools), {"name": "oom", "duration_s": 1})
+    finally:
+        spans = probe.stop()
+    assert abs(one_stall(spans, 0.5) - 1.0) <= 0.020, spans
+
+
+def test_a_toxic_lasts_duration_s_within_20_ms(redis_server: EmbeddedRedis, admin_of: redis.Redis) -> None:
+    proxy: NetworkDriver = open_proxy(ProxySettings(), redis_server.host, redis_server.port)
+    try:
+        probe = StallProbe(proxy.host, proxy.port)  # through the proxy: every PING is reset while the toxic lasts
+        try:
+            target = FaultTarget(admin_of, "rr-t-", no_pools, network=proxy)
+            run_fault(target, {"name": "network", "toxic": "reset_peer", "duration_s": 1})
+        finally:
+            stalls = probe.stop()
+    finally:
+        proxy.close()
+    assert abs(one_stall(stalls, 0.5) - 1.0) <= 0.020, stalls
