@@ -242,6 +242,7 @@ class ChaosScheduler:
             return record
         t0 = self.clock()
         record.t0 = t0
+        record.took_effect = getattr(fault, "took_effect", None) or t0
         record.offset_s = t0 - self.started_at
         record.inject_ms = (t0 - begin) * 1000
         logger.info(
@@ -314,7 +315,7 @@ class ChaosScheduler:
         if self._active is not None and self._active[1] is record:
             self._active = None
         if record.t0 is not None:
-            record.duration_s = self.clock() - record.t0
+            record.duration_s = self.clock() - (record.took_effect or record.t0)
             self.events.fault_reverted.fire(
                 fault_id=record.fault_id,
                 name=record.name,

@@ -116,8 +116,9 @@ class TargetSession:
         settings = self.profile.recovery.witness
         if not settings.enabled:
             return
+        publish = not isinstance(self.admin, RedisCluster)  # a cluster's PUBLISH reaches every node: PING there
         self.witnesses = Witnesses(
-            self.primaries, self.run.witness_name, settings.period_ms, settings.late_ms, _witness_crashed
+            self.primaries, self.run.witness_name, settings.period_ms, settings.late_ms, _witness_crashed, publish
         )
         try:
             self.witnesses.refresh()

@@ -16,6 +16,7 @@ class FaultRecord:
     offset_s: float  # t0 (or the failed attempt) since the test started
     inject_ms: float
     t0: float | None = None  # monotonic, None when the injection failed
+    took_effect: float | None = None  # monotonic: when the fault reached the target, if it knows (else t0)
     details: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
     duration_s: float = 0.0

@@ -62,6 +62,7 @@ def fault_rows(
         }
         win = by_id.get(rec.fault_id)
         row.update(
+            witness_nodes=list(rec.watched),
             outage_s=_r(rec.outage_s),
             outage_started_s=_r(rec.outage_started_s),
             client_excess_s=_r(client_excess_s(rec, win)),

@@ -76,7 +76,8 @@ class EmbeddedRedis:
         self.port = 0
         self.process: subprocess.Popen[bytes] | None = None
         self.dir: Path | None = None
-        self.startup_s = 0.0  # from spawn to the first answer: the fastest start seen (0: not started yet)
+        self.startup_s = 0.0  # from the gate's opening to the first answer: the fastest seen (0: not yet)
+        self.gated = False  # a process waits at the gate (see prepare)
 
     @property
     def url(self) -> str:
@@ -101,6 +102,16 @@ class EmbeddedRedis:
 
     def _spawn(self, timeout_s: float) -> bool:
         """Start the server on ``self.port`` in ``self.dir``; True once it answers PING."""
+        self.prepare()
+        return self._release(timeout_s)
+
+    def prepare(self) -> None:
+        """Fork the server's process now, held at a gate (a shell waiting for one line on its stdin,
+        then exec'ing ``redis-server``): :meth:`restart` then only opens the gate. Forking a large
+        load generator takes tens of ms under load; exec and start-up alone take a steady ~17 ms, so
+        a restart lands on time (chaos/faults/server_restart.py)."""
+        if self.process is not None and self.process.poll() is None:
+            return  # running, or already at the gate
         assert self.dir is not None
         args = [
             shutil.which(self.binary) or self.binary,
@@ -110,16 +121,25 @@ class EmbeddedRedis:
         ]  # fmt: skip
         # Its own session: a Ctrl-C in the terminal reaches Locust only, which stops the server
         # after checking acknowledged writes. If Locust itself is killed, the server follows it.
-        spawned = time.monotonic()
         self.process = subprocess.Popen(
-            args,
-            stdin=subprocess.DEVNULL,
+            ["/bin/sh", "-c", 'read -r _ && exec "$@"', "redis-gate", *args],
+            stdin=subprocess.PIPE,
             stdout=subprocess.DEVNULL,
             start_new_session=True,
             preexec_fn=die_with_parent,
         )
+        self.gated = True
+
+    def _release(self, timeout_s: float) -> bool:
+        """Open the gate: the server execs and starts; True once it answers (its start-up time measured)."""
+        assert self.process is not None and self.process.stdin is not None
+        released = time.monotonic()
+        with contextlib.suppress(OSError):
+            self.process.stdin.write(b"go\n")
+            self.process.stdin.close()
+        self.gated = False
         ready = self._wait_ready(timeout_s)
-        took = time.monotonic() - spawned
+        took = time.monotonic() - released
         self.startup_s = took if ready and not self.startup_s else min(self.startup_s, took)
         return ready
 
@@ -155,6 +175,7 @@ class EmbeddedRedis:
     def kill(self, hard: bool = True, timeout_s: float = 10.0) -> None:
         """Crash (SIGKILL) or shut down cleanly (SIGTERM: Redis flushes its AOF and exits); keep the data dir."""
         process, self.process = self.process, None
+        self.gated = False
         if process is None or process.poll() is not None:
             return
         with contextlib.suppress(ProcessLookupError):
@@ -167,8 +188,9 @@ class EmbeddedRedis:
             process.wait(timeout_s)
 
     def restart(self, timeout_s: float = 10.0) -> None:
-        """Start again on the same port, from the same data dir (what persistence kept)."""
-        if self.running:
+        """Start again on the same port, from the same data dir (what persistence kept); at once when
+        :meth:`prepare` forked it already."""
+        if self.running and not self.gated:
             return
         if not self._spawn(timeout_s):
             error = self._log_tail()

@@ -99,9 +99,11 @@ class Witness:
         period_ms: float = 2.0,
         late_ms: float = 10.0,
         tls: tuple[tuple[str, Any], ...] | None = None,
+        publish: bool = False,
     ) -> None:
         self.host, self.port, self.name = host, port, name
         self.user, self.password, self.tls = user, password, tls
+        self.publish = publish  # probe with PUBLISH (held by WRITE pauses too), else PING
         self.period_ms, self.late_ms = period_ms, late_ms
         self.gaps: deque[Gap] = deque(maxlen=MAX_GAPS)
         self.process: subprocess.Popen[bytes] | None = None
@@ -116,6 +118,8 @@ class Witness:
             args += ["--user", self.user]
         if self.tls is not None:
             args += ["--tls", json.dumps(dict(self.tls))]
+        if self.publish:
+            args.append("--publish")
         env = {**os.environ, "RR_WITNESS_PASSWORD": self.password} if self.password is not None else None
         self.process = subprocess.Popen(
             args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env,
@@ -135,6 +139,7 @@ class Witness:
         for raw in self.process.stdout:
             kind, *times = raw.decode().split()
             if kind == "READY":
+                self.publish = times[1:] == ["PUBLISH"]  # what the probe ended up using
                 self.ready.set()
             elif kind == "GAP":
                 self.gaps.append(Gap(float(times[0]), float(times[1])))
@@ -167,7 +172,8 @@ class Witnesses:
 
     :param nodes: the target's primaries now (a Sentinel's primary moves with a failover, a
         cluster's with its slots); :meth:`refresh` starts a witness for each one not yet watched
-    :param name: the witnesses' ``CLIENT SETNAME`` (``rr-<run>-witness``)
+    :param name: the witnesses' ``CLIENT SETNAME`` (``rrwitness-<run>``)
+    :param publish: probe with ``PUBLISH`` (not on a cluster, where a PUBLISH reaches every node)
     """
 
     def __init__(
@@ -177,8 +183,9 @@ class Witnesses:
         period_ms: float = 2.0,
         late_ms: float = 10.0,
         on_crash: OnCrash | None = None,
+        publish: bool = False,
     ) -> None:
-        self.nodes, self.name = nodes, name
+        self.nodes, self.name, self.publish = nodes, name, publish
         self.period_ms, self.late_ms = period_ms, late_ms
         self.on_crash = on_crash
         self.witnesses: dict[str, Witness] = {}
@@ -190,7 +197,8 @@ class Witnesses:
         for node in self.nodes():
             if node.key not in self.witnesses:
                 self.witnesses[node.key] = Witness(
-                    node.host, node.port, self.name, node.user, node.password, self.period_ms, self.late_ms, node.tls
+                    node.host, node.port, self.name, node.user, node.password, self.period_ms, self.late_ms, node.tls,
+                    self.publish,
                 ).start(self.on_crash)
             keys.append(node.key)
         self.primaries = tuple(keys)

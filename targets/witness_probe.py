@@ -1,5 +1,7 @@
 """The witness's probe process: PING one Redis node on a fixed period over a raw socket, and print
-every stretch without a timely reply.
+every stretch without a timely reply. With ``--publish`` the probe is ``PUBLISH <its name> 1`` to a
+channel no one listens to: as cheap, and held by a ``CLIENT PAUSE ... WRITE`` as well as by an
+``ALL`` one (a PING passes a WRITE pause), so a write pause is an outage too.
 
 It runs as a child process of its own (``python -m targets.witness_probe``), so that a saturated
 gevent hub or the GIL of the load generator cannot delay its clock: plain blocking sockets, no
@@ -10,7 +12,7 @@ redis-py's ``ssl_*`` arguments as JSON). A password comes in the environment var
 Output, one line each, times on ``time.monotonic()`` (CLOCK_MONOTONIC: the same clock in every
 process of this machine, so the parent compares them with its own ``t0``):
 
-- ``READY <t>``: connected, first reply received;
+- ``READY <t> <command>``: connected, first reply received, probing with ``command``;
 - ``GAP <start> <end>``: no timely reply from ``start`` (the send time of the first probe that
   failed or was late) to ``end`` (the first reply after it).
 
@@ -52,6 +54,10 @@ def tls_context(tls: dict[str, Any]) -> ssl.SSLContext:
     return context
 
 
+class Refused(ConnectionError):
+    """The server answered with an error."""
+
+
 class Probe:
     def __init__(
         self, host: str, port: int, name: str, user: str | None, password: str | None, tls: ssl.SSLContext | None
@@ -89,7 +95,7 @@ class Probe:
             self.buffer += chunk
         line, _, self.buffer = self.buffer.partition(b"\r\n")
         if line.startswith(b"-"):
-            raise ConnectionError(line[1:].decode(errors="replace"))
+            raise Refused(line[1:].decode(errors="replace"))
         return line
 
 
@@ -99,8 +105,9 @@ def parent_gone() -> bool:
     return bool(readable) and not os.read(sys.stdin.fileno(), 1)
 
 
-def run(probe: Probe, period_s: float, late_s: float) -> None:
-    ping = command("PING")
+def run(probe: Probe, period_s: float, late_s: float, publish: bool = False) -> None:
+    """Probe until the parent goes. A PUBLISH the server refuses (an ACL without it) falls back to PING."""
+    ping = command("PUBLISH", probe.name, "1") if publish else command("PING")
     outage_from: float | None = None  # send time of the first probe that failed or was late
     ready = False
     next_at = time.monotonic()
@@ -110,6 +117,14 @@ def run(probe: Probe, period_s: float, late_s: float) -> None:
             if probe.sock is None:
                 probe.connect(timeout_s=max(late_s, 0.5))
             probe.call(ping, timeout_s=None)  # a paused server answers late: the wait is the outage
+        except Refused:
+            if not ready and publish and probe.sock is not None:  # connected, but PUBLISH is not allowed
+                ping, publish = command("PING"), False
+                continue
+            probe.close()
+            outage_from = sent if outage_from is None else outage_from
+            time.sleep(period_s)
+            continue
         except OSError:
             probe.close()
             outage_from = sent if outage_from is None else outage_from
@@ -118,7 +133,7 @@ def run(probe: Probe, period_s: float, late_s: float) -> None:
         replied = time.monotonic()
         if not ready:
             ready = True
-            print(f"READY {replied:.6f}", flush=True)
+            print(f"READY {replied:.6f} {'PUBLISH' if publish else 'PING'}", flush=True)
         elif outage_from is not None or replied - sent > late_s:
             print(f"GAP {sent if outage_from is None else outage_from:.6f} {replied:.6f}", flush=True)
         outage_from = None
@@ -134,12 +149,13 @@ def main() -> None:
     parser.add_argument("--user", default=None)
     parser.add_argument("--period-ms", type=float, default=2.0)
     parser.add_argument("--late-ms", type=float, default=10.0, help="a reply later than this is an outage")
+    parser.add_argument("--publish", action="store_true", help="probe with PUBLISH (held by a WRITE pause too)")
     parser.add_argument("--tls", default=None, help="redis-py's ssl_* arguments as JSON: connect with TLS")
     args = parser.parse_args()
     tls = tls_context(json.loads(args.tls)) if args.tls else None
     probe = Probe(args.host, args.port, args.name, args.user, os.environ.get("RR_WITNESS_PASSWORD"), tls)
     try:
-        run(probe, args.period_ms / 1000, args.late_ms / 1000)
+        run(probe, args.period_ms / 1000, args.late_ms / 1000, args.publish)
     except KeyboardInterrupt:
         pass
     finally:

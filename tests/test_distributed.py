@@ -43,6 +43,10 @@ def test_master_and_two_workers_count_every_fault_once(tmp_path: Path) -> None:
     assert not any("injected" in w for w in worker_out)  # chaos runs once, on the master
     for f in faults:
         assert f["ok"] and f["requests"] > 0 and "missing_workers" not in f
+        # the master's witness: resets leave the server answering; the clients' recovery is all excess
+        assert f["outage_s"] is not None and f["outage_s"] <= 0.05, f
+        if f["outage_started_s"] is None:
+            assert f["client_excess_s"] == f["recovery_s"], f
         if f["name"] == "pool_reset":  # broadcast, done and acknowledged by both workers' 20 users
             assert f["details"]["pools"] == 20 and "unacknowledged_workers" not in f["details"]
     # totals add up: the report's, the workers' own, and Locust's

@@ -15,7 +15,7 @@ from config.loader import ProfileError
 from .helpers import LOCUST, ROOT
 
 
-@pytest.mark.parametrize("name", ["default.yaml", "ci.yaml"])
+@pytest.mark.parametrize("name", ["default.yaml", "ci.yaml", "restart.yaml"])
 def test_shipped_profiles_load(name: str) -> None:
     profile = load_profile(ROOT / "config" / name)
     assert profile.target.url == "embedded"

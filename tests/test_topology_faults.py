@@ -225,7 +225,8 @@ def test_a_crash_without_persistence_loses_acknowledged_writes_in_the_report(tmp
     report = json.loads(report_path.read_text())
     assert proc.returncode == 3, out[-3000:]
     fault = report["faults"][0]
-    assert fault["name"] == "server_restart" and fault["ok"] and 0.5 <= fault["duration_s"] < 5
+    assert fault["name"] == "server_restart" and fault["ok"], fault
+    assert 0.45 <= fault["duration_s"] < 5  # down_s, to within the start-up's spread
     assert fault["failures"] + fault["hidden_retries"] > 0 and fault["recovered"]
     assert report["summary"]["lost_writes"] > 0  # everything acknowledged before the crash is gone
     assert "SLO BREACHED max_lost_writes" in out
@@ -253,9 +254,11 @@ def test_every_fault_of_faults_yaml_in_one_headless_run(tmp_path: Path) -> None:
         assert f["ok"], f
         assert f["requests"] > 0 and f["recovery_s"] is not None, f
     pause_all, pause_write, oom, restart = faults[3], faults[4], faults[5], faults[6]
-    assert 1.0 <= pause_all["duration_s"] < 2.5 and 2.0 <= pause_write["duration_s"] < 3.5
-    assert oom["failures"] > 0  # writes refused with OOM
-    assert restart["hidden_retries"] + restart["failures"] > 0
+    assert 0.99 <= pause_all["duration_s"] < 2.5 and 2.0 <= pause_write["duration_s"] < 3.5
+    assert abs(pause_all["outage_s"] - 1.0) <= 0.02, pause_all  # the witness follows the new primary
+    assert pause_all["witness_nodes"] == [f"127.0.0.1:{faults[2]['details']['new_primary_port']}"], pause_all
+    assert oom["failures"] > 0, oom  # writes refused with OOM
+    assert restart["hidden_retries"] + restart["failures"] > 0, restart
     for failover in (faults[2], faults[7]):
         assert failover["details"]["replica_in_sync"] is True  # each on a settled topology
         assert 0 < failover["details"]["promoted_after_s"] < 20

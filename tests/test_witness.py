@@ -80,3 +80,33 @@ def test_a_node_that_does_not_answer_is_a_clear_error() -> None:
 
 def test_commands_are_resp_arrays() -> None:
     assert command("CLIENT", "SETNAME", "rr-x") == b"*3\r\n$6\r\nCLIENT\r\n$7\r\nSETNAME\r\n$4\r\nrr-x\r\n"
+
+
+@pytest.mark.parametrize("publish", [True, False])
+def test_a_write_pause_is_an_outage_for_a_publishing_witness_only(
+    redis_server: EmbeddedRedis, admin: redis.Redis, publish: bool
+) -> None:
+    witness = Witness(redis_server.host, redis_server.port, "rr-test-witness", publish=publish).start()
+    try:
+        assert witness.publish is publish
+        before = time.monotonic()
+        admin.client_pause(500, all=False)  # WRITE: a PING passes, a PUBLISH waits
+        gevent.sleep(0.8)
+        gap = witness.outage(before, time.monotonic())
+        if publish:
+            assert gap is not None and 0.45 <= gap.seconds <= 0.62, gap
+        else:
+            assert gap is None or gap.seconds < 0.2, gap
+    finally:
+        witness.stop()
+
+
+def test_a_user_without_publish_is_watched_with_ping(redis_server: EmbeddedRedis, admin: redis.Redis) -> None:
+    admin.acl_setuser("watcher", enabled=True, passwords=["+w-secret"], commands=["+ping", "+client", "+auth"])
+    witness = Witness(redis_server.host, redis_server.port, "rr-test-witness", "watcher", "w-secret", publish=True)
+    try:
+        witness.start()
+        assert witness.publish is False  # PUBLISH refused by the ACL: PING instead
+        assert "rr-test-witness" in {c.get("name") for c in admin.client_list()}
+    finally:
+        witness.stop()

@@ -80,8 +80,12 @@ def test_a_kill_has_no_outage_and_a_1_s_restart_one_of_1_s(tmp_path: Path) -> No
     assert kill["outage_s"] <= 0.02, kill  # redis-py defaults: the server never stopped answering
     assert abs(kill["client_excess_s"] - kill["recovery_s"]) <= 0.02, kill
     assert restart["name"] == "server_restart" and restart["ok"], restart
-    assert 1.0 <= restart["outage_s"] <= 1.1, restart
+    # 1.0-1.1 s; 10 ms less allowed: a probe process descheduled for a few ms at the kill (the suite runs
+    # three loads on two cores) starts its gap late
+    assert 0.99 <= restart["outage_s"] <= 1.1, restart
     assert len(stalls) == 1, stalls
     down = stalls[0][1] - stalls[0][0]
-    assert abs(down - 1.0) <= 0.020, down  # down_s: the server does not answer for 1 s
+    # down_s: the server does not answer for 1 s, within 20 ms under one load (bench/durations.py); 30 ms
+    # here, where the suite runs three loads on two cores and a start-up's 10 ms of CPU can take 25
+    assert abs(down - 1.0) <= 0.030, down
     assert abs(restart["outage_s"] - down) <= 0.010, (restart, down)
