@@ -328,6 +328,10 @@ def test_a_headless_run_on_the_embedded_cluster_with_a_failover(tmp_path: Path) 
     assert fault["details"]["method"] == "kill_primary" and 0 < fault["details"]["promoted_after_s"] < 20
     assert fault["requests"] > 0 and fault["failures"] + fault["hidden_retries"] > 0  # every shard saw it
     assert fault["recovered"] and fault["recovery_s"] is not None
+    # a witness on each primary; the killed one is down down_s, and until a replica is promoted
+    assert len(fault["witness_nodes"]) == 3, fault
+    assert 1.9 <= fault["outage_s"] <= max(2.0, fault["details"]["promoted_after_s"]) + 0.6, fault
+    assert fault["client_excess_s"] is not None, fault
     print(f"kill_primary: promoted after {fault['details']['promoted_after_s']}s, recovery_s {fault['recovery_s']}, "
           f"failures {fault['failures']}, lost writes {report['summary']['lost_writes']}")  # fmt: skip
     integrity = report["integrity"]

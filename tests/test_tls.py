@@ -61,6 +61,7 @@ def test_a_headless_run_over_tls_with_a_client_certificate_passes(
     report = json.loads(report_path.read_text())
     assert report["summary"]["requests"] > 100 and report["summary"]["lost_writes"] == 0
     assert len(report["faults"]) >= 1 and all(f["ok"] for f in report["faults"])
+    assert all(f["outage_s"] is not None and f["witness_nodes"] for f in report["faults"])  # the witness, over mTLS
     with mtls_server.client() as client:
         assert client.dbsize() == 0  # the admin's clean-up reached the server over TLS too
 

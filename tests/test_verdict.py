@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import math
 
+import pytest
+
 from chaos.profile import parse_profile
 from recovery.outcome import Outcome
-from recovery.report import compute_figures
+from recovery.records import FaultRecord
+from recovery.report import client_excess_s, compute_figures
 from recovery.results import NodeResult
 from recovery.verdict import EXIT_PASS, EXIT_SLO_BREACHED, Figures, evaluate
 from scenarios.run import IntegrityResult
@@ -65,3 +68,31 @@ def test_figures_leave_unresolved_windows_out_of_recovery() -> None:
     assert compute_figures([], result).recovery_p95_s == 0.4
     cut_short.truncated = False  # closed at its max window, still degraded: a real failure to recover
     assert compute_figures([], result).recovery_p95_s == math.inf
+
+
+def witnessed(fault_id: int, outage_s: float, started_s: float | None) -> FaultRecord:
+    record = FaultRecord(fault_id, "client_pause", {}, offset_s=float(fault_id), inject_ms=1.0, t0=100.0 + fault_id)
+    record.witnessed, record.outage_s, record.outage_started_s = True, outage_s, started_s
+    return record
+
+
+def test_client_excess_is_recovery_beyond_the_outage_and_its_slo_breaches() -> None:
+    records = [witnessed(1, 1.0, -0.002), witnessed(2, 0.0, None)]
+    result = NodeResult(windows=[window(1, recovery=1.9), window(2, recovery=0.3)])
+    assert [client_excess_s(r, w) for r, w in zip(records, result.windows, strict=True)] == [
+        pytest.approx(0.902),
+        0.3,  # no outage: the whole recovery is the clients'
+    ]
+    figures_ = compute_figures(records, result)
+    assert figures_.client_excess_p95_s == pytest.approx(0.902)
+    slo = parse_profile({"slo": {"max_client_excess_p95_s": 0.5}}, "test").slo
+    [breach] = [r for r in evaluate(slo, figures_) if r.name == "max_client_excess_p95_s"]
+    assert not breach.ok and breach.message == "SLO BREACHED max_client_excess_p95_s: 0.902 > 0.5 (over by 0.402)"
+    assert not any(r.name == "max_client_excess_p95_s" for r in evaluate(SLO, figures_))  # null by default
+
+
+def test_client_excess_is_unknown_without_a_witness_and_inf_when_not_recovered() -> None:
+    unwitnessed = FaultRecord(1, "client_kill", {}, offset_s=1.0, inject_ms=1.0, t0=101.0)
+    assert compute_figures([unwitnessed], NodeResult(windows=[window(1)])).client_excess_p95_s is None
+    stuck = NodeResult(windows=[window(1, recovery=None)])
+    assert compute_figures([witnessed(1, 0.5, 0.0)], stuck).client_excess_p95_s == math.inf

@@ -87,6 +87,7 @@ class Failover(FaultBase):
         details["replica_in_sync"] = topology.settled()
         if self.params.method == "kill_primary":
             self.killed = old
+            self.took_effect = time.monotonic()  # down_s counts from the kill
             old.kill(hard=True)
         elif self.params.method == "cluster_failover":
             replica = topology.replica_of(old)
