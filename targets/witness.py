@@ -110,6 +110,7 @@ class Witness:
         self.reader: gevent.Greenlet | None = None
         self.ready = gevent.event.Event()
         self.crash: str | None = None
+        self.down_since: float | None = None  # an outage going on (no reply yet), since then
 
     def start(self, on_crash: OnCrash | None = None) -> Witness:
         args = [sys.executable, "-m", "targets.witness_probe", self.host, str(self.port), "--name", self.name,
@@ -141,13 +142,19 @@ class Witness:
             if kind == "READY":
                 self.publish = times[1:] == ["PUBLISH"]  # what the probe ended up using
                 self.ready.set()
+            elif kind == "DOWN":
+                self.down_since = float(times[0])
             elif kind == "GAP":
+                self.down_since = None
                 self.gaps.append(Gap(float(times[0]), float(times[1])))
 
     def outage(self, window_start: float, window_end: float) -> Gap | None:
         """The longest gap overlapping ``[window_start, window_end]`` (it may begin before the window:
-        a server stalls before the fault's injection call returns), or None."""
+        a server stalls before the fault's injection call returns), or None. An outage still going on
+        counts until ``window_end``."""
         overlapping = [g for g in self.gaps if g.end >= window_start and g.start <= window_end]
+        if self.down_since is not None and self.down_since <= window_end:
+            overlapping.append(Gap(self.down_since, window_end))
         return max(overlapping, key=lambda g: g.seconds, default=None)
 
     def stop(self) -> None:

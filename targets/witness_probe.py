@@ -13,8 +13,13 @@ Output, one line each, times on ``time.monotonic()`` (CLOCK_MONOTONIC: the same 
 process of this machine, so the parent compares them with its own ``t0``):
 
 - ``READY <t> <command>``: connected, first reply received, probing with ``command``;
+- ``DOWN <start>``: an outage began at ``start`` (the send time of the first probe that failed, or
+  got no reply within ``--late-ms``) and goes on;
 - ``GAP <start> <end>``: no timely reply from ``start`` (the send time of the first probe that
   failed or was late) to ``end`` (the first reply after it).
+
+A connection without a reply for :data:`RECONNECT_S` is replaced (a paused server's held
+connections are freed when it resumes).
 
 It stops when its parent closes its stdin (or dies: it reads stdin for EOF between probes).
 """
@@ -22,6 +27,7 @@ It stops when its parent closes its stdin (or dies: it reads stdin for EOF betwe
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import select
@@ -29,9 +35,11 @@ import socket
 import ssl
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 READ_CHUNK = 4096
+RECONNECT_S = 1.0  # no reply this long on one connection: it went silent (a black hole), connect again
 
 
 def command(*parts: str) -> bytes:
@@ -83,13 +91,25 @@ class Probe:
             self.sock.close()
             self.sock = None
 
-    def call(self, request: bytes, timeout_s: float | None) -> bytes:
-        """Send ``request``, return its one-line reply; OSError (or TimeoutError) when none comes."""
+    def call(
+        self, request: bytes, timeout_s: float | None, late_s: float | None = None, on_late: Callable[[], None] = print
+    ) -> bytes:
+        """Send ``request``, return its one-line reply; OSError (or TimeoutError) when none comes within
+        ``timeout_s``. ``on_late`` is called once when no reply came within ``late_s``."""
         assert self.sock is not None
-        self.sock.settimeout(timeout_s)
+        self.sock.settimeout(late_s if late_s is not None else timeout_s)
         self.sock.sendall(request)
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
         while b"\r\n" not in self.buffer:
-            chunk = self.sock.recv(READ_CHUNK)
+            try:
+                chunk = self.sock.recv(READ_CHUNK)
+            except TimeoutError:
+                if late_s is None or (deadline is not None and time.monotonic() >= deadline):
+                    raise
+                on_late()
+                late_s = None  # once: wait out the rest of timeout_s
+                self.sock.settimeout(None if deadline is None else max(0.001, deadline - time.monotonic()))
+                continue
             if not chunk:
                 raise ConnectionError("closed by the server")
             self.buffer += chunk
@@ -109,25 +129,36 @@ def run(probe: Probe, period_s: float, late_s: float, publish: bool = False) -> 
     """Probe until the parent goes. A PUBLISH the server refuses (an ACL without it) falls back to PING."""
     ping = command("PUBLISH", probe.name, "1") if publish else command("PING")
     outage_from: float | None = None  # send time of the first probe that failed or was late
+    announced = False  # DOWN printed for the outage going on
     ready = False
     next_at = time.monotonic()
+
+    def down(since: float) -> None:
+        nonlocal outage_from, announced
+        outage_from = since if outage_from is None else outage_from
+        if ready and not announced:
+            announced = True
+            print(f"DOWN {outage_from:.6f}", flush=True)
+
     while not parent_gone():
         sent = time.monotonic()
         try:
             if probe.sock is None:
-                probe.connect(timeout_s=max(late_s, 0.5))
-            probe.call(ping, timeout_s=None)  # a paused server answers late: the wait is the outage
+                probe.connect(timeout_s=max(late_s, RECONNECT_S))
+            # A paused server answers late: the wait is the outage. After RECONNECT_S without a reply
+            # (a connection that went silent), a new connection.
+            probe.call(ping, RECONNECT_S, late_s, functools.partial(down, sent))
         except Refused:
             if not ready and publish and probe.sock is not None:  # connected, but PUBLISH is not allowed
                 ping, publish = command("PING"), False
                 continue
             probe.close()
-            outage_from = sent if outage_from is None else outage_from
+            down(sent)
             time.sleep(period_s)
             continue
         except OSError:
             probe.close()
-            outage_from = sent if outage_from is None else outage_from
+            down(sent)
             time.sleep(period_s)  # a refused connection answers at once: retry on the period
             continue
         replied = time.monotonic()
@@ -136,7 +167,7 @@ def run(probe: Probe, period_s: float, late_s: float, publish: bool = False) -> 
             print(f"READY {replied:.6f} {'PUBLISH' if publish else 'PING'}", flush=True)
         elif outage_from is not None or replied - sent > late_s:
             print(f"GAP {sent if outage_from is None else outage_from:.6f} {replied:.6f}", flush=True)
-        outage_from = None
+        outage_from, announced = None, False
         next_at = max(next_at + period_s, replied)
         time.sleep(max(0.0, next_at - time.monotonic()))
 

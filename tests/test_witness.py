@@ -29,7 +29,7 @@ def test_a_pause_is_an_outage_of_its_length_from_when_the_server_stopped_answeri
         before = time.monotonic()
         admin.client_pause(500, all=True)
         paused_at = time.monotonic()
-        eventually("the witness reported the pause", lambda: witness.outage(before, before + 2) is not None, 5)
+        eventually("the witness reported the pause", lambda: bool(witness.gaps), 5)
         gap = witness.outage(before, before + 2)
         assert gap is not None
         assert 0.45 <= gap.seconds <= 0.62, gap  # the probe's period is 2 ms; its next PING waits out the pause
@@ -46,7 +46,7 @@ def test_a_crash_and_restart_is_one_outage_until_the_server_answers_again(redis_
         gevent.sleep(0.5)
         redis_server.restart()
         answered_at = time.monotonic()
-        eventually("the witness reported the restart", lambda: witness.outage(killed_at, killed_at + 5) is not None, 5)
+        eventually("the witness reported the restart", lambda: bool(witness.gaps), 5)
         gap = witness.outage(killed_at, killed_at + 5)
         assert gap is not None
         assert killed_at - 0.01 <= gap.start <= killed_at + 0.05, (killed_at, gap)
@@ -110,3 +110,18 @@ def test_a_user_without_publish_is_watched_with_ping(redis_server: EmbeddedRedis
         assert "rr-test-witness" in {c.get("name") for c in admin.client_list()}
     finally:
         witness.stop()
+
+
+def test_an_outage_still_going_on_counts_until_the_window_ends(redis_server: EmbeddedRedis) -> None:
+    witness = started(redis_server)
+    try:
+        killed_at = time.monotonic()
+        redis_server.kill(hard=True)  # and not restarted: no GAP line will come, a DOWN line does
+        eventually("the witness saw the server go", lambda: witness.down_since is not None, 5)
+        gevent.sleep(0.3)
+        now = time.monotonic()
+        gap = witness.outage(killed_at, now)
+        assert gap is not None and abs(gap.start - killed_at) <= 0.05 and gap.end == now, (killed_at, gap, now)
+    finally:
+        witness.stop()
+        redis_server.restart()
