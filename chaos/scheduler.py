@@ -223,7 +223,7 @@ class ChaosScheduler:
         if scheduled is not None:
             record.scheduled_s = scheduled - self.started_at
             record.late_ms = (begin - scheduled) * 1000
-        self.witness(begin)  # the windows before this one closed here: their outages are final
+        self.settle_outages(begin)  # the windows before this one closed here: their outages are final
         self.records.append(record)
         record.watched = self.witnesses.primaries if self.witnesses is not None else ()
         self._active = (fault, record)  # from here on, stop() reverts it, even mid-injection
@@ -280,7 +280,7 @@ class ChaosScheduler:
         except Exception as exc:  # the next fault is watched on the nodes as they were; never fatal
             logger.warning("the witness could not follow the target's primaries: %s", describe(exc))
 
-    def witness(self, now: float) -> None:
+    def settle_outages(self, now: float) -> None:
         """Each fault whose window has closed by ``now``: its server-side outage from the witness
         (the longest stretch without a timely reply from the nodes watched at its injection, from
         its injection call to its window's end). Without a witness, nothing."""
@@ -336,7 +336,7 @@ class ChaosScheduler:
             self._revert(*self._active)
         if self.witnesses is not None and any(not r.witnessed for r in self.records):
             gevent.sleep(WITNESS_SETTLE_S)  # a gap that just ended reaches us as its probe's next line
-            self.witness(self.clock())
+            self.settle_outages(self.clock())
         faults, self._faults = self._faults, []
         for fault in faults:
             fault.close()

@@ -77,8 +77,14 @@ def test_a_kill_has_no_outage_and_a_1_s_restart_one_of_1_s(tmp_path: Path) -> No
     assert "Traceback" not in out, out[-4000:]
     kill, restart = json.loads(report_path.read_text())["faults"]
     assert kill["name"] == "client_kill" and kill["ok"] and kill["recovery_s"] is not None, kill
-    assert kill["outage_s"] <= 0.02, kill  # redis-py defaults: the server never stopped answering
-    assert abs(kill["client_excess_s"] - kill["recovery_s"]) <= 0.02, kill
+    # redis-py defaults: the server never stopped answering (a late reply of a busy machine at most: the
+    # suite runs three loads on two cores), so the clients' recovery is all excess
+    assert kill["outage_s"] <= 0.1, kill
+    if kill["outage_started_s"] is None:
+        assert kill["client_excess_s"] == kill["recovery_s"], kill
+    else:
+        outage_end = kill["outage_started_s"] + kill["outage_s"]
+        assert abs(kill["client_excess_s"] - (kill["recovery_s"] - outage_end)) <= 0.002, kill
     assert restart["name"] == "server_restart" and restart["ok"], restart
     # 1.0-1.1 s; 10 ms less allowed: a probe process descheduled for a few ms at the kill (the suite runs
     # three loads on two cores) starts its gap late
