@@ -27,6 +27,7 @@ It stops when its parent closes its stdin (or dies: it reads stdin for EOF betwe
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import json
 import os
@@ -39,6 +40,7 @@ from collections.abc import Callable
 from typing import Any
 
 READ_CHUNK = 4096
+PRIORITY = -10  # the probe's nice value when allowed: a late wake-up of the probe would look like an outage
 RECONNECT_S = 1.0  # no reply this long on one connection: it went silent (a black hole), connect again
 
 
@@ -183,6 +185,8 @@ def main() -> None:
     parser.add_argument("--publish", action="store_true", help="probe with PUBLISH (held by a WRITE pause too)")
     parser.add_argument("--tls", default=None, help="redis-py's ssl_* arguments as JSON: connect with TLS")
     args = parser.parse_args()
+    with contextlib.suppress(OSError):  # best effort (needs root): woken first on a busy machine
+        os.setpriority(os.PRIO_PROCESS, 0, PRIORITY)
     tls = tls_context(json.loads(args.tls)) if args.tls else None
     probe = Probe(args.host, args.port, args.name, args.user, os.environ.get("RR_WITNESS_PASSWORD"), tls)
     try:
