@@ -20,6 +20,8 @@ It exits when its stdin closes.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import select
 import socket
 import sys
@@ -57,6 +59,8 @@ def main() -> None:
     parser.add_argument("--command", choices=sorted(COMMANDS), default="PING")
     parser.add_argument("--threshold-ms", type=float, default=5.0)
     args = parser.parse_args()
+    with contextlib.suppress(OSError):  # best effort (needs root): a probe woken late would mismeasure
+        os.setpriority(os.PRIO_PROCESS, 0, -10)
     request, threshold = COMMANDS[args.command], args.threshold_ms / 1000
     sock: socket.socket | None = None
     since: float | None = None  # the first late or failed send of a stall (or the first changed read)
