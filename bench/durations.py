@@ -59,6 +59,17 @@ class Probe:
         return [s for s in spans if s > longer_than_s]
 
 
+STARTED: list[subprocess.Popen[bytes]] = []  # every redis-server this script starts: stopped at its end
+
+
+def redis_server(port: int, directory: str) -> subprocess.Popen[bytes]:
+    server = subprocess.Popen(["redis-server", "--port", str(port), "--save", "", "--appendonly", "no",
+                               "--dir", directory], stdout=subprocess.DEVNULL)  # fmt: skip
+    STARTED.append(server)
+    time.sleep(0.3)
+    return server
+
+
 def profile(tmp: Path, name: str, overrides: dict[str, Any]) -> Path:
     data = yaml.safe_load((ROOT / "config" / "default.yaml").read_text())
     for key, value in overrides.items():
@@ -99,9 +110,7 @@ def main() -> None:
         tmp = Path(tmp_name)
         # 1. pauses and oom on a server of our own
         port = free_port()
-        server = subprocess.Popen(["redis-server", "--port", str(port), "--save", "", "--appendonly", "no",
-                                   "--dir", tmp_name], stdout=subprocess.DEVNULL)  # fmt: skip
-        time.sleep(0.3)
+        server = redis_server(port, tmp_name)
         pauses = [(500, "ALL"), (1000, "ALL"), (5000, "ALL"), (1000, "WRITE"), (5000, "WRITE")]
         faults = [{"name": "client_pause", "pause_ms": ms, "mode": mode} for ms, mode in pauses]
         faults.append({"name": "oom", "duration_s": 1})
@@ -140,9 +149,7 @@ def main() -> None:
         show("server_restart down_s 1", 1.0, probe.spans(), json.loads(report.read_text())["faults"])
         # 3. a toxic through the built-in proxy
         port, listen = free_port(), free_port()
-        server = subprocess.Popen(["redis-server", "--port", str(port), "--save", "", "--appendonly", "no",
-                                   "--dir", tmp_name], stdout=subprocess.DEVNULL)  # fmt: skip
-        time.sleep(0.3)
+        server = redis_server(port, tmp_name)
         toxic = {"name": "network", "toxic": "reset_peer", "duration_s": 1}
         path = profile(tmp, "network", {"chaos": chaos([toxic] * 3, 3), "recovery": {"max_window_s": 2.5},
                                         "target": {"proxy": {"listen_port": listen}}})  # fmt: skip
@@ -171,4 +178,9 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    finally:
+        for started in STARTED:
+            started.kill()
+            started.wait()
