@@ -47,7 +47,8 @@ def test_five_1000_ms_all_pauses_stall_1000_ms_and_the_report_measures_the_same(
         assert abs(stall - 1.0) <= 0.010, (fault["id"], stall)  # the fault lasts what it says
         assert abs(fault["outage_s"] - stall) <= 0.010, (fault, stall)  # the witness sees what the probe sees
         outage_end = fault["outage_started_s"] + fault["outage_s"]
-        assert outage_end <= fault["recovery_s"] <= outage_end + 0.050, fault
+        # the clients may beat the witness's next probe by its period (2 ms): 1 ms seen once
+        assert outage_end - 0.005 <= fault["recovery_s"] <= outage_end + 0.050, fault
         assert abs(fault["client_excess_s"] - (fault["recovery_s"] - outage_end)) <= 0.002, fault
         assert -0.05 <= fault["outage_started_s"] <= 0.01, fault  # the pause began in the injection call (+ a period)
         assert fault["late_ms"] is not None and 0 <= fault["late_ms"] <= 50, fault
