@@ -58,6 +58,21 @@ PR_SET_PDEATHSIG = 1
 READY_POLL_S = 0.002  # how often a starting server is asked whether it answers (its start-up time is measured)
 
 
+def end_process(process: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout_s: float = 5.0) -> None:
+    """Send ``sig`` to a child the pack started, wait for it, then SIGKILL it if it has not exited
+    within ``timeout_s`` (a child already gone: nothing to do)."""
+    if process.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(process.pid, sig)
+    try:
+        process.wait(timeout_s)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(process.pid, signal.SIGKILL)
+        process.wait(timeout_s)
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
@@ -176,16 +191,8 @@ class EmbeddedRedis:
         """Crash (SIGKILL) or shut down cleanly (SIGTERM: Redis flushes its AOF and exits); keep the data dir."""
         process, self.process = self.process, None
         self.gated = False
-        if process is None or process.poll() is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(process.pid, signal.SIGKILL if hard else signal.SIGTERM)
-        try:
-            process.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(process.pid, signal.SIGKILL)
-            process.wait(timeout_s)
+        if process is not None:
+            end_process(process, signal.SIGKILL if hard else signal.SIGTERM, timeout_s)
 
     def restart(self, timeout_s: float = 10.0) -> None:
         """Start again on the same port, from the same data dir (what persistence kept); at once when

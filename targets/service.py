@@ -4,10 +4,8 @@ by PID (SIGTERM, then SIGKILL), and gone with the process that started it."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -16,7 +14,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any, Final
 
-from targets.embedded import die_with_parent, free_port
+from targets.embedded import die_with_parent, end_process, free_port
 
 ROOT: Final = Path(__file__).resolve().parent.parent
 APP: Final = "examples.service.app:app"
@@ -89,15 +87,8 @@ class ReferenceService:
 
     def stop(self, timeout_s: float = 5.0) -> None:
         process, self.process = self.process, None
-        if process is None or process.poll() is not None:
+        if process is None:
             return
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(process.pid, signal.SIGKILL)
-            process.wait(timeout_s)
+        end_process(process, timeout_s=timeout_s)
         if process.stderr is not None:
             process.stderr.close()
