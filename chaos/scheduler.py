@@ -66,6 +66,7 @@ class Running(Protocol):
     """What the scheduler needs of a fault it runs: a fault, or a fault fanned out to the traffic nodes."""
 
     hold_s: float
+    took_effect: float | None
 
     def inject(self) -> dict[str, Any]: ...
 
@@ -85,6 +86,7 @@ class FannedOut:
 
     def __init__(self, fault: Fault, spec: FaultParams, fault_id: int, fan_out: FanOut) -> None:
         self.hold_s = fault.hold_s
+        self.took_effect: float | None = None  # each node's own
         self._fault, self._spec, self._fault_id, self._fan_out = fault, spec, fault_id, fan_out
 
     def inject(self) -> dict[str, Any]:
@@ -139,6 +141,7 @@ class ChaosScheduler:
         self._busy = gevent.lock.Semaphore()  # one fault at a time, scheduled or on demand
         self._on_demand: set[gevent.Greenlet[..., None]] = set()
         self._faults: list[Running] = []  # every fault run: stop() closes them (their background greenlets)
+        self._settled = 0  # records before this one have their witness figures (settle_outages)
 
     def start(self) -> None:
         self.greenlet = spawn_reported(lambda exc: self.on_crash("the chaos schedule", exc), self._run)
@@ -242,7 +245,7 @@ class ChaosScheduler:
             return record
         t0 = self.clock()
         record.t0 = t0
-        record.took_effect = getattr(fault, "took_effect", None) or t0
+        record.took_effect = fault.took_effect or t0
         record.offset_s = t0 - self.started_at
         record.inject_ms = (t0 - begin) * 1000
         logger.info(
@@ -286,14 +289,14 @@ class ChaosScheduler:
         its injection call to its window's end). Without a witness, nothing."""
         if self.witnesses is None:
             return
-        for record in self.records:
+        for record in self.records[self._settled :]:
             begin = record.begin
-            if record.witnessed or begin is None or record.t0 is None:
+            if begin is None or record.t0 is None:  # the injection failed: no window
                 continue
-            record.witnessed = True
             gap = self.witnesses.outage(record.watched, begin, min(now, record.t0 + self.window_s))
             record.outage_s = 0.0 if gap is None else gap.seconds
             record.outage_started_s = None if gap is None else gap.start - record.t0
+        self._settled = len(self.records)
 
     def _build(self, spec: FaultParams, fault_id: int) -> Running:
         fault = build_fault(spec, replace(self.target, fault_id=fault_id))
@@ -334,7 +337,7 @@ class ChaosScheduler:
             greenlet.kill(block=True)
         if self._active is not None:
             self._revert(*self._active)
-        if self.witnesses is not None and any(not r.witnessed for r in self.records):
+        if self.witnesses is not None and self._settled < len(self.records):
             gevent.sleep(WITNESS_SETTLE_S)  # a gap that just ended reaches us as its probe's next line
             self.settle_outages(self.clock())
         faults, self._faults = self._faults, []

@@ -26,8 +26,7 @@ class FaultRecord:
     scheduled_s: float | None = None  # when the schedule wanted it, since the test started (None: on demand)
     late_ms: float | None = None  # how late the injection began against ``scheduled_s``
     watched: tuple[str, ...] = ()  # the data nodes the witness watched at the injection (host:port)
-    witnessed: bool = False  # the witness's figures below are final
-    outage_s: float | None = None  # the server's longest stretch without a timely reply in the window
+    outage_s: float | None = None  # the server's longest stretch without a timely reply (None: not witnessed)
     outage_started_s: float | None = None  # when it began, relative to t0 (negative: before t0)
 
     @property

@@ -104,7 +104,7 @@ def client_excess_s(record: FaultRecord, window: WindowSummary | None) -> float 
     """What the clients took beyond the server's own outage: ``recovery_s - (outage_started_s + outage_s)``
     (the whole recovery when the server had no outage). None when either is unknown (no witness, not
     recovered); negative when the clients were healthy before the witness's first reply."""
-    if not record.witnessed or record.outage_s is None or window is None or window.recovery_s is None:
+    if record.outage_s is None or window is None or window.recovery_s is None:
         return None
     outage_end = 0.0 if record.outage_started_s is None else record.outage_started_s + record.outage_s
     return window.recovery_s - outage_end
@@ -119,7 +119,7 @@ def excess_p95(records: list[FaultRecord], windows: list[WindowSummary]) -> floa
         win = by_id.get(rec.fault_id)
         if not rec.ok or win is None or win.unresolved:
             continue
-        if not rec.witnessed:
+        if rec.outage_s is None:
             return None
         excess = client_excess_s(rec, win)
         values.append(math.inf if excess is None else excess)

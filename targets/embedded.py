@@ -155,7 +155,8 @@ class EmbeddedRedis:
         self.gated = False
         ready = self._wait_ready(timeout_s)
         took = time.monotonic() - released
-        self.startup_s = took if ready and not self.startup_s else min(self.startup_s, took)
+        if ready:
+            self.startup_s = min(self.startup_s, took) if self.startup_s else took
         return ready
 
     def temp_root(self) -> str | None:

@@ -150,15 +150,10 @@ def run(probe: Probe, period_s: float, late_s: float, publish: bool = False) -> 
             # A paused server answers late: the wait is the outage. After RECONNECT_S without a reply
             # (a connection that went silent), a new connection.
             probe.call(ping, RECONNECT_S, late_s, functools.partial(down, sent))
-        except Refused:
-            if not ready and publish and probe.sock is not None:  # connected, but PUBLISH is not allowed
-                ping, publish = command("PING"), False
+        except OSError as exc:
+            if isinstance(exc, Refused) and not ready and publish and probe.sock is not None:
+                ping, publish = command("PING"), False  # connected, but PUBLISH is not allowed
                 continue
-            probe.close()
-            down(sent)
-            time.sleep(period_s)
-            continue
-        except OSError:
             probe.close()
             down(sent)
             time.sleep(period_s)  # a refused connection answers at once: retry on the period

@@ -72,7 +72,7 @@ def test_figures_leave_unresolved_windows_out_of_recovery() -> None:
 
 def witnessed(fault_id: int, outage_s: float, started_s: float | None) -> FaultRecord:
     record = FaultRecord(fault_id, "client_pause", {}, offset_s=float(fault_id), inject_ms=1.0, t0=100.0 + fault_id)
-    record.witnessed, record.outage_s, record.outage_started_s = True, outage_s, started_s
+    record.outage_s, record.outage_started_s = outage_s, started_s
     return record
 
 

@@ -80,6 +80,7 @@ class Fault(Protocol):
     name: ClassVar[str]
     runs_on: ClassVar[RunsOn]
     hold_s: float
+    took_effect: float | None
 
     def check(self) -> None: ...
 
