@@ -52,7 +52,7 @@ class ResilienceEvents:
     fault_recovered: EventHook
     """
     Fired when a fault window closes recovered (``recovery_s`` is final only when the window
-    closes: a later degraded request would move it).
+    closes: a later degraded request would move it), once per request type the node makes.
 
     Event arguments:
 
@@ -61,6 +61,7 @@ class ResilienceEvents:
     :param recovery_s: Seconds from ``t0`` to the first healthy request after the last degraded one
     :param failures: Failed requests in the window
     :param hidden_retries: Retries redis-py made out of sight in the window
+    :param request_type: Whose requests: ``REDIS`` (the pack's redis-py users) or ``HTTP`` (a service's)
     """
 
     def __init__(self) -> None:
@@ -89,4 +90,5 @@ def fire_recovered(events: ResilienceEvents, window: WindowSummary) -> None:
             recovery_s=window.recovery_s,
             failures=window.failures,
             hidden_retries=window.hidden_retries,
+            request_type=window.request_type,
         )

@@ -30,7 +30,7 @@ from chaos.distributed.worker import WorkerRole
 from chaos.events import install_events
 from chaos.roles.base import Role
 from chaos.roles.local import LocalRole
-from chaos.settings import URL_ENV, URL_FLAG, Settings, SetupError
+from chaos.settings import SERVICE_ENV, SERVICE_FLAG, URL_ENV, URL_FLAG, Settings, SetupError
 from chaos.webui import install as install_web_ui
 from config.loader import DEFAULT_PROFILE
 from recovery.verdict import EXIT_BAD_INPUT
@@ -78,6 +78,21 @@ def _add_arguments(parser: Any, **_: Any) -> None:
         env_var="RESILIENCE_ALLOW_REMOTE_CHAOS",
         help="Allow faults against a target that is not on loopback (also the profile's chaos.allow_remote); "
         "without it such a run stops before any user spawns",
+    )
+    group.add_argument(
+        SERVICE_FLAG,
+        metavar="URL",
+        default=None,
+        env_var=SERVICE_ENV,
+        help="The Redis-backed HTTP service the profile's service users call (http:// or https://); overrides "
+        "service.url. Its Redis is the target (--redis-url)",
+    )
+    group.add_argument(
+        "--allow-remote-service",
+        action="store_true",
+        default=False,
+        env_var="RESILIENCE_ALLOW_REMOTE_SERVICE",
+        help="Allow a service URL that is not on loopback (also the profile's service.allow_remote)",
     )
 
 

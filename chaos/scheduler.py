@@ -74,6 +74,8 @@ class Running(Protocol):
 
     def revert(self) -> None: ...
 
+    def window_closed(self) -> dict[str, Any]: ...
+
     def close(self) -> None: ...
 
 
@@ -97,6 +99,10 @@ class FannedOut:
 
     def revert(self) -> None:
         """Each node reverts its own."""
+
+    def window_closed(self) -> dict[str, Any]:
+        """Each node's own."""
+        return {}
 
     def close(self) -> None:
         self._fault.close()
@@ -140,8 +146,9 @@ class ChaosScheduler:
         self._active: tuple[Running, FaultRecord] | None = None
         self._busy = gevent.lock.Semaphore()  # one fault at a time, scheduled or on demand
         self._on_demand: set[gevent.Greenlet[..., None]] = set()
-        self._faults: list[Running] = []  # every fault run: stop() closes them (their background greenlets)
-        self._settled = 0  # records before this one have their witness figures (settle_outages)
+        self._faults: dict[int, Running] = {}  # every fault run, by id: stop() closes them (background greenlets)
+        self._settled = 0  # records before this one have their window-close figures (settle)
+        self._settling = gevent.lock.Semaphore()
 
     def start(self) -> None:
         self.greenlet = spawn_reported(lambda exc: self.on_crash("the chaos schedule", exc), self._run)
@@ -161,13 +168,16 @@ class ChaosScheduler:
                 spec = chaos.faults[injected % len(chaos.faults)]
             else:
                 spec = self.rng.choices(chaos.faults, weights=[f.weight for f in chaos.faults])[0]
-            self.inject(spec, scheduled=planned)
+            record = self.inject(spec, scheduled=planned)
             injected += 1
             delay = chaos.every_s + (self.rng.uniform(-chaos.jitter_s, chaos.jitter_s) if chaos.jitter_s else 0.0)
             if planned + delay < self.clock():  # the fault overran the interval: give its window a full one anyway
                 logger.warning("fault injection took longer than every_s: next fault in %.1fs", delay)
                 planned = self.clock()
             planned += delay
+            if record.t0 is not None and record.t0 + self.window_s < planned:  # it closes before the next fault
+                sleep_until(record.t0 + self.window_s, self.clock)
+                self.settle(self.clock())
 
     @property
     def active(self) -> FaultRecord | None:
@@ -221,12 +231,12 @@ class ChaosScheduler:
         assert isinstance(params, dict)
         record = FaultRecord(len(self.records) + 1, spec.name, params, offset_s=0.0, inject_ms=0.0, trigger=trigger)
         fault = self._build(spec, record.fault_id)
-        self._faults.append(fault)
+        self._faults[record.fault_id] = fault
         begin = self.clock()
         if scheduled is not None:
             record.scheduled_s = scheduled - self.started_at
             record.late_ms = (begin - scheduled) * 1000
-        self.settle_outages(begin)  # the windows before this one closed here: their outages are final
+        self.settle(begin, closing=True)  # the windows before this one closed here: their figures are final
         self.records.append(record)
         record.watched = self.witnesses.primaries if self.witnesses is not None else ()
         self._active = (fault, record)  # from here on, stop() reverts it, even mid-injection
@@ -283,20 +293,35 @@ class ChaosScheduler:
         except Exception as exc:  # the next fault is watched on the nodes as they were; never fatal
             logger.warning("the witness could not follow the target's primaries: %s", describe(exc))
 
-    def settle_outages(self, now: float) -> None:
-        """Each fault whose window has closed by ``now``: its server-side outage from the witness
-        (the longest stretch without a timely reply from the nodes watched at its injection, from
-        its injection call to its window's end). Without a witness, nothing."""
-        if self.witnesses is None:
-            return
-        for record in self.records[self._settled :]:
-            begin = record.begin
-            if begin is None or record.t0 is None:  # the injection failed: no window
-                continue
-            gap = self.witnesses.outage(record.watched, begin, min(now, record.t0 + self.window_s))
+    def settle(self, now: float, closing: bool = False) -> None:
+        """Each fault whose window has closed by ``now`` (all of them when ``closing``: a fault begins, or the
+        test stops) gets its window-close figures: its server-side outage from the witness (the longest
+        stretch without a timely reply from the nodes watched at its injection, from its injection call to its
+        window's end), and what the fault itself counts then (``window_closed``: e.g. the connections back)."""
+        with self._settling:
+            while self._settled < len(self.records):
+                record = self.records[self._settled]
+                begin, t0 = record.begin, record.t0
+                if begin is not None and t0 is not None:  # else the injection failed: no window
+                    end = t0 + self.window_s
+                    if not closing and now < end:
+                        return
+                    self._settle_record(record, begin, t0, min(now, end))
+                self._settled += 1
+
+    def _settle_record(self, record: FaultRecord, begin: float, t0: float, end: float) -> None:
+        if self.witnesses is not None:
+            gap = self.witnesses.outage(record.watched, begin, end)
             record.outage_s = 0.0 if gap is None else gap.seconds
-            record.outage_started_s = None if gap is None else gap.start - record.t0
-        self._settled = len(self.records)
+            record.outage_started_s = None if gap is None else gap.start - t0
+        fault = self._faults.get(record.fault_id)
+        if fault is None:
+            return
+        try:
+            with deadline("window_closed", self.chaos.fault_timeout_s):
+                record.details.update(fault.window_closed())
+        except Exception as exc:  # a figure missing from the report, never a failed fault
+            logger.warning("fault #%d %s: no window-close figures: %s", record.fault_id, record.name, describe(exc))
 
     def _build(self, spec: FaultParams, fault_id: int) -> Running:
         fault = build_fault(spec, replace(self.target, fault_id=fault_id))
@@ -337,9 +362,10 @@ class ChaosScheduler:
             greenlet.kill(block=True)
         if self._active is not None:
             self._revert(*self._active)
-        if self.witnesses is not None and self._settled < len(self.records):
-            gevent.sleep(WITNESS_SETTLE_S)  # a gap that just ended reaches us as its probe's next line
-            self.settle_outages(self.clock())
-        faults, self._faults = self._faults, []
-        for fault in faults:
+        if self._settled < len(self.records):
+            if self.witnesses is not None:
+                gevent.sleep(WITNESS_SETTLE_S)  # a gap that just ended reaches us as its probe's next line
+            self.settle(self.clock(), closing=True)
+        faults, self._faults = self._faults, {}
+        for fault in faults.values():
             fault.close()

@@ -20,8 +20,9 @@ from urllib.parse import urlsplit, urlunsplit
 import redis
 from redis.cluster import RedisCluster
 
-from chaos.faults import CommandRefused, FaultTarget, build_fault
+from chaos.faults import CommandRefused, FaultTarget, build_fault, fault_class
 from chaos.profile import load_profile
+from chaos.service import ServiceSession, open_service
 from chaos.settings import URL_OPTION, Settings, SetupError
 from config.loader import ProfileError
 from config.proxy import ProxySettings
@@ -90,6 +91,7 @@ class TargetSession:
     remote_refusal: str | None = None
     chaos_enabled: bool = False
     witnesses: Witnesses | None = None
+    service: ServiceSession | None = None
 
     @property
     def label(self) -> str:
@@ -105,6 +107,8 @@ class TargetSession:
             reset_pools=run.reset_pools,
             network=self.proxy,
             servers=self.embedded,
+            own_names=run.own_names,
+            service_url=run.service_url,
         )
 
     def primaries(self) -> list[Node]:
@@ -127,6 +131,22 @@ class TargetSession:
             self.witnesses = None
             raise SetupError(f"{self.source}: recovery.witness: {describe(exc)}") from None
 
+    def check_service_faults(self) -> None:
+        """Faults that need what this run has: a service for an ``http`` fault's ``path``; Redis users for a
+        fault on the pack's own clients (``pool_reset``): a service-only run has none to reset."""
+        profile = self.profile
+        for index, spec in enumerate(profile.chaos.faults):
+            where = f"{self.source}: chaos.faults[{index}] ({spec.name})"
+            if getattr(spec, "path", None) is not None and getattr(spec, "url", "") is None and profile.service is None:
+                raise SetupError(f"{where}: path needs a service to call (the profile's service section), or give url")
+            service_only = profile.service is not None and profile.workload.total_weight == 0
+            if service_only and fault_class(spec.name).runs_on == "traffic_nodes":
+                raise SetupError(
+                    f"{where}: acts on the pack's own redis-py clients, and this service-only run has none "
+                    "(workload.mix weights are 0). To reset the service's own connections, call its reset "
+                    "endpoint with the http fault, e.g. {name: http, path: /chaos/redis-reset} (docs/service.md)"
+                )
+
     def check_capabilities(self) -> None:
         """Before any load: every scheduled fault can run here (managed caches disable commands)."""
         target = self.fault_target()
@@ -143,6 +163,7 @@ class TargetSession:
             "profile": self.profile.model_dump(mode="json"),
             "url": self.run.url,
             "admin_url": self.admin_url,
+            "service_url": self.run.service_url,
         }
 
     def check_integrity(self) -> tuple[dict[str, IntegrityResult] | None, str | None]:
@@ -198,13 +219,16 @@ class TargetSession:
                 continue
             server.process = None
             return (
-                f"embedded {server.binary} (pid {process.pid}, port {server.port}) exited on its own "
-                f"(exit code {code})"
+                f"embedded {server.binary} (pid {process.pid}, port {server.port}) exited on its own (exit code {code})"
             )
         return None
 
     def close(self) -> None:
-        """Close the witnesses, the admin connection, the proxy and the embedded topology (idempotent)."""
+        """Close the service it started, the witnesses, the admin connection, the proxy and the embedded
+        topology (idempotent)."""
+        if self.service is not None:
+            self.service.close()
+            self.service = None
         if self.witnesses is not None:
             self.witnesses.close()
             self.witnesses = None
@@ -260,6 +284,12 @@ def open_session(settings: Settings) -> TargetSession:
         )
         if chaos_enabled:
             session.check_capabilities()
+        if chaos_enabled:
+            session.check_service_faults()
+        session.service = open_service(profile.service, settings, url, settings.profile_path, run.key_prefix)
+        if session.service is not None:
+            opened.callback(session.service.close)
+            run.service_url = session.service.url
         session.start_witnesses()
         opened.pop_all()
     return session

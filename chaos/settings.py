@@ -12,6 +12,8 @@ from config.loader import DEFAULT_PROFILE
 URL_FLAG = "--redis-url"
 URL_ENV = "RESILIENCE_REDIS_URL"
 URL_OPTION = f"{URL_FLAG} ({URL_ENV})"  # as messages name it
+SERVICE_FLAG = "--service-url"
+SERVICE_ENV = "RESILIENCE_SERVICE_URL"
 
 
 class SetupError(Exception):
@@ -27,6 +29,8 @@ class Settings:
     report_path: str | None = None
     no_chaos: bool = False
     allow_remote_chaos: bool = False
+    service_url: str | None = None
+    allow_remote_service: bool = False
 
     @classmethod
     def from_options(cls, options: Any) -> Settings:
@@ -36,4 +40,6 @@ class Settings:
             report_path=options.resilience_report or None,
             no_chaos=bool(options.no_chaos),
             allow_remote_chaos=bool(getattr(options, "allow_remote_chaos", False)),
+            service_url=getattr(options, "service_url", None) or None,
+            allow_remote_service=bool(getattr(options, "allow_remote_service", False)),
         )

@@ -22,7 +22,7 @@ from chaos.scheduler import ChaosScheduler
 from config.schema import Recovery
 from recovery.records import FaultRecord
 from recovery.results import NodeResult
-from recovery.tracker import RecoveryTracker, WindowSummary
+from recovery.tracker import RequestTrackers, WindowSummary
 from scenarios.run import IntegrityResult
 from targets.greenlets import describe, spawn_later_reported, spawn_reported, stop
 
@@ -75,14 +75,14 @@ class TestRun:
 
 
 class MeasuredRun(TestRun):
-    """A test on a node that makes traffic: per-fault windows of its own requests.
+    """A test on a node that makes traffic: per-fault windows of its own requests, per request type.
 
     :param on_closed: called with each closed window (from the request that closes it, or the timer)
     """
 
     def __init__(self, number: int, recovery: Recovery, on_closed: Callable[[WindowSummary], None]) -> None:
         super().__init__(number)
-        self.tracker = RecoveryTracker(recovery, on_closed=on_closed)
+        self.tracker = RequestTrackers(recovery, on_closed=on_closed)
         self.opened: set[int] = set()  # fault ids whose window this node opened
         self.spawn("the fault window timer", self._expire_windows)
 
@@ -104,7 +104,7 @@ class MeasuredRun(TestRun):
     def result(
         self, integrity: dict[str, IntegrityResult] | None, integrity_error: str | None, user_errors: int
     ) -> NodeResult:
-        return NodeResult.from_tracker(self.tracker, integrity, integrity_error, user_errors)
+        return NodeResult.from_trackers(self.tracker, integrity, integrity_error, user_errors)
 
 
 def spawn_detached(what: str, run: Callable[[], Any], delay_s: float = 0.0) -> gevent.Greenlet:

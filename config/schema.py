@@ -9,17 +9,11 @@ import re
 from pathlib import Path
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, model_validator
+from pydantic import AfterValidator, Field, ValidationInfo, model_validator
 
+from config.base import NonNegative, Positive, Rate, Strict, ThinkTime
 from config.proxy import ProxySettings
-
-Positive = Annotated[float, Field(gt=0)]
-NonNegative = Annotated[float, Field(ge=0)]
-Rate = Annotated[float, Field(ge=0, le=1)]
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
+from config.service import Service
 
 
 def _existing_file(value: str, info: ValidationInfo) -> str:
@@ -189,17 +183,6 @@ class ClientOptions(Strict):
     max_connections: int | None = Field(None, ge=1, description="Pool size per user; null is redis-py's unbounded.")
 
 
-class ThinkTime(Strict):
-    min_ms: NonNegative = 0
-    max_ms: NonNegative = 10
-
-    @model_validator(mode="after")
-    def _ordered(self) -> ThinkTime:
-        if self.max_ms < self.min_ms:
-            raise ValueError(f"max_ms ({self.max_ms}) must be >= min_ms ({self.min_ms})")
-        return self
-
-
 Weight = Annotated[int, Field(ge=0, description="Relative number of users running this workload; 0: none.")]
 Skew = Annotated[
     float, Field(ge=0, description="Hot-key skew: 0 spreads keys uniformly; larger values favour a few hot keys.")
@@ -225,12 +208,10 @@ class Workload(Strict):
     think_time: ThinkTime = ThinkTime()
     mix: WorkloadMix = WorkloadMix()
 
-    @model_validator(mode="after")
-    def _some_weight(self) -> Workload:
-        names = type(self.mix).model_fields
-        if names and sum(getattr(self.mix, name).weight for name in names) == 0:
-            raise ValueError("the weights of workload.mix sum to 0: give at least one workload a weight > 0")
-        return self
+    @property
+    def total_weight(self) -> int:
+        """The Redis workloads' weights together (0: no Redis users)."""
+        return sum(getattr(self.mix, name).weight for name in type(self.mix).model_fields)
 
 
 class FaultSpec(Strict):
@@ -319,6 +300,11 @@ class Slo(Strict):
         0, ge=0, description="Workers that stopped reporting mid-run (distributed runs): their figures are missing."
     )
     min_requests: int | None = Field(1, ge=0, description="A run that made fewer requests proves nothing.")
+    service_recovered_at_end: bool | None = Field(
+        True,
+        description="The service's health endpoint (service.health) must say healthy again at the end of the run; "
+        "null or false: not checked. Without service.health, nothing to check.",
+    )
 
 
 class Profile(Strict):
@@ -327,9 +313,21 @@ class Profile(Strict):
     target: Target = Target()
     client: ClientOptions = ClientOptions()
     workload: Workload = Workload()
+    service: Service | None = Field(
+        None, description="HTTP users against a Redis-backed service whose Redis is the target (docs/service.md)."
+    )
     chaos: Chaos = Chaos(enabled=False)
     recovery: Recovery = Recovery()
     slo: Slo = Slo()
+
+    @model_validator(mode="after")
+    def _some_users(self) -> Profile:
+        if type(self.workload.mix).model_fields and self.workload.total_weight == 0:
+            if self.service is None:
+                raise ValueError("the weights of workload.mix sum to 0: give at least one workload a weight > 0")
+            if self.service.weight == 0:
+                raise ValueError("workload.mix and service.weight are all 0: give the Redis or the HTTP users a weight")
+        return self
 
     @model_validator(mode="after")
     def _cluster_retries(self) -> Profile:

@@ -16,8 +16,9 @@ import logging
 from typing import Any
 
 from config.schema import Slo
+from recovery.console import console_lines
 from recovery.records import FaultRecord
-from recovery.report import RunFacts, build_report, compute_figures, console_lines, write_json
+from recovery.report import RunFacts, build_report, compute_figures, write_json
 from recovery.results import NodeResult
 from recovery.verdict import EXIT_BAD_INPUT, EXIT_PASS, EXIT_SLO_BREACHED, SloResult, evaluate
 
@@ -47,14 +48,16 @@ class Outcome:
         result: NodeResult,
         workers: dict[str, Any] | None = None,
         missing_by_fault: dict[int, list[str]] | None = None,
+        service: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """A test ended: its report (written to ``report_path``), its lines and its verdict.
-        ``workers`` and ``missing_by_fault`` come from a master."""
+        ``workers`` and ``missing_by_fault`` come from a master; ``service`` (a run with HTTP users) holds
+        the service's health at the end under ``health_at_end`` when it has a health endpoint."""
         missing = len(workers["missing"]) if workers else 0
-        figures = compute_figures(records, result, missing)
+        figures = compute_figures(records, result, missing, (service or {}).get("health_at_end"))
         slo_results = evaluate(slo, figures)
         code = self.exit_code_for(slo_results, facts.aborted)
-        report = build_report(facts, records, result, figures, slo_results, code, workers, missing_by_fault)
+        report = build_report(facts, records, result, figures, slo_results, code, workers, missing_by_fault, service)
         self.report = report
         self.lines = console_lines(report, slo_results)
         self.printed = False

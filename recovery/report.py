@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from recovery.records import FaultRecord
-from recovery.results import NodeResult
+from recovery.results import NodeResult, TypeTotals, per_fault
 from recovery.tracker import Counts, WindowSummary, percentile
 from recovery.verdict import EXIT_PASS, Figures, SloResult
 from scenarios.registry import derived_figures, gates
@@ -40,10 +40,44 @@ class RunFacts:
     aborted: str | None = None  # the pack stopped the test itself, and why (e.g. the embedded server died)
 
 
+def window_figures(win: WindowSummary) -> dict[str, Any]:
+    """A window's figures as a report row has them (a fault's, or one request type's in ``by_type``)."""
+    return {
+        "window_s": _r(win.window_s),
+        "requests": win.requests,
+        "failures": win.failures,
+        "error_rate": _r(win.error_rate, 6),
+        "degraded": win.degraded,
+        "hidden_retries": win.hidden_retries,
+        "reconnections": win.reconnections,
+        "first_error_s": _r(win.first_error_s),
+        "recovery_s": _r(win.recovery_s),
+        "recovered": win.recovered,
+        "truncated": win.truncated,
+        "users_affected": win.users_affected,
+        "users_not_recovered": win.users_not_recovered,
+        "user_recovery_s": {
+            "p50": _r(percentile(win.user_recovery_s, 0.5)),
+            "p95": _r(percentile(win.user_recovery_s, 0.95)),
+            "max": _r(max(win.user_recovery_s, default=None)),
+        },
+        "p99_ms": _r(win.p99_ms),
+        "degraded_threshold_ms": _r(win.threshold_ms),
+    }
+
+
 def fault_rows(
-    records: list[FaultRecord], windows: list[WindowSummary], missing_by_fault: dict[int, list[str]]
+    records: list[FaultRecord],
+    windows: list[WindowSummary],
+    missing_by_fault: dict[int, list[str]],
+    typed: list[WindowSummary] | None = None,
 ) -> list[dict[str, Any]]:
+    """One row per fault: its window over every request type (``windows``, one per fault), and each
+    type's own (``typed``: one per fault and type) under ``by_type``."""
     by_id = {w.fault_id: w for w in windows}
+    types: dict[int, dict[str, WindowSummary]] = {}
+    for w in typed or []:
+        types.setdefault(w.fault_id, {})[w.request_type] = w
     rows = []
     for rec in records:
         row: dict[str, Any] = {
@@ -70,28 +104,8 @@ def fault_rows(
         if win is None:
             row.update(requests=0, failures=0, hidden_retries=0, recovery_s=None, recovered=False)
         else:
-            row.update(
-                window_s=_r(win.window_s),
-                requests=win.requests,
-                failures=win.failures,
-                error_rate=_r(win.error_rate, 6),
-                degraded=win.degraded,
-                hidden_retries=win.hidden_retries,
-                reconnections=win.reconnections,
-                first_error_s=_r(win.first_error_s),
-                recovery_s=_r(win.recovery_s),
-                recovered=win.recovered,
-                truncated=win.truncated,
-                users_affected=win.users_affected,
-                users_not_recovered=win.users_not_recovered,
-                user_recovery_s={
-                    "p50": _r(percentile(win.user_recovery_s, 0.5)),
-                    "p95": _r(percentile(win.user_recovery_s, 0.95)),
-                    "max": _r(max(win.user_recovery_s, default=None)),
-                },
-                p99_ms=_r(win.p99_ms),
-                degraded_threshold_ms=_r(win.threshold_ms),
-            )
+            row.update(window_figures(win))
+        row["by_type"] = {t: window_figures(w) for t, w in sorted(types.get(rec.fault_id, {}).items())}
         if rec.fault_id in missing_by_fault:
             row["missing_workers"] = missing_by_fault[rec.fault_id]
         if rec.revert_error:
@@ -126,9 +140,16 @@ def excess_p95(records: list[FaultRecord], windows: list[WindowSummary]) -> floa
     return percentile(values, 0.95) if values else 0.0
 
 
-def compute_figures(records: list[FaultRecord], result: NodeResult, missing_workers: int = 0) -> Figures:
-    """The SLO figures. ``result.integrity`` None means it could not be checked: write figures are unknown."""
-    windows, outside, integrity = result.windows, result.outside, result.integrity
+def compute_figures(
+    records: list[FaultRecord],
+    result: NodeResult,
+    missing_workers: int = 0,
+    service_health: dict[str, Any] | None = None,
+) -> Figures:
+    """The SLO figures. ``result.integrity`` None means it could not be checked: write figures are unknown.
+    ``service_health``: the service's health check at the end (``healthy``, ``said``: what it answered, in
+    words); None: no health endpoint to ask."""
+    windows, outside, integrity = per_fault(result.windows), result.outside, result.integrity
     # A window cut short by the end of the test while still degraded is unknown, not a failure.
     recoveries = [math.inf if w.recovery_s is None else w.recovery_s for w in windows if not w.unresolved]
     in_requests = sum(w.requests for w in windows)
@@ -144,6 +165,8 @@ def compute_figures(records: list[FaultRecord], result: NodeResult, missing_work
         user_errors=result.user_errors,
         requests=in_requests + outside.requests,
         missing_workers=missing_workers,
+        service_recovered_at_end=None if service_health is None else bool(service_health["healthy"]),
+        service_health="" if service_health is None else str(service_health["said"]),
         gated=tuple((gate.summary, _gated(integrity, workload, gate.figure)) for workload, gate in gates()),
     )
 
@@ -163,10 +186,12 @@ def build_report(
     code: int,
     workers: dict[str, Any] | None = None,
     missing_by_fault: dict[int, list[str]] | None = None,
+    service: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The JSON report, with the exit ``code`` the outcome decided (recovery/outcome.py).
-    ``workers`` and ``missing_by_fault`` are given on a master only."""
-    windows = result.windows
+    ``workers`` and ``missing_by_fault`` are given on a master only; ``service`` is the service's
+    pre-flight and end-of-run facts, in a run with HTTP users."""
+    windows = per_fault(result.windows)
     outside = result.outside
     integrity = result.integrity
     in_win = Counts(
@@ -194,9 +219,11 @@ def build_report(
             "p50_ms": _r(result.baseline.percentile(0.5)),
             "p99_ms": _r(result.baseline.percentile(0.99)),
             "degraded_threshold_ms": _r(result.threshold_ms),
+            "by_type": {t: _baseline(v) for t, v in sorted(result.by_type.items())},
         },
+        "service": service,
         "workers": workers,
-        "faults": fault_rows(records, windows, missing_by_fault or {}),
+        "faults": fault_rows(records, windows, missing_by_fault or {}, result.windows),
         "summary": {
             "requests": in_win.requests + outside.requests,
             "failures": in_win.failures + outside.failures,
@@ -223,6 +250,7 @@ def build_report(
             "user_errors": figures.user_errors,
             "missing_workers": figures.missing_workers,
             **{name: _number(value) for name, value in figures.gated},
+            "by_type": {t: _type_summary(t, v, result.windows) for t, v in sorted(result.by_type.items())},
         },
         "integrity": (
             {"error": result.integrity_error}
@@ -243,6 +271,40 @@ def build_report(
     }
 
 
+def _baseline(totals: TypeTotals) -> dict[str, Any]:
+    return {
+        "requests": totals.baseline.count,
+        "p50_ms": _r(totals.baseline.percentile(0.5)),
+        "p99_ms": _r(totals.baseline.percentile(0.99)),
+        "degraded_threshold_ms": _r(totals.threshold_ms),
+    }
+
+
+def _type_summary(request_type: str, totals: TypeTotals, typed: list[WindowSummary]) -> dict[str, Any]:
+    """One request type's run: its requests and failures in and outside the windows, its recovery p95."""
+    windows = [w for w in typed if w.request_type == request_type]
+    in_requests, in_failures = sum(w.requests for w in windows), sum(w.failures for w in windows)
+    recoveries = [math.inf if w.recovery_s is None else w.recovery_s for w in windows if not w.unresolved]
+    p95 = percentile(recoveries, 0.95) if recoveries else 0.0
+    return {
+        "requests": in_requests + totals.outside.requests,
+        "failures": in_failures + totals.outside.failures,
+        "hidden_retries": sum(w.hidden_retries for w in windows) + totals.outside.hidden_retries,
+        "recovery_p95_s": _finite(p95),
+        "faults_recovered": sum(1 for w in windows if w.recovered),
+        "in_windows": {
+            "requests": in_requests,
+            "failures": in_failures,
+            "error_rate": _r(in_failures / in_requests if in_requests else 0.0, 6),
+        },
+        "outside_windows": {
+            "requests": totals.outside.requests,
+            "failures": totals.outside.failures,
+            "error_rate": _r(totals.outside.error_rate, 6),
+        },
+    }
+
+
 def _integrity_row(workload: str, result: IntegrityResult) -> dict[str, Any]:
     """One workload's integrity figures; run-wide ones are derived here, after every node's merged in."""
     row = asdict(result)
@@ -258,73 +320,6 @@ def _finite(value: float | None) -> float | None:
 
 def _number(value: float) -> float | int:
     return int(value) if float(value).is_integer() else value
-
-
-def _cell(value: Any, digits: int = 2) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.{digits}f}"
-    return str(value)
-
-
-def console_lines(report: dict[str, Any], slo_results: list[SloResult]) -> list[str]:
-    """The table printed at the end of a run: one row per fault, then the SLO lines and the verdict."""
-    header = (
-        "#", "fault", "offset_s", "requests", "failures", "retries", "reconn", "users",
-        "outage_s", "recovery_s", "excess_s",
-    )  # fmt: skip
-    rows = [header]
-    for f in report["faults"]:
-        recovery = f.get("recovery_s")
-        if not f["ok"]:
-            recovery_cell = "FAILED"
-        elif recovery is None:
-            recovery_cell = "cut short" if f.get("truncated") else "not recovered"
-        else:
-            recovery_cell = _cell(recovery, 3)
-        rows.append(
-            (
-                str(f["id"]),
-                f["name"] if f.get("trigger", "schedule") == "schedule" else f"{f['name']} ({f['trigger']})",
-                _cell(f["offset_s"], 1),
-                _cell(f["requests"]),
-                _cell(f["failures"]),
-                _cell(f["hidden_retries"]),
-                _cell(f.get("reconnections")),
-                _cell(f.get("users_affected")),
-                _cell(f.get("outage_s"), 3),
-                recovery_cell,
-                _cell(f.get("client_excess_s"), 3),
-            )
-        )
-    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
-    lines = ["", f"Redis resilience report (run {report['run_id']}, target {report['target']})"]
-    for i, row in enumerate(rows):
-        lines.append(
-            "  ".join(
-                cell.ljust(w) if j < 2 else cell.rjust(w) for j, (cell, w) in enumerate(zip(row, widths, strict=True))
-            )
-        )
-        if i == 0:
-            lines.append("-" * len(lines[-1]))
-    if len(rows) == 1:
-        lines.append("(no faults injected)")
-    s = report["summary"]
-    lines.append(
-        f"requests {s['requests']}, failures {s['failures']} "
-        f"(in windows {s['in_windows']['failures']}/{s['in_windows']['requests']}, "
-        f"outside {s['outside_windows']['failures']}/{s['outside_windows']['requests']}), "
-        f"hidden retries {s['hidden_retries']}, reconnections {s['reconnections']}, "
-        f"lost writes {_cell(s['lost_writes'])}, duplicated writes {_cell(s['duplicated_writes'])}"
-    )
-    lines.extend(r.message for r in slo_results)
-    if report.get("interrupted"):
-        lines.append(f"INTERRUPTED  by {report['interrupted']}: the test was cut short, its figures cover what ran")
-    if report.get("aborted"):
-        lines.append(f"ABORTED      {report['aborted']}")
-    lines.append(f"Verdict: {report['verdict'].upper()} (exit code {report['exit_code']})")
-    return lines
 
 
 def write_json(report: dict[str, Any], path: str | Path) -> None:

@@ -11,13 +11,32 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from recovery.histogram import LatencyHistogram
-from recovery.tracker import Counts, RecoveryTracker, WindowSummary
+from recovery.tracker import Counts, RequestTrackers, WindowSummary
 from scenarios.run import IntegrityResult
 
 
 @dataclass
+class TypeTotals:
+    """One request type's figures outside the windows: counts, the pre-fault baseline, the degraded threshold."""
+
+    outside: Counts = field(default_factory=Counts)
+    baseline: LatencyHistogram = field(default_factory=LatencyHistogram)
+    threshold_ms: float = 0.0
+
+    def add(self, other: TypeTotals) -> None:
+        self.outside.requests += other.outside.requests
+        self.outside.failures += other.outside.failures
+        self.outside.hidden_retries += other.outside.hidden_retries
+        self.outside.reconnections += other.outside.reconnections
+        self.baseline.merge(other.baseline)
+        self.threshold_ms = max(self.threshold_ms, other.threshold_ms)
+
+
+@dataclass
 class NodeResult:
-    """A node's (or, merged, the whole run's) figures for one test."""
+    """A node's (or, merged, the whole run's) figures for one test. ``windows`` has one window per fault
+    and request type (``request_type``); ``outside``, ``baseline`` and ``threshold_ms`` are every type's
+    together, ``by_type`` the same for each."""
 
     windows: list[WindowSummary] = field(default_factory=list)
     outside: Counts = field(default_factory=Counts)
@@ -26,24 +45,31 @@ class NodeResult:
     integrity: dict[str, IntegrityResult] | None = field(default_factory=dict)
     integrity_error: str | None = None
     user_errors: int = 0
+    by_type: dict[str, TypeTotals] = field(default_factory=dict)
 
     @classmethod
-    def from_tracker(
+    def from_trackers(
         cls,
-        tracker: RecoveryTracker,
+        trackers: RequestTrackers,
         integrity: dict[str, IntegrityResult] | None,
         integrity_error: str | None,
         user_errors: int,
     ) -> NodeResult:
-        return cls(
-            windows=list(tracker.closed),
-            outside=tracker.outside,
-            baseline=tracker.baseline,
-            threshold_ms=tracker.degraded_threshold_ms(),
-            integrity=integrity,
-            integrity_error=integrity_error,
-            user_errors=user_errors,
-        )
+        result = cls(integrity=integrity, integrity_error=integrity_error, user_errors=user_errors)
+        for request_type, tracker in sorted(trackers.by_type.items()):
+            result.windows.extend(tracker.closed)
+            result.add_type(
+                request_type, TypeTotals(tracker.outside, tracker.baseline, tracker.degraded_threshold_ms())
+            )
+        return result
+
+    def add_type(self, request_type: str, totals: TypeTotals) -> None:
+        """One type's figures (a node's, or another node's of the same type) into this result."""
+        mine = self.by_type.setdefault(request_type, TypeTotals())
+        mine.add(totals)
+        whole = TypeTotals(self.outside, self.baseline, self.threshold_ms)
+        whole.add(totals)
+        self.threshold_ms = whole.threshold_ms
 
 
 def window_to_dict(w: WindowSummary) -> dict[str, Any]:
@@ -67,6 +93,10 @@ def result_to_dict(r: NodeResult, include_windows: bool = True) -> dict[str, Any
         "integrity": None if r.integrity is None else {k: asdict(v) for k, v in r.integrity.items()},
         "integrity_error": r.integrity_error,
         "user_errors": r.user_errors,
+        "by_type": {
+            t: {"outside": asdict(v.outside), "baseline": v.baseline.to_dict(), "threshold_ms": v.threshold_ms}
+            for t, v in r.by_type.items()
+        },
     }
 
 
@@ -80,11 +110,16 @@ def result_from_dict(data: dict[str, Any]) -> NodeResult:
         integrity=None if integrity is None else {k: IntegrityResult(**v) for k, v in integrity.items()},
         integrity_error=data["integrity_error"],
         user_errors=data["user_errors"],
+        by_type={
+            t: TypeTotals(Counts(**v["outside"]), LatencyHistogram.from_dict(v["baseline"]), v["threshold_ms"])
+            for t, v in data.get("by_type", {}).items()
+        },
     )
 
 
 def merge_windows(parts: list[WindowSummary]) -> WindowSummary:
-    """One fault's window as all nodes saw it."""
+    """One fault's window as all nodes saw it (or, for the report's row, as every request type saw it:
+    its ``request_type`` is then "")."""
     first = parts[0]
     latency = LatencyHistogram()
     for p in parts:
@@ -109,24 +144,33 @@ def merge_windows(parts: list[WindowSummary]) -> WindowSummary:
         threshold_ms=max(p.threshold_ms for p in parts),
         latency=latency,
         truncated=any(p.truncated for p in parts),
+        request_type=first.request_type if all(p.request_type == first.request_type for p in parts) else "",
     )
+
+
+def per_fault(windows: list[WindowSummary]) -> list[WindowSummary]:
+    """Each fault's windows of every request type merged into one (by fault id)."""
+    by_fault: dict[int, list[WindowSummary]] = {}
+    for w in windows:
+        by_fault.setdefault(w.fault_id, []).append(w)
+    return [merge_windows(ws) for _, ws in sorted(by_fault.items())]
 
 
 def merge_results(parts: list[NodeResult], windows: list[WindowSummary]) -> NodeResult:
     """The run from its nodes' finals (``parts``) and every window any node reported (``windows``)."""
-    by_fault: dict[int, list[WindowSummary]] = {}
+    by_key: dict[tuple[int, str], list[WindowSummary]] = {}
     for w in windows:
-        by_fault.setdefault(w.fault_id, []).append(w)
-    merged = NodeResult(windows=[merge_windows(ws) for _, ws in sorted(by_fault.items())])
+        by_key.setdefault((w.fault_id, w.request_type), []).append(w)
+    merged = NodeResult(windows=[merge_windows(ws) for _, ws in sorted(by_key.items())])
     integrity: dict[str, IntegrityResult] = {}
     errors = []
     for part in parts:
-        merged.outside.requests += part.outside.requests
-        merged.outside.failures += part.outside.failures
-        merged.outside.hidden_retries += part.outside.hidden_retries
-        merged.outside.reconnections += part.outside.reconnections
-        merged.baseline.merge(part.baseline)
-        merged.threshold_ms = max(merged.threshold_ms, part.threshold_ms)
+        if part.by_type:
+            for request_type, totals in part.by_type.items():
+                merged.add_type(request_type, totals)
+        else:  # figures without types (a node that made no request of a tracked type)
+            TypeTotals(merged.outside, merged.baseline, 0.0).add(TypeTotals(part.outside, part.baseline, 0.0))
+            merged.threshold_ms = max(merged.threshold_ms, part.threshold_ms)
         merged.user_errors += part.user_errors
         if part.integrity is None:
             errors.append(part.integrity_error or "not checked")

@@ -80,6 +80,7 @@ class WindowSummary:
     threshold_ms: float
     latency: LatencyHistogram = field(repr=False)
     truncated: bool = False  # cut short by the end of the test, before max_window_s
+    request_type: str = "REDIS"  # whose requests: REDIS, HTTP (the service's); "" when types are merged
 
     @property
     def unresolved(self) -> bool:
@@ -98,7 +99,10 @@ class WindowSummary:
 class Window:
     """An open fault window."""
 
-    def __init__(self, fault_id: int, name: str, t0: float, max_window_s: float, threshold_ms: float) -> None:
+    def __init__(
+        self, fault_id: int, name: str, t0: float, max_window_s: float, threshold_ms: float, request_type: str
+    ) -> None:
+        self.request_type = request_type
         self.fault_id = fault_id
         self.name = name
         self.t0 = t0
@@ -169,15 +173,19 @@ class Window:
             threshold_ms=self.threshold_ms,
             latency=self.latency,
             truncated=truncated,
+            request_type=self.request_type,
         )
 
 
 class RecoveryTracker:
-    """Listens to ``request`` and to fault windows; keeps per-window figures.
+    """Listens to ``request`` and to fault windows; keeps per-window figures of one request type
+    (its own baseline and degraded threshold: an HTTP request through a service is slower than a Redis
+    command). :class:`RequestTrackers` keeps one per type.
 
     :param recovery: the profile's recovery section
     :param on_closed: called with each closed window (the roles fire ``fault_recovered`` from it)
     :param clock: monotonic seconds; the same clock must give the fault's ``t0``
+    :param request_type: the requests it counts (others are ignored)
     """
 
     def __init__(
@@ -185,7 +193,9 @@ class RecoveryTracker:
         recovery: Recovery,
         on_closed: Callable[[WindowSummary], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        request_type: str = "REDIS",
     ) -> None:
+        self.request_type = request_type
         self.recovery = recovery
         self.on_closed = on_closed
         self.clock = clock
@@ -213,7 +223,7 @@ class RecoveryTracker:
             self._close(self.current, t0)
         if self.threshold_ms is None:
             self.threshold_ms = self.degraded_threshold_ms()
-        self.current = Window(fault_id, name, t0, self.recovery.max_window_s, self.threshold_ms)
+        self.current = Window(fault_id, name, t0, self.recovery.max_window_s, self.threshold_ms, self.request_type)
 
     def expire(self, now: float | None = None) -> None:
         """Close the open window if its ``max_window_s`` has passed (called on a timer)."""
@@ -244,7 +254,7 @@ class RecoveryTracker:
         **_: Any,
     ) -> None:
         """Locust ``request`` listener. O(1)."""
-        if request_type != "REDIS":
+        if request_type != self.request_type:
             return
         now = self.clock()
         context = context or {}
@@ -266,3 +276,57 @@ class RecoveryTracker:
             outside.failures += 1
         if not self.closed and not context.get("blocking", False):  # before the first fault: the baseline
             self.baseline.add(response_time)
+
+
+TRACKED_TYPES = ("REDIS", "HTTP")  # the pack's Redis users, and its HTTP users of a service
+
+
+class RequestTrackers:
+    """One :class:`RecoveryTracker` per request type the run makes (REDIS, HTTP), created at the type's
+    first request. Fault windows open and close on all of them at once, so every per-fault figure is
+    there per type; other request types (a user's own) are ignored. O(1) per request."""
+
+    def __init__(
+        self,
+        recovery: Recovery,
+        on_closed: Callable[[WindowSummary], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.recovery, self.on_closed, self.clock = recovery, on_closed, clock
+        self.by_type: dict[str, RecoveryTracker] = {}
+        self._open: tuple[int, str, float] | None = None  # the fault whose window is open: a new type joins it
+
+    def _tracker(self, request_type: str) -> RecoveryTracker | None:
+        if request_type not in TRACKED_TYPES:
+            return None
+        tracker = self.by_type[request_type] = RecoveryTracker(self.recovery, self.on_closed, self.clock, request_type)
+        if self._open is not None and self.clock() < self._open[2] + self.recovery.max_window_s:
+            tracker.open_window(*self._open)
+        return tracker
+
+    def on_request(
+        self,
+        request_type: str,
+        response_time: float,
+        exception: BaseException | None = None,
+        context: dict[str, Any] | None = None,
+        **_: Any,
+    ) -> None:
+        """Locust ``request`` listener (the roles call it positionally: chaos/roles/measuring.py). O(1)."""
+        tracker = self.by_type.get(request_type) or self._tracker(request_type)
+        if tracker is not None:
+            tracker.on_request(request_type, response_time, exception, context)
+
+    def open_window(self, fault_id: int, name: str, t0: float) -> None:
+        self._open = (fault_id, name, t0)
+        for tracker in self.by_type.values():
+            tracker.open_window(fault_id, name, t0)
+
+    def expire(self, now: float | None = None) -> None:
+        for tracker in self.by_type.values():
+            tracker.expire(now)
+
+    def close_all(self, now: float | None = None) -> None:
+        self._open = None
+        for tracker in self.by_type.values():
+            tracker.close_all(now)

@@ -32,6 +32,9 @@ class Figures:
     user_errors: int
     requests: int
     missing_workers: int = 0
+    # The service's health at the end (None: no service.health to ask), and what it answered.
+    service_recovered_at_end: bool | None = None
+    service_health: str = ""
     # Integrity figures the workloads gate on, by name: ("lock_violations", 0), limited by the SLO
     # ``max_<name>`` (scenarios/registry.py's Gate); a workload that did not run counts 0.
     gated: tuple[tuple[str, float], ...] = ()
@@ -44,9 +47,12 @@ class SloResult:
     value: float | None
     ok: bool
     lower_bound: bool = False
+    detail: str = ""  # a yes/no SLO's finding, in words
 
     @property
     def message(self) -> str:
+        if self.detail:
+            return f"SLO {'ok      ' if self.ok else 'BREACHED'} {self.name}: {self.detail}"
         if self.value is None:
             shown = "unknown"
         elif math.isinf(self.value):
@@ -97,6 +103,9 @@ def evaluate(slo: Slo, figures: Figures) -> list[SloResult]:
             checks.extend((f"max_{name}", value) for name, value in figures.gated)
         else:
             checks.append((slo_name, getattr(figures, figure)))
+    if slo.service_recovered_at_end and figures.service_recovered_at_end is not None:
+        healthy = figures.service_recovered_at_end
+        results.append(SloResult("service_recovered_at_end", 1, float(healthy), healthy, True, figures.service_health))
     for slo_name, value in checks:
         limit = getattr(slo, slo_name, None)  # a gate of a workload the profile model does not know: none
         if limit is None:

@@ -77,6 +77,7 @@ class RedisRun:
     run_id: str
     node: str = "0"  # tells apart the workers of one run: in connection names and keys
     access: Access = field(default_factory=Access)  # the traffic's credentials and TLS
+    service_url: str | None = None  # the service the HTTP users call (the profile's service), resolved
     pools: weakref.WeakSet[Pools] = field(default_factory=weakref.WeakSet)
     checks: dict[str, IntegrityCheck] = field(default_factory=dict)
     _user_keys: itertools.count[int] = field(default_factory=itertools.count)
@@ -100,6 +101,11 @@ class RedisRun:
     @property
     def admin_name(self) -> str:
         return f"rradmin-{self.run_id}-{self.node}"
+
+    @property
+    def own_names(self) -> tuple[str, ...]:
+        """Name prefixes of the pack's connections besides the traffic's: every node's admin, the witness."""
+        return (f"rradmin-{self.run_id}-", self.witness_name)
 
     def new_user_key(self) -> str:
         """A key for a new user, unique across the nodes of the run."""

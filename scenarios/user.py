@@ -13,6 +13,7 @@ from scenarios.client import ConnectionProbe
 from scenarios.cluster import traffic_client
 from scenarios.registry import Gate
 from scenarios.run import run_of
+from scenarios.service_user import ServiceUser
 
 S = TypeVar("S", bound=WorkloadSettings)
 
@@ -88,8 +89,9 @@ def skewed_index(n: int, skew: float) -> int:
 def apply_profile_weights(user_classes: list[type[User]], profile: Profile) -> list[type[User]]:
     """The user classes weighted as the profile says, without the ones weighted 0.
 
-    Each workload class is subclassed under the same name with the profile's weight: the
-    classes themselves stay untouched, so two environments (or tests) never share weights.
+    Each workload class is subclassed under the same name with the profile's weight (a
+    :class:`ServiceUser` with ``service.weight``, 0 without a service): the classes themselves stay
+    untouched, so two environments (or tests) never share weights.
     ValueError: a workload class the registry does not know (it would run at Locust's weight 1,
     with no settings of its own).
     """
@@ -103,6 +105,9 @@ def apply_profile_weights(user_classes: list[type[User]], profile: Profile) -> l
             )
         if spec is not None:
             cls = type(cls.__name__, (cls,), {"weight": spec.weight, "__module__": cls.__module__})
+        elif issubclass(cls, ServiceUser):
+            weight = profile.service.weight if profile.service is not None else 0
+            cls = type(cls.__name__, (cls,), {"weight": weight, "__module__": cls.__module__})
         if cls.weight > 0 or cls.fixed_count > 0:
             weighted.append(cls)
     return weighted

@@ -4,6 +4,7 @@ by PID (SIGTERM, then SIGKILL), and gone with the process that started it."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -47,6 +48,10 @@ class ReferenceService:
 
     def start(self, timeout_s: float = 20.0, wait_healthy: bool = True) -> ReferenceService:
         """Start it; with ``wait_healthy``, return once ``/health`` says 200, else once it answers at all."""
+        missing = [m for m in ("fastapi", "uvicorn") if importlib.util.find_spec(m) is None]
+        if missing:
+            raise ServiceError(f"the reference service needs {' and '.join(missing)}: install the service extra "
+                               "(pip install -e '.[service]'; ./dev does)")  # fmt: skip
         self.port = free_port(self.host)
         env = {**os.environ, "RS_REDIS_URL": self.redis_url, **{f"RS_{k}": v for k, v in self.settings.items()}}
         self.process = subprocess.Popen(

@@ -44,7 +44,7 @@ def test_json_schema_file_is_current() -> None:
 BAD = [
     ("chaos:\n  every_s: -1\n  faults: [{name: client_kill}]\n", "chaos.every_s: expected greater than 0, got -1"),
     ("chaos:\n  every_s: '5'\n  faults: [{name: client_kill}]\n", "chaos.every_s: expected a valid number, got '5'"),
-    ("chaos:\n  faults: [{name: client_kill, scope: some}]\n", "chaos.faults[0].scope: expected 'own' or 'all'"),
+    ("chaos:\n  faults: [{name: client_kill, scope: some}]\n", "scope: expected 'own', 'service', 'others' or 'all'"),
     ("chaos:\n  faults: [{name: nope}]\n", "chaos.faults[0]: unknown fault 'nope': expected one of client_kill"),
     ("chaos:\n  faults: [{name: pool_reset, bogus: 1}]\n", "chaos.faults[0].bogus: unknown key"),
     ("chaos:\n  faults: []\n", "chaos: chaos is enabled but chaos.faults is empty"),

@@ -196,18 +196,21 @@ def test_each_opt_in_goes_on_to_the_target(tmp_path: Path, server: EmbeddedRedis
 # ---- client_kill scope: all ----------------------------------------------------------------------
 
 
-def test_client_kill_scope_all_needs_its_own_opt_in() -> None:
-    entry = {"name": "client_kill", "scope": "all"}
+@pytest.mark.parametrize("scope", ["all", "others"])
+def test_client_kill_scope_all_needs_its_own_opt_in(scope: str) -> None:
+    entry = {"name": "client_kill", "scope": scope}
     with pytest.raises(ProfileError) as caught:
         parse_profile({"chaos": {"faults": [{"name": "pool_reset"}, entry]}}, "p.yaml")
     message = str(caught.value)
-    assert message.startswith("p.yaml: chaos.faults[1]: scope: all closes every client of the server")
+    assert message.startswith(f"p.yaml: chaos.faults[1]: scope: {scope} closes connections that are not this run's")
     assert "set allow_scope_all: true on this fault" in message and "\n" not in message
     profile = parse_profile({"chaos": {"faults": [{**entry, "allow_scope_all": True}]}}, "p.yaml")
-    assert profile.chaos.faults[0].scope == "all"  # type: ignore[union-attr]
+    assert profile.chaos.faults[0].scope == scope  # type: ignore[union-attr]
+    with pytest.raises(ProfileError, match="scope: service needs a selector"):
+        parse_profile({"chaos": {"faults": [{"name": "client_kill", "scope": "service"}]}}, "p.yaml")
     for shipped in (ROOT / "config").glob("*.yaml"):  # every shipped profile loads, none kills beyond its own
-        faults = load_profile(shipped).chaos.faults
-        assert all(getattr(f, "scope", "own") == "own" for f in faults), shipped
+        faults = load_profile(shipped).chaos.faults  # (or beyond the service's connections it names)
+        assert all(getattr(f, "scope", "own") in ("own", "service") for f in faults), shipped
 
 
 # ---- a full run touches nothing outside its prefix ------------------------------------------------

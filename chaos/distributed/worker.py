@@ -75,6 +75,7 @@ def adopt_session(setup: dict[str, Any], settings: Settings, node: str, master_h
         raise SetupError(error)
     traffic_access, admin_access = target_access(profile, url, MASTERS_PROFILE)
     run = RedisRun(profile, url, setup["run_id"], node=node, access=traffic_access)
+    run.service_url = settings.service_url or setup.get("service_url")  # this worker's --service-url wins
     admin_at = settings.redis_url or setup.get("admin_url") or url  # past the master's proxy
     admin = connect_admin(admin_url(admin_at, profile.target), run.admin_name, retries=3, access=admin_access)
     try:  # retries=3 above: a scope: all kill may hit the admin connection

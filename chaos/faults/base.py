@@ -31,6 +31,9 @@ class FaultTarget:
     :param fault_id: the id of the fault being run (set by the scheduler for each fault)
     :param network: the fault proxy between the load generator and Redis (``network`` faults), if any
     :param servers: the embedded topology the pack manages (``server_restart``, ``failover``), if any
+    :param own_names: prefixes of the ``CLIENT SETNAME`` of the pack's other connections of this run (its
+        admin links on every node, the witness): never a fault's victims
+    :param service_url: the base URL of the service under test (the profile's ``service``), if any
     """
 
     admin: RedisClient
@@ -39,6 +42,12 @@ class FaultTarget:
     fault_id: int = 0
     network: Any = None
     servers: Any = None
+    own_names: tuple[str, ...] = ()
+    service_url: str | None = None
+
+    def is_ours(self, client_name: str) -> bool:
+        """A connection of this run of the pack (traffic, admin, witness), by its ``CLIENT SETNAME``."""
+        return client_name.startswith((self.traffic_tag, *self.own_names))
 
     def node_admins(self) -> list[redis.Redis]:
         """An admin connection to every primary: the admin itself on a single server; on a cluster,
@@ -73,6 +82,8 @@ class Fault(Protocol):
     (``begin``) and returned (``t0``): a fault that knows when it took effect counts from then;
     ``check()`` probes, harmlessly, that the target allows the commands the fault needs;
     ``runs_on`` says where the scheduler has it run (see :data:`RunsOn`);
+    ``window_closed()`` returns details counted again when the fault's window closes (e.g. the
+    connections back by then), merged into the report's;
     ``close()`` ends what the fault still runs in the background after ``revert()`` (killed and
     joined: e.g. the failover's watcher), called by the scheduler's stop for every fault it ran.
     """
@@ -89,6 +100,8 @@ class Fault(Protocol):
     def hold_until(self, begin: float, t0: float) -> float: ...
 
     def revert(self) -> None: ...
+
+    def window_closed(self) -> dict[str, Any]: ...
 
     def close(self) -> None: ...
 
@@ -119,6 +132,10 @@ class FaultBase:
 
     def revert(self) -> None:
         """Nothing lasts."""
+
+    def window_closed(self) -> dict[str, Any]:
+        """Nothing to count again when the window closes."""
+        return {}
 
     def close(self) -> None:
         """Nothing runs in the background."""

@@ -46,7 +46,7 @@ def default_on_demand_fault() -> str:
     for name, kind in FAULTS.items():
         if kind.fault.runs_on == "traffic_nodes":
             return name
-    raise ValueError("no registered fault runs on the traffic nodes: name one with \"fault\"")
+    raise ValueError('no registered fault runs on the traffic nodes: name one with "fault"')
 
 
 class SchedulingRole(Role[R]):
@@ -62,12 +62,14 @@ class SchedulingRole(Role[R]):
             self.session.close()
             raise SetupError(str(exc)) from None
         attach(environment, self.session.run)
+        service = self.session.service
         logger.info(
-            "redis-resilience: run %s against %s, profile %s%s",
+            "redis-resilience: run %s against %s, profile %s%s%s",
             self.session.run.run_id,
             self.session.label,
             settings.profile_path,
             "" if self.session.chaos_enabled else ", chaos off",
+            "" if service is None else f", service {service.label}",
         )
 
     # ---- what local and master do their own way ---------------------------------------------
@@ -155,7 +157,10 @@ class SchedulingRole(Role[R]):
             interrupted=run.interrupted,
             aborted=run.aborted,
         )
-        self.outcome.conclude(facts, session.profile.slo, run.records, result, workers, missing_by_fault)
+        service = None
+        if session.service is not None:  # the faults are reverted: has the service come back?
+            service = {**session.service.facts(), "health_at_end": session.service.health_at_end()}
+        self.outcome.conclude(facts, session.profile.slo, run.records, result, workers, missing_by_fault, service)
         self.apply_exit_code()
         if not self.headless:
             self.outcome.print_report()  # web UI: show it now, the process may live on for another test

@@ -16,6 +16,14 @@ Endpoints:
   start), the last reset, and the server's view (its connections named ``RS_CLIENT_NAME``).
 
 A Redis error is a 503 with the error's class: the service stays up while its Redis is not.
+
+``RS_FLAW`` switches on one of the bugs the pack exists to find (tests/test_service_mode.py uses them;
+docs/service.md shows what the report says of each):
+
+- ``no_reconnect``: once a connection to Redis fails (Redis down, restarting), the service gives up on
+  it for good: every request is a 503 until the service is restarted;
+- ``health_200``: the health endpoint answers 200 even when Redis is down, saying so only in its body
+  (``{"status": "unhealthy"}``).
 """
 
 from __future__ import annotations
@@ -33,6 +41,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 
@@ -76,17 +85,25 @@ def make_pool() -> Pool:
 class State:
     def __init__(self) -> None:
         self.pool = make_pool()
-        self.redis = aioredis.Redis(connection_pool=self.pool)
+        self.flaw = setting("FLAW", "")
+        self._redis = aioredis.Redis(connection_pool=self.pool)
         self.reset_lock = asyncio.Lock()
         self.last_reset: float | None = None  # epoch seconds
         self.resets = 0
+        self.gave_up: str | None = None  # the no_reconnect flaw: why the service stopped trying
+
+    @property
+    def redis(self) -> aioredis.Redis:
+        if self.gave_up is not None:
+            raise RedisConnectionError(f"gave up on Redis after: {self.gave_up}")
+        return self._redis
 
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.s = State()
     yield
-    await app.state.s.redis.aclose()
+    await app.state.s._redis.aclose()
     await app.state.s.pool.disconnect()
 
 
@@ -100,6 +117,9 @@ def state(request: Request) -> State:
 
 @app.exception_handler(RedisError)
 async def redis_unavailable(request: Request, exc: RedisError) -> JSONResponse:
+    s = state(request)
+    if s.flaw == "no_reconnect" and isinstance(exc, RedisConnectionError) and s.gave_up is None:
+        s.gave_up = str(exc)[:200]
     return JSONResponse(status_code=503, content={"error": type(exc).__name__, "detail": str(exc)[:200]})
 
 
@@ -132,10 +152,14 @@ async def incr(name: str, request: Request) -> dict[str, Any]:
 
 @app.get("/health")
 async def health(request: Request) -> JSONResponse:
+    s = state(request)
     try:
-        await state(request).redis.ping()
+        await s.redis.ping()
     except RedisError as exc:
-        return JSONResponse(status_code=503, content={"status": "unhealthy", "error": type(exc).__name__})
+        if s.flaw == "no_reconnect" and isinstance(exc, RedisConnectionError) and s.gave_up is None:
+            s.gave_up = str(exc)[:200]
+        status = 200 if s.flaw == "health_200" else 503
+        return JSONResponse(status_code=status, content={"status": "unhealthy", "error": type(exc).__name__})
     return JSONResponse(content={"status": "healthy"})
 
 
@@ -168,4 +192,5 @@ async def chaos_status(request: Request) -> dict[str, Any]:
         server["clients"] = sum(1 for c in await s.redis.client_list() if c.get("name") == name)
     except RedisError as exc:
         server["error"] = type(exc).__name__
-    return {"pool": pool_counts(s.pool), "resets": s.resets, "last_reset": s.last_reset, "server": server}
+    return {"pool": pool_counts(s.pool), "resets": s.resets, "last_reset": s.last_reset, "server": server,
+            "gave_up": s.gave_up}  # fmt: skip
