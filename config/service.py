@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, SerializerFunctionWrapHandler, model_serializer, model_validator
 
 from config.base import NonNegative, Positive, Strict, ThinkTime
 from config.redact import is_secret_key
@@ -67,6 +67,13 @@ class BodyCheck(Strict):
         if len(given) != 1:
             raise ValueError("a body check needs exactly one of equals or contains")
         return self
+
+    @model_serializer(mode="wrap")
+    def _given_only(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """Dumped with the one test it has (``equals: null`` is a test), so a master's profile sent to its
+        workers validates there again."""
+        data: dict[str, Any] = handler(self)
+        return {k: v for k, v in data.items() if k == "path" or k in self.model_fields_set}
 
 
 StatusCode = Annotated[int, Field(ge=100, le=599)]

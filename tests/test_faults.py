@@ -145,3 +145,50 @@ def test_pool_reset_closes_in_use_connections(
             gevent.sleep(0.01)
     idle.ping()  # the idle connection was closed too: the next command reconnects
     assert idle.probe.reconnections == 1
+
+
+def test_client_kill_selects_the_services_connections_and_counts_them_again_at_the_window_close(
+    redis_server: EmbeddedRedis, run: RedisRun, fault_admin: redis.Redis
+) -> None:
+    """scope: service by name prefix, by ACL user, by addr and laddr (IP and port ranges); others spares
+    the pack's own (traffic, admin, witness name); connections_at_window_close counts what came back."""
+    fault_admin.acl_setuser("svc", enabled=True, passwords=["+svc-pw"], commands=["+@all"], keys=["*"])
+    mine = traffic(run, 2, Recorder())
+    witness = redis.Redis.from_url(redis_server.url, client_name=run.witness_name)
+    service = [redis.Redis.from_url(redis_server.url, client_name=f"svc-{i}") for i in range(3)]
+    by_user = redis.Redis.from_url(redis_server.url, username="svc", password="svc-pw", client_name="other")
+    for client in (witness, *service, by_user):
+        client.ping()
+    target = FaultTarget(fault_admin, run.traffic_tag, run.reset_pools, own_names=run.own_names)
+
+    def kill(**params: object) -> dict[str, object]:
+        fault = build_fault(ClientKillParams.model_validate({"name": "client_kill", **params}), target)
+        details = fault.inject()
+        return {**details, **fault.window_closed()}
+
+    assert kill(scope="service", name_prefix="svc-") == {
+        "connections_found": 3, "connections_killed": 3, "connections_at_window_close": 0}  # fmt: skip
+    for client in service:
+        client.ping()  # the "service" reconnects
+    closed = kill(scope="service", name_prefix="svc-")
+    assert closed["connections_found"] == 3 and closed["connections_at_window_close"] == 0
+    assert kill(scope="service", user="svc")["connections_killed"] == 1
+    by_user.ping()
+    port = int(by_user.client_info()["addr"].rpartition(":")[2])  # the client side's port
+    assert kill(scope="service", addr=f"127.0.0.1:{port}-{port}")["connections_killed"] == 1
+    assert kill(scope="service", addr=f"127.0.0.1:{port + 1}-65535", name_prefix="other")["connections_found"] == 0
+    for client in service:
+        client.ping()
+    by_user.ping()
+    assert kill(scope="service", laddr=f"127.0.0.1:{redis_server.port}", name_prefix="svc-")["connections_killed"] == 3
+    assert kill(scope="service", laddr="127.0.0.1:1-2")["connections_found"] == 0
+    for client in service:
+        client.ping()
+    before = ids_by_name(fault_admin)
+    details = kill(scope="others", allow_scope_all=True)
+    assert details["connections_killed"] == 4  # the 3 service connections and the other user's
+    after = ids_by_name(fault_admin)
+    for name in (run.admin_name, run.witness_name, f"{run.traffic_tag}0", f"{run.traffic_tag}1"):
+        assert after[name] == before[name], name  # the pack's own: the same connections
+    for client in (*mine, witness, *service, by_user):
+        client.close()

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from chaos.profile import json_schema, load_profile
+from chaos.profile import json_schema, load_profile, parse_profile
 from config.loader import ProfileError
 
 from .helpers import LOCUST, ROOT
@@ -114,3 +114,10 @@ def test_missing_redis_server_says_how_to_install_it(tmp_path: Path) -> None:
     assert "redis-server is not installed" in proc.stderr
     assert "apt-get install -y redis-server" in proc.stderr and "--redis-url" in proc.stderr
     assert "Traceback" not in proc.stderr + proc.stdout
+
+
+def test_every_shipped_profile_survives_the_trip_to_the_workers() -> None:
+    """A master sends its profile as JSON (``model_dump``); a worker validates it again and gets the same."""
+    for shipped in sorted((ROOT / "config").glob("*.yaml")):
+        profile = load_profile(shipped)
+        assert parse_profile(profile.model_dump(mode="json"), "the master's profile") == profile, shipped

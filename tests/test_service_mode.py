@@ -11,7 +11,7 @@ import yaml
 
 from targets.embedded import free_port
 
-from .helpers import HEAVY, finish, locust, refused_at_setup
+from .helpers import HEAVY, finish, locust, master, refused_at_setup, worker
 
 pytestmark = HEAVY  # FastAPI start-ups and timed windows: kept apart from other timed runs
 
@@ -54,23 +54,24 @@ def run(tmp_path: Path, prof: Path, seconds: int, users: int = 8, *extra: str) -
 
 
 def test_killing_the_service_connections_shows_http_failures_and_their_recovery(tmp_path: Path) -> None:
-    prof = profile(tmp_path / "kill.yaml",
-                   faults=[{"name": "client_kill", "scope": "service", "name_prefix": "rs-service"}],
+    kill = {"name": "client_kill", "scope": "service", "name_prefix": "rs-service"}
+    reset = {"name": "http", "path": "/chaos/redis-reset", "body": {"force": True}}  # the service's own reset
+    prof = profile(tmp_path / "kill.yaml", faults=[kill, reset],
                    service={"reference_settings": {"RETRIES": "0"}},  # no retry: a killed connection is a 503
-                   chaos={"start_after_s": 3, "every_s": 5, "count": 2, "faults": [
-                       {"name": "client_kill", "scope": "service", "name_prefix": "rs-service"}]})  # fmt: skip
+                   chaos={"start_after_s": 3, "every_s": 5, "count": 2, "order": "cycle", "faults": [kill, reset]})
     code, out, report = run(tmp_path, prof, 13)
     assert code == 0, out[-4000:]
     faults = report["faults"]
-    assert len(faults) == 2 and all(f["ok"] for f in faults)
+    assert [f["name"] for f in faults] == ["client_kill", "http"] and all(f["ok"] for f in faults), faults
     for f in faults:
         assert list(f["by_type"]) == ["HTTP"]  # a service-only run: no Redis users
-        details = f["details"]
-        assert details["connections_found"] >= 1 and details["connections_killed"] == details["connections_found"]
-        assert details["connections_at_window_close"] >= 1, details  # the service reconnected
         assert f["recovered"] and f["recovery_s"] is not None
+    details = faults[0]["details"]
+    assert details["connections_found"] >= 1 and details["connections_killed"] == details["connections_found"]
+    assert details["connections_at_window_close"] >= 1, details  # the service reconnected
+    assert faults[1]["details"]["status"] == 200  # POST <service>/chaos/redis-reset
     http = [f["by_type"]["HTTP"] for f in faults]
-    assert sum(h["failures"] + h["degraded"] for h in http) > 0, http  # the kill hit the service's requests
+    assert http[0]["failures"] + http[0]["degraded"] > 0, http  # the kill hit the service's requests
     assert "BadAnswer('status 503" in out  # Locust's error report: the service's 503s
     assert "connections:" in out and "at the window's close" in out
     assert report["service"]["health_at_end"]["healthy"] is True
@@ -167,3 +168,26 @@ def test_refusals_before_any_load(tmp_path: Path) -> None:
     assert "service.endpoints[0]" in line and "no answer" in line and "before the load" in line, line
     line = refused_at_setup(["--resilience-profile", "config/ci.yaml", "--service-url", dead])
     assert "--service-url is given but the profile" in line, line
+
+
+def test_a_master_and_a_worker_run_the_service_users_with_the_masters_service(tmp_path: Path) -> None:
+    """The master starts the reference service and tells the worker its URL; the worker's HTTP users call it."""
+    kill = {"name": "client_kill", "scope": "service", "name_prefix": "rs-service"}
+    prof = profile(tmp_path / "dist.yaml", faults=[kill], mix={"cache": 1, "ledger": 0},
+                   chaos={"start_after_s": 3, "every_s": 5, "count": 1, "faults": [kill]})  # fmt: skip
+    port, report_path = free_port("127.0.0.1"), tmp_path / "report.json"
+    m = master(port, ["-u", "6", "-r", "6", "-t", "9s", "--expect-workers", "1",
+                      "--resilience-profile", str(prof), "--resilience-report", str(report_path)])  # fmt: skip
+    w = worker(port)
+    out = finish(m, timeout=90)
+    worker_out = finish(w, timeout=30)
+    assert m.returncode == 0 and w.returncode == 0, (out[-3000:], worker_out[-3000:])
+    assert "Traceback" not in out + worker_out
+    report = json.loads(report_path.read_text())
+    assert report["mode"] == "master" and report["workers"]["missing"] == []
+    assert report["workers"]["figures"][report["workers"]["reported"][0]]["windows"] == 1
+    by_type = report["summary"]["by_type"]
+    assert by_type["HTTP"]["requests"] > 0 and by_type["REDIS"]["requests"] > 0, by_type
+    (fault,) = report["faults"]
+    assert set(fault["by_type"]) == {"HTTP", "REDIS"} and fault["details"]["connections_killed"] >= 1
+    assert report["service"]["health_at_end"]["healthy"] is True

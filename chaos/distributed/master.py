@@ -113,6 +113,6 @@ def _workers(heard: MasterTest, missing: list[str]) -> dict[str, Any]:
         per_worker[worker] = {
             "requests": sum(w.requests for w in windows) + (outside.requests if outside else 0),
             "failures": sum(w.failures for w in windows) + (outside.failures if outside else 0),
-            "windows": len(windows),
+            "windows": len({w.fault_id for w in windows}),  # faults whose window it sent (one per request type)
         }
     return {"expected": heard.expected, "reported": sorted(heard.finals), "missing": missing, "figures": per_worker}
