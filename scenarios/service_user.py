@@ -91,7 +91,7 @@ class Prepared:
 
     __slots__ = ("body", "endpoint", "expect", "headers", "method", "name", "path", "timeout_s", "variable")
 
-    def __init__(self, endpoint: Endpoint, service: Service) -> None:
+    def __init__(self, endpoint: Endpoint, service: Service, basic_auth: str | None = None) -> None:
         self.endpoint = endpoint
         self.expect = endpoint
         self.method = endpoint.method
@@ -104,6 +104,8 @@ class Prepared:
             self.headers.setdefault("Content-Type", "application/json")
         if not service.reuse_connections:
             self.headers["Connection"] = "close"
+        if basic_auth is not None:  # credentials in the service URL (http://user:password@host)
+            self.headers.setdefault("Authorization", basic_auth)
         # Its own timeout only when it differs from the service's (the connection's own timeout covers that).
         self.timeout_s = endpoint.timeout_s if endpoint.timeout_s not in (None, service.timeout_s) else None
 
@@ -138,11 +140,11 @@ class ServiceUser(FastHttpUser):
         super().__init__(environment)
         self.user_key = run.new_user_key()
         self._context = {"user": self.user_key}
-        self._base = run.service_url.rstrip("/")
+        self._base = (self.client.base_url or run.service_url).rstrip("/")  # user:password@ taken out of it
         self._agent = self.client.client
         self._agent.valid_response_codes = ANY_STATUS  # type: ignore[misc]
         self._fire = environment.events.request.fire
-        self._endpoints = [Prepared(e, service) for e in service.endpoints if e.weight > 0]
+        self._endpoints = [Prepared(e, service, self.client.auth_header) for e in service.endpoints if e.weight > 0]
         self._cumulative = list(accumulate(e.endpoint.weight for e in self._endpoints))
         think = service.think_time
         self._think_s = (think.min_ms / 1000, think.max_ms / 1000)
