@@ -39,61 +39,89 @@ class BadAnswer(Exception):
     """The service answered, but not what the endpoint expects (status or body)."""
 
 
-def _at_path(body: Any, path: str) -> Any:
-    """The value at a dotted path (a number indexes a list); KeyError when there is none."""
+def _at_path(body: Any, parts: tuple[str, ...]) -> Any:
+    """The value at a dotted path's parts (a number indexes a list); KeyError when there is none."""
     value = body
-    for part in path.split("."):
-        if isinstance(value, list) and part.lstrip("-").isdigit():
+    for part in parts:
+        if isinstance(value, dict) and part in value:
+            value = value[part]
+        elif isinstance(value, list) and part.lstrip("-").isdigit():
             try:
                 value = value[int(part)]
             except IndexError:
-                raise KeyError(path) from None
-        elif isinstance(value, dict) and part in value:
-            value = value[part]
+                raise KeyError(part) from None
         else:
-            raise KeyError(path)
+            raise KeyError(part)
     return value
+
+
+def _shown(value: Any) -> str:
+    return json.dumps(value)[:80]
+
+
+class Judge:
+    """An expectation (statuses, body checks) made ready to judge answers: ``judge(status, content)`` says
+    why an answer is a failure, None when it is a success. Built once per endpoint and user; per answer it
+    reads no model and splits no path (it is on the hot path)."""
+
+    __slots__ = ("checks", "statuses")
+
+    def __init__(self, expect: Expectation) -> None:
+        given = expect.expect_status
+        self.statuses = None if given is None else frozenset(given)  # None: any 2xx
+        self.checks = tuple(
+            (c.path, tuple(c.path.split(".")), "equals" in c.model_fields_set,
+             c.equals if "equals" in c.model_fields_set else c.contains)
+            for c in expect.checks
+        )  # fmt: skip
+
+    def __call__(self, status: int, content: bytes | None) -> str | None:
+        statuses = self.statuses
+        if (status not in statuses) if statuses is not None else not 200 <= status < 300:
+            return f"status {status}, expected {sorted(statuses) if statuses is not None else '2xx'}"
+        return self.check_body(content) if self.checks else None
+
+    def check_body(self, content: bytes | None) -> str | None:
+        try:
+            body = json.loads(content or b"null")
+        except ValueError:
+            return "the body is not JSON"
+        for path, parts, equals, expected in self.checks:
+            try:
+                value = _at_path(body, parts)
+            except KeyError:
+                return f"the body has no {path}"
+            if equals:
+                if value != expected:
+                    return f"{path} is {_shown(value)}, expected {_shown(expected)}"
+                continue
+            try:
+                holds = expected in value
+            except TypeError:
+                holds = False
+            if not holds:
+                return f"{path} ({_shown(value)}) does not contain {_shown(expected)}"
+        return None
+
+
+def judge(expect: Expectation, status: int, content: bytes | None) -> str | None:
+    """Why an answer is a failure (None: a success), judged once (the pre-flight)."""
+    return Judge(expect)(status, content)
 
 
 def check_body(checks: list[BodyCheck], content: bytes | None) -> str | None:
     """What is wrong with a JSON body against ``checks`` (None: all hold)."""
-    try:
-        body = json.loads(content or b"null")
-    except ValueError:
-        return "the body is not JSON"
-    for check in checks:
-        try:
-            value = _at_path(body, check.path)
-        except KeyError:
-            return f"the body has no {check.path}"
-        if "equals" in check.model_fields_set and value != check.equals:
-            return f"{check.path} is {json.dumps(value)[:80]}, expected {json.dumps(check.equals)[:80]}"
-        if "contains" in check.model_fields_set:
-            try:
-                holds = check.contains in value
-            except TypeError:
-                holds = False
-            if not holds:
-                return f"{check.path} ({json.dumps(value)[:80]}) does not contain {json.dumps(check.contains)[:80]}"
-    return None
-
-
-def judge(expect: Expectation, status: int, content: bytes | None) -> str | None:
-    """Why an answer is a failure (None: a success)."""
-    statuses = expect.expect_status
-    if (status not in statuses) if statuses is not None else not 200 <= status < 300:
-        return f"status {status}, expected {statuses if statuses is not None else '2xx'}"
-    return check_body(expect.checks, content) if expect.checks else None
+    return Judge(Expectation(checks=checks)).check_body(content)
 
 
 class Prepared:
     """An endpoint ready to send: its method, headers, and its path and body as templates."""
 
-    __slots__ = ("body", "endpoint", "expect", "headers", "method", "name", "path", "timeout_s", "variable")
+    __slots__ = ("body", "endpoint", "headers", "judge", "method", "name", "path", "timeout_s", "variable")
 
     def __init__(self, endpoint: Endpoint, service: Service, basic_auth: str | None = None) -> None:
         self.endpoint = endpoint
-        self.expect = endpoint
+        self.judge = Judge(endpoint)
         self.method = endpoint.method
         self.name = endpoint.label
         self.path = endpoint.path
@@ -176,7 +204,7 @@ class ServiceUser(FastHttpUser):
                                                    headers=prepared.headers)  # fmt: skip
                     content = response.content
             length = len(content) if content else 0
-            problem = judge(prepared.expect, response.status_code, content)
+            problem = prepared.judge(response.status_code, content)
             if problem is not None:
                 exception = BadAnswer(problem)
         except (*FAILURE_EXCEPTIONS, TimeoutError) as exc:
