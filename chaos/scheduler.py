@@ -232,11 +232,11 @@ class ChaosScheduler:
         record = FaultRecord(len(self.records) + 1, spec.name, params, offset_s=0.0, inject_ms=0.0, trigger=trigger)
         fault = self._build(spec, record.fault_id)
         self._faults[record.fault_id] = fault
+        self.settle(self.clock(), closing=True)  # the windows before this one close now: their figures are final
         begin = self.clock()
         if scheduled is not None:
             record.scheduled_s = scheduled - self.started_at
             record.late_ms = (begin - scheduled) * 1000
-        self.settle(begin, closing=True)  # the windows before this one closed here: their figures are final
         self.records.append(record)
         record.watched = self.witnesses.primaries if self.witnesses is not None else ()
         self._active = (fault, record)  # from here on, stop() reverts it, even mid-injection
@@ -302,6 +302,8 @@ class ChaosScheduler:
             while self._settled < len(self.records):
                 record = self.records[self._settled]
                 begin, t0 = record.begin, record.t0
+                if t0 is None and record.error is None:  # still being injected (on demand): its window is to come
+                    return
                 if begin is not None and t0 is not None:  # else the injection failed: no window
                     end = t0 + self.window_s
                     if not closing and now < end:

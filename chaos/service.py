@@ -159,6 +159,41 @@ def service_refusal(url: str) -> str | None:
             "(RESILIENCE_ALLOW_REMOTE_SERVICE=true)")  # fmt: skip
 
 
+def check_service_url(url: str, spec: Service, settings: Settings) -> None:
+    """A service URL the users can call (scheme and host, no path; credentials as user:password only) and
+    may call (on loopback, or opted in); SetupError otherwise. On a worker too, for its own --service-url."""
+    shown = redact_url(url)
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018  (raises on a bad port)
+    except ValueError as exc:
+        raise SetupError(f"{SERVICE_FLAG}: {shown!r} is not a URL: {exc}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise SetupError(f"{SERVICE_FLAG}: expected an http:// or https:// URL with a host, got {shown!r}")
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise SetupError(f"{SERVICE_FLAG}: expected the service's base URL (no path or query: the endpoints' paths "
+                         f"go under it), got {shown!r}")  # fmt: skip
+    userinfo = parts.netloc.rpartition("@")[0]
+    if userinfo and ":" not in userinfo:
+        raise SetupError(f"{SERVICE_FLAG}: a token in the URL ({shown}) is neither sent as a header nor kept "
+                         "out of Locust's error messages: give it in a header with header_env "
+                         "(docs/service.md)")  # fmt: skip
+    if not (spec.allow_remote or settings.allow_remote_service) and (refusal := service_refusal(url)):
+        raise SetupError(refusal)
+
+
+def check_headers(spec: Service, source: str) -> None:
+    """Every ``header_env`` variable the endpoints and the health endpoint need is set (SetupError)."""
+    named: list[tuple[str, Expectation]] = [(f"service.endpoints[{i}]", e) for i, e in enumerate(spec.endpoints)]
+    if spec.health is not None:
+        named.append(("service.health", spec.health))
+    for where, expect in named:
+        try:
+            expect.resolved_headers()
+        except MissingHeaderVariable as exc:
+            raise SetupError(f"{source}: {where}: {exc}") from None
+
+
 def open_service(
     spec: Service | None, settings: Settings, redis_url: str, source: str, key_prefix: str = "rs:"
 ) -> ServiceSession | None:
@@ -170,6 +205,7 @@ def open_service(
         return None
     url = settings.service_url or spec.url
     reference = None
+    check_headers(spec, source)
     if url == "embedded":
         if not redis_url.startswith(("redis://", "rediss://")):
             raise SetupError(f"{source}: service.url: embedded runs the reference service on a standalone Redis "
@@ -181,10 +217,8 @@ def open_service(
         except ServiceError as exc:
             raise SetupError(f"{source}: service.url: embedded: {exc}") from None
         url = reference.url
-    elif not url.startswith(("http://", "https://")):
-        raise SetupError(f"{SERVICE_FLAG}: expected an http:// or https:// URL, got {redact_url(url)!r}")
-    elif not (spec.allow_remote or settings.allow_remote_service) and (refusal := service_refusal(url)):
-        raise SetupError(refusal)
+    else:
+        check_service_url(url, spec, settings)
     session = ServiceSession(spec, url, source, reference)
     try:
         session.preflight()

@@ -23,6 +23,8 @@ def _cell(value: Any, digits: int = 2) -> str:
 
 def _recovery_cell(f: dict[str, Any]) -> str:
     recovery = f.get("recovery_s")
+    if "recovered" not in f:  # no window of this request type for this fault (its users not spawned yet)
+        return "-"
     if not f.get("ok", True):
         return "FAILED"
     if recovery is None:
@@ -42,7 +44,7 @@ def _row(f: dict[str, Any], fault: dict[str, Any], first: str, name: str) -> tup
         _cell(f.get("reconnections")),
         _cell(f.get("users_affected")),
         _cell(fault.get("outage_s"), 3),
-        _recovery_cell({**f, "ok": fault["ok"]}),
+        _recovery_cell({**f, "ok": fault["ok"]}) if fault["ok"] else "FAILED",
         _cell(fault.get("client_excess_s"), 3) if f is fault else "",
     )
 

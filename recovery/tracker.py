@@ -319,14 +319,14 @@ class RequestTrackers:
 
     def open_window(self, fault_id: int, name: str, t0: float) -> None:
         self._open = (fault_id, name, t0)
-        for tracker in self.by_type.values():
+        for tracker in list(self.by_type.values()):  # a closing window's listener may yield: a type may join
             tracker.open_window(fault_id, name, t0)
 
     def expire(self, now: float | None = None) -> None:
-        for tracker in self.by_type.values():
+        for tracker in list(self.by_type.values()):
             tracker.expire(now)
 
     def close_all(self, now: float | None = None) -> None:
         self._open = None
-        for tracker in self.by_type.values():
+        for tracker in list(self.by_type.values()):
             tracker.close_all(now)

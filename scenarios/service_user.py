@@ -126,7 +126,7 @@ class Prepared:
         self.name = endpoint.label
         self.path = endpoint.path
         self.body = None if endpoint.body is None else json.dumps(endpoint.body)
-        self.variable = "{" in self.path or (self.body is not None and "{" in self.body)
+        self.variable = any("{n}" in t or "{user}" in t for t in (self.path, self.body or ""))
         self.headers = endpoint.resolved_headers()
         if self.body is not None:
             self.headers.setdefault("Content-Type", "application/json")
@@ -134,8 +134,10 @@ class Prepared:
             self.headers["Connection"] = "close"
         if basic_auth is not None:  # credentials in the service URL (http://user:password@host)
             self.headers.setdefault("Authorization", basic_auth)
-        # Its own timeout only when it differs from the service's (the connection's own timeout covers that).
-        self.timeout_s = endpoint.timeout_s if endpoint.timeout_s not in (None, service.timeout_s) else None
+        # The connection's timeout is the longest any endpoint has (longest_timeout_s); a shorter one is timed
+        # on its own (None: the connection's covers it).
+        timeout_s = endpoint.timeout_s or service.timeout_s
+        self.timeout_s = timeout_s if timeout_s < longest_timeout_s(service) else None
 
     def render(self, user_key: str) -> tuple[str, str | None]:
         """The path and body of one request: ``{n}`` a random key number, ``{user}`` the user's key."""
@@ -145,6 +147,11 @@ class Prepared:
         path = self.path.replace("{n}", n).replace("{user}", user_key)
         body = None if self.body is None else self.body.replace("{n}", n).replace("{user}", user_key)
         return path, body
+
+
+def longest_timeout_s(service: Service) -> float:
+    """The users' connection timeout: the longest of the service's and its endpoints' own."""
+    return max([service.timeout_s, *(e.timeout_s for e in service.endpoints if e.timeout_s is not None)])
 
 
 class ServiceUser(FastHttpUser):
@@ -164,7 +171,7 @@ class ServiceUser(FastHttpUser):
         if service is None or run.service_url is None:
             raise RuntimeError("ServiceUser runs only in a run with a service (the profile's service section)")
         self.host = run.service_url
-        self.network_timeout = self.connection_timeout = service.timeout_s
+        self.network_timeout = self.connection_timeout = longest_timeout_s(service)
         super().__init__(environment)
         self.user_key = run.new_user_key()
         self._context = {"user": self.user_key}

@@ -192,3 +192,8 @@ def test_client_kill_selects_the_services_connections_and_counts_them_again_at_t
         assert after[name] == before[name], name  # the pack's own: the same connections
     for client in (*mine, witness, *service, by_user):
         client.close()
+    # A connection in its handshake (not yet named: it may be the pack's own reconnecting) is never a victim
+    fault = build_fault(ClientKillParams(name="client_kill", scope="others", allow_scope_all=True), target)
+    handshake = {"id": "7", "name": "", "cmd": "hello", "flags": "N", "user": "default", "addr": "127.0.0.1:5"}
+    assert not fault._killable(handshake, None)  # type: ignore[attr-defined]
+    assert fault._killable({**handshake, "cmd": "get"}, None)  # type: ignore[attr-defined]

@@ -200,3 +200,39 @@ def test_a_crash_of_the_schedule_or_of_a_test_greenlet_is_reported(redis_server:
     gevent.sleep(0)
     assert run.aborted == "the window timer crashed: RuntimeError: clock broke"
     run.stop()
+
+
+def test_a_window_is_settled_once_when_it_closes_and_not_while_its_fault_is_being_injected(
+    redis_server: EmbeddedRedis,
+) -> None:
+    """settle(): each fault's window-close figures (Fault.window_closed) once its window closed, never for a
+    fault still being injected (on demand, while the loop settles an earlier one)."""
+    admin = redis.Redis.from_url(redis_server.url, retry=Retry(NoBackoff(), 0))
+    scheduler = ChaosScheduler(chaos(), FaultTarget(admin, "rr-x-", no_pools), ResilienceEvents(), time.monotonic(),
+                               window_s=1.0)  # fmt: skip
+    calls: list[int] = []
+
+    class Counted:
+        def __init__(self, fault_id: int) -> None:
+            self.fault_id = fault_id
+
+        def window_closed(self) -> dict[str, Any]:
+            calls.append(self.fault_id)
+            return {"counted": self.fault_id}
+
+    now = time.monotonic()
+    done = FaultRecord(1, "client_kill", {}, offset_s=0.0, inject_ms=1.0, t0=now)
+    pending = FaultRecord(2, "client_kill", {}, offset_s=0.0, inject_ms=0.0)  # injecting: no t0 yet
+    scheduler.records.extend([done, pending])
+    scheduler._faults.update({1: Counted(1), 2: Counted(2)})  # type: ignore[dict-item]
+    scheduler.settle(now + 0.5)
+    assert calls == []  # fault 1's window is still open
+    scheduler.settle(now + 1.5)
+    assert calls == [1] and done.details == {"counted": 1}
+    scheduler.settle(now + 5)
+    assert calls == [1]  # fault 2 is still being injected: its window is to come
+    pending.t0 = now + 5
+    scheduler.settle(now + 5.2, closing=True)
+    scheduler.settle(now + 9, closing=True)
+    assert calls == [1, 2] and pending.details == {"counted": 2}  # each once
+    admin.close()

@@ -168,6 +168,10 @@ def test_refusals_before_any_load(tmp_path: Path) -> None:
     assert "service.endpoints[0]" in line and "no answer" in line and "before the load" in line, line
     line = refused_at_setup(["--resilience-profile", "config/ci.yaml", "--service-url", dead])
     assert "--service-url is given but the profile" in line, line
+    line = refused_at_setup(["--resilience-profile", str(kill), "--service-url", f"{dead}/api/v1"])
+    assert "no path or query" in line, line
+    line = refused_at_setup(["--resilience-profile", str(kill), "--service-url", dead.replace("//", "//tok3n@")])
+    assert "header_env" in line and "tok3n" not in line, line  # a token in the URL: refused, never shown
 
 
 def test_a_master_and_a_worker_run_the_service_users_with_the_masters_service(tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
+import gevent
 import pytest
 from gevent.server import StreamServer
 
@@ -51,6 +52,8 @@ def echo() -> Iterator[str]:
                 name, _, value = header.decode().partition(":")
                 headers[name.strip().lower()] = value.strip()
             body = stream.read(int(headers.get("content-length", 0))).decode()
+            if " /slow" in line.decode():
+                gevent.sleep(1.2)
             payload = json.dumps({"line": line.decode().strip(), "headers": headers, "body": body}).encode()
             sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
                          % (len(payload), payload))  # fmt: skip
@@ -91,3 +94,23 @@ def test_service_user_sends_each_endpoint_as_http_with_its_name_body_and_credent
     assert echoed["headers"]["authorization"] == "Basic " + base64.b64encode(b"alice:pw").decode()
     path, body = put.render(user.user_key)
     assert path in ("/items/0", "/items/1", "/items/2") and json.loads(body or "") == {"by": user.user_key}
+
+
+def test_each_endpoint_has_its_own_timeout_longer_or_shorter_than_the_services(echo: str) -> None:
+    profile = parse_profile({"service": {"url": echo, "timeout_s": 0.6, "endpoints": [
+        {"name": "slow, given 3 s", "path": "/slow", "timeout_s": 3},
+        {"name": "slow, the service's 0.6 s", "path": "/slow"},
+        {"name": "slow, given 0.3 s", "path": "/slow", "timeout_s": 0.3},
+    ]}}, "test")  # fmt: skip
+    env = Environment(user_classes=[ServiceUser], events=Events())
+    attach(env, RedisRun(profile, "redis://127.0.0.1:1", "svc", service_url=echo))
+    seen: list[dict[str, Any]] = []
+    env.events.request.add_listener(lambda **kw: seen.append(kw))
+    user = ServiceUser(env)
+    assert user.network_timeout == 3  # the connection's: the longest
+    for prepared in user._endpoints:
+        user.send(prepared)
+    given_3, given_default, given_short = seen
+    assert given_3["exception"] is None and 1100 <= given_3["response_time"] < 2900, given_3
+    assert given_default["exception"] is not None and 550 <= given_default["response_time"] < 1100, given_default
+    assert given_short["exception"] is not None and 250 <= given_short["response_time"] < 900, given_short

@@ -31,6 +31,7 @@ from chaos.profile import parse_profile
 from chaos.roles.base import Role
 from chaos.roles.measuring import MeasuresRequests
 from chaos.scheduler import deadline
+from chaos.service import check_headers, check_service_url
 from chaos.session import TargetSession, check_traffic_access, connect_admin, target_access
 from chaos.settings import URL_ENV, URL_FLAG, Settings, SetupError
 from chaos.testrun import MeasuredRun, spawn_detached
@@ -76,6 +77,10 @@ def adopt_session(setup: dict[str, Any], settings: Settings, node: str, master_h
     traffic_access, admin_access = target_access(profile, url, MASTERS_PROFILE)
     run = RedisRun(profile, url, setup["run_id"], node=node, access=traffic_access)
     run.service_url = settings.service_url or setup.get("service_url")  # this worker's --service-url wins
+    if profile.service is not None:  # the master checked its own; this worker's URL and environment too
+        if settings.service_url:
+            check_service_url(settings.service_url, profile.service, settings)
+        check_headers(profile.service, MASTERS_PROFILE)
     admin_at = settings.redis_url or setup.get("admin_url") or url  # past the master's proxy
     admin = connect_admin(admin_url(admin_at, profile.target), run.admin_name, retries=3, access=admin_access)
     try:  # retries=3 above: a scope: all kill may hit the admin connection

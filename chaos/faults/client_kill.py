@@ -52,6 +52,9 @@ def parse_endpoint(text: str) -> tuple[str, int, int]:
     return ip, lo, hi
 
 
+_HANDSHAKE = frozenset({"NULL", "hello", "auth"})  # CLIENT LIST's cmd of a connection not yet named
+
+
 def _at(endpoint: tuple[str, int, int], address: str) -> bool:
     """Does the server's ``ip:port`` (CLIENT LIST's addr / laddr) fall in ``endpoint``?"""
     host, _, port = address.rpartition(":")
@@ -148,10 +151,13 @@ class ClientKill(FaultBase):
         )
 
     def _killable(self, client: dict[str, Any], pack: str | None) -> bool:
-        """Never the pack's own admin links, nor replication links (M: master, S: replica)."""
+        """Never the pack's own admin links, nor replication links (M: master, S: replica), nor a connection
+        still in its handshake: redis-py names a connection (CLIENT SETNAME) only after HELLO / AUTH, so an
+        unnamed one there may be the pack's own reconnecting."""
         flags = str(client.get("flags", ""))
         ours = pack is not None and client.get("name") == pack
-        return not ours and "M" not in flags and "S" not in flags and self._matches(client)
+        handshake = not client.get("name") and str(client.get("cmd", "")) in _HANDSHAKE
+        return not ours and not handshake and "M" not in flags and "S" not in flags and self._matches(client)
 
     def _victims(self, admin: redis.Redis) -> list[str]:
         me = str(admin.client_id())

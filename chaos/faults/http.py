@@ -68,7 +68,7 @@ class Http(FaultBase):
         import requests  # locust's own dependency; imported here to keep the profile schema light
 
         p = self.params
-        url = p.url or f"{self.target.service_url or ''}{p.path}"
+        url = p.url or f"{(self.target.service_url or '').rstrip('/')}{p.path}"
         if p.url is None and self.target.service_url is None:
             raise HttpCallFailed(f"path {p.path} needs a service (the profile's service.url): there is none")
         try:
