@@ -80,9 +80,16 @@ class MeasuredRun(TestRun):
     :param on_closed: called with each closed window (from the request that closes it, or the timer)
     """
 
-    def __init__(self, number: int, recovery: Recovery, on_closed: Callable[[WindowSummary], None]) -> None:
+    def __init__(
+        self,
+        number: int,
+        recovery: Recovery,
+        on_closed: Callable[[WindowSummary], None],
+        user_count: Callable[[], int] | None = None,
+    ) -> None:
         super().__init__(number)
         self.tracker = RequestTrackers(recovery, on_closed=on_closed)
+        self.user_count = user_count  # this node's users running now (the timeline's users)
         self.opened: set[int] = set()  # fault ids whose window this node opened
         self.spawn("the fault window timer", self._expire_windows)
 
@@ -90,6 +97,8 @@ class MeasuredRun(TestRun):
         while True:
             gevent.sleep(EXPIRE_EVERY_S)
             self.tracker.expire()
+            if self.user_count is not None:
+                self.tracker.sample_users(self.user_count())
 
     def open_window(self, fault_id: int, name: str, t0: float) -> None:
         """A fault's injection returned at ``t0`` (monotonic, this node): its window opens, once."""

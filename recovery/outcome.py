@@ -49,6 +49,7 @@ class Outcome:
         workers: dict[str, Any] | None = None,
         missing_by_fault: dict[int, list[str]] | None = None,
         service: dict[str, Any] | None = None,
+        outage_ms: dict[int, float] | None = None,
     ) -> dict[str, Any]:
         """A test ended: its report (written to ``report_path``), its lines and its verdict.
         ``workers`` and ``missing_by_fault`` come from a master; ``service`` (a run with HTTP users) holds
@@ -57,7 +58,9 @@ class Outcome:
         figures = compute_figures(records, result, missing, (service or {}).get("health_at_end"))
         slo_results = evaluate(slo, figures)
         code = self.exit_code_for(slo_results, facts.aborted)
-        report = build_report(facts, records, result, figures, slo_results, code, workers, missing_by_fault, service)
+        report = build_report(
+            facts, records, result, figures, slo_results, code, workers, missing_by_fault, service, outage_ms
+        )
         self.report = report
         self.lines = console_lines(report, slo_results)
         self.printed = False

@@ -13,6 +13,7 @@ from typing import Any
 
 from recovery.records import FaultRecord
 from recovery.results import NodeResult, TypeTotals, per_fault
+from recovery.series import timeline
 from recovery.tracker import Counts, WindowSummary, percentile
 from recovery.verdict import EXIT_PASS, Figures, SloResult
 from scenarios.registry import derived_figures, gates
@@ -187,10 +188,12 @@ def build_report(
     workers: dict[str, Any] | None = None,
     missing_by_fault: dict[int, list[str]] | None = None,
     service: dict[str, Any] | None = None,
+    outage_ms: dict[int, float] | None = None,
 ) -> dict[str, Any]:
     """The JSON report, with the exit ``code`` the outcome decided (recovery/outcome.py).
     ``workers`` and ``missing_by_fault`` are given on a master only; ``service`` is the service's
-    pre-flight and end-of-run facts, in a run with HTTP users."""
+    pre-flight and end-of-run facts, in a run with HTTP users; ``outage_ms`` the witness's outage in each
+    second of the timeline (None: no witness)."""
     windows = per_fault(result.windows)
     outside = result.outside
     integrity = result.integrity
@@ -268,6 +271,7 @@ def build_report(
         ],
         "verdict": "pass" if code == EXIT_PASS else "fail",
         "exit_code": code,
+        "timeline": timeline(result.series, result.users, outage_ms),
     }
 
 

@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from recovery.histogram import LatencyHistogram
+from recovery.series import Second, merge_series, series_from_dict, series_to_dict
 from recovery.tracker import Counts, RequestTrackers, WindowSummary
 from scenarios.run import IntegrityResult
 
@@ -46,6 +47,8 @@ class NodeResult:
     integrity_error: str | None = None
     user_errors: int = 0
     by_type: dict[str, TypeTotals] = field(default_factory=dict)
+    series: dict[str, dict[int, Second]] = field(default_factory=dict)  # request type -> epoch second -> figures
+    users: dict[int, int] = field(default_factory=dict)  # epoch second -> users running
 
     @classmethod
     def from_trackers(
@@ -55,7 +58,8 @@ class NodeResult:
         integrity_error: str | None,
         user_errors: int,
     ) -> NodeResult:
-        result = cls(integrity=integrity, integrity_error=integrity_error, user_errors=user_errors)
+        result = cls(integrity=integrity, integrity_error=integrity_error, user_errors=user_errors,
+                     series=trackers.series(), users=dict(trackers.users))  # fmt: skip
         for request_type, tracker in sorted(trackers.by_type.items()):
             result.windows.extend(tracker.closed)
             result.add_type(
@@ -97,12 +101,16 @@ def result_to_dict(r: NodeResult, include_windows: bool = True) -> dict[str, Any
             t: {"outside": asdict(v.outside), "baseline": v.baseline.to_dict(), "threshold_ms": v.threshold_ms}
             for t, v in r.by_type.items()
         },
+        "series": series_to_dict(r.series, r.users),
     }
 
 
 def result_from_dict(data: dict[str, Any]) -> NodeResult:
     integrity = data["integrity"]
+    series, users = series_from_dict(data.get("series"))
     return NodeResult(
+        series=series,
+        users=users,
         windows=[window_from_dict(w) for w in data["windows"]],
         outside=Counts(**data["outside"]),
         baseline=LatencyHistogram.from_dict(data["baseline"]),
@@ -172,6 +180,10 @@ def merge_results(parts: list[NodeResult], windows: list[WindowSummary]) -> Node
             TypeTotals(merged.outside, merged.baseline, 0.0).add(TypeTotals(part.outside, part.baseline, 0.0))
             merged.threshold_ms = max(merged.threshold_ms, part.threshold_ms)
         merged.user_errors += part.user_errors
+        for request_type, seconds in part.series.items():
+            merge_series(merged.series.setdefault(request_type, {}), seconds)
+        for second, count in part.users.items():  # each worker's own users: they add up
+            merged.users[second] = merged.users.get(second, 0) + count
         if part.integrity is None:
             errors.append(part.integrity_error or "not checked")
         else:

@@ -25,6 +25,7 @@ from typing import Any
 
 from config.schema import Recovery
 from recovery.histogram import LatencyHistogram
+from recovery.series import Second, TypeSeries
 
 
 def percentile(values: list[float], q: float) -> float | None:
@@ -194,8 +195,10 @@ class RecoveryTracker:
         on_closed: Callable[[WindowSummary], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
         request_type: str = "REDIS",
+        series: TypeSeries | None = None,
     ) -> None:
         self.request_type = request_type
+        self.series = series  # its per-second figures (the timeline), if kept
         self.recovery = recovery
         self.on_closed = on_closed
         self.clock = clock
@@ -264,10 +267,17 @@ class RecoveryTracker:
         if window is not None and now >= window.closes_at:
             self._close(window, window.closes_at)
             window = None
+        failed = exception is not None
         if window is not None:
             slow = response_time > window.threshold_ms and not context.get("blocking", False)
-            window.observe(now, context.get("user"), exception is not None, response_time, retries, reconnections, slow)
+            window.observe(now, context.get("user"), failed, response_time, retries, reconnections, slow)
+            if self.series is not None:
+                self.series.add(now, failed, failed or bool(retries) or slow, response_time, retries, reconnections)
             return
+        if self.series is not None:
+            slow = response_time > (self.threshold_ms or self.recovery.degraded_latency_floor_ms)
+            slow = slow and not context.get("blocking", False)
+            self.series.add(now, failed, failed or bool(retries) or slow, response_time, retries, reconnections)
         outside = self.outside
         outside.requests += 1
         outside.hidden_retries += retries
@@ -295,11 +305,23 @@ class RequestTrackers:
         self.recovery, self.on_closed, self.clock = recovery, on_closed, clock
         self.by_type: dict[str, RecoveryTracker] = {}
         self._open: tuple[int, str, float] | None = None  # the fault whose window is open: a new type joins it
+        self.offset = time.time() - clock()  # wall clock minus this clock: the series' seconds are epoch seconds
+        self.users: dict[int, int] = {}  # users running, sampled each second (sample_users)
+
+    def series(self) -> dict[str, dict[int, Second]]:
+        """Each request type's seconds (the timeline)."""
+        return {t: tracker.series.seconds for t, tracker in self.by_type.items() if tracker.series is not None}
+
+    def sample_users(self, count: int) -> None:
+        self.users[int(self.clock() + self.offset)] = count
 
     def _tracker(self, request_type: str) -> RecoveryTracker | None:
         if request_type not in TRACKED_TYPES:
             return None
-        tracker = self.by_type[request_type] = RecoveryTracker(self.recovery, self.on_closed, self.clock, request_type)
+        series = TypeSeries(self.offset)
+        tracker = self.by_type[request_type] = RecoveryTracker(
+            self.recovery, self.on_closed, self.clock, request_type, series
+        )
         if self._open is not None and self.clock() < self._open[2] + self.recovery.max_window_s:
             tracker.open_window(*self._open)
         return tracker

@@ -127,7 +127,9 @@ class WorkerRole(MeasuresRequests, Role[MeasuredRun]):
             return None  # never set up (the master was told why): nothing to measure
         session.run.checks.clear()
         number = self.test_number
-        return MeasuredRun(number, session.profile.recovery, on_closed=lambda w: self._window_closed(number, w))
+        runner = self.runner
+        return MeasuredRun(number, session.profile.recovery, on_closed=lambda w: self._window_closed(number, w),
+                           user_count=lambda: runner.user_count)  # fmt: skip
 
     def _window_closed(self, test: int, window: WindowSummary) -> None:
         self.send(messages.WINDOW, {"test": test, "window": window_to_dict(window)})

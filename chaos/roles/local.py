@@ -17,7 +17,13 @@ class LocalRole(MeasuresRequests, SchedulingRole[MeasuredRun]):
     mode: ClassVar[str] = "local"
 
     def new_run(self, number: int) -> MeasuredRun:
-        return MeasuredRun(number, self.session.profile.recovery, on_closed=lambda w: fire_recovered(self.events, w))
+        runner = self.environment.runner
+        return MeasuredRun(
+            number,
+            self.session.profile.recovery,
+            on_closed=lambda w: fire_recovered(self.events, w),
+            user_count=(lambda: runner.user_count) if runner is not None else None,
+        )
 
     def on_fault_injected(self, fault_id: int, name: str, time: float, monotonic: float, **_: Any) -> None:
         run = self.run

@@ -160,10 +160,30 @@ class SchedulingRole(Role[R]):
         service = None
         if session.service is not None:  # the faults are reverted: has the service come back?
             service = {**session.service.facts(), "health_at_end": session.service.health_at_end()}
-        self.outcome.conclude(facts, session.profile.slo, run.records, result, workers, missing_by_fault, service)
+        outage_ms = self._witness_seconds(run, result)
+        self.outcome.conclude(
+            facts, session.profile.slo, run.records, result, workers, missing_by_fault, service, outage_ms
+        )
         self.apply_exit_code()
         if not self.headless:
             self.outcome.print_report()  # web UI: show it now, the process may live on for another test
+
+    def _witness_seconds(self, run: R, result: NodeResult) -> dict[int, float] | None:
+        """The witness's outage within each second of the timeline (ms), on the nodes it watched; None
+        without a witness."""
+        witnesses = self.session.witnesses
+        if witnesses is None:
+            return None
+        keys = tuple({key for record in run.records for key in record.watched} | set(witnesses.primaries))
+        seconds = {s for per_type in result.series.values() for s in per_type} | set(result.users)
+        offset = time.time() - time.monotonic()
+        outage: dict[int, float] = {}
+        for second in seconds:
+            start, end = second - offset, second + 1 - offset
+            gap = witnesses.outage(keys, start, end)
+            if gap is not None:
+                outage[second] = max(0.0, min(gap.end, end) - max(gap.start, start)) * 1000
+        return outage
 
     def close(self) -> None:
         self.session.close()
