@@ -65,6 +65,44 @@ def _add_arguments(parser: Any, **_: Any) -> None:
         help="Write the JSON report here at the end of each test",
     )
     group.add_argument(
+        "--resilience-html",
+        metavar="PATH",
+        default=None,
+        env_var="RESILIENCE_HTML",
+        help="Write the report as one self-contained HTML page (timeline, faults, SLOs) at the end of each test",
+    )
+    group.add_argument(
+        "--resilience-junit",
+        metavar="PATH",
+        default=None,
+        env_var="RESILIENCE_JUNIT",
+        help="Write JUnit XML (a testcase per SLO and per fault) at the end of each test",
+    )
+    group.add_argument(
+        "--no-resilience-progress",
+        action="store_true",
+        default=False,
+        env_var="RESILIENCE_NO_PROGRESS",
+        help="Headless: no line per fault as its window closes",
+    )
+    group.add_argument(
+        "--resilience-metrics-port",
+        metavar="PORT",
+        type=int,
+        default=None,
+        env_var="RESILIENCE_METRICS_PORT",
+        help="Serve Prometheus metrics on this loopback port (headless runs; with the web UI they are at "
+        "/chaos/metrics too)",
+    )
+    group.add_argument(
+        "--resilience-pushgateway",
+        metavar="URL",
+        default=None,
+        env_var="RESILIENCE_PUSHGATEWAY",
+        help="Push the metrics to this Prometheus Pushgateway at the end of each test (loopback unless "
+        "--allow-remote-chaos)",
+    )
+    group.add_argument(
         "--no-chaos",
         action="store_true",
         default=False,

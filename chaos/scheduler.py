@@ -129,6 +129,7 @@ class ChaosScheduler:
         on_crash: OnCrash = _log_crash,
         witnesses: Witnesses | None = None,
         window_s: float = 10.0,
+        on_settled: Callable[[FaultRecord], None] | None = None,
     ) -> None:
         self.chaos = chaos
         self.target = target
@@ -140,6 +141,7 @@ class ChaosScheduler:
         self.on_crash = on_crash  # a greenlet of the scheduler died of an exception (never silent)
         self.witnesses = witnesses  # the data nodes' witnesses: each fault's server-side outage
         self.window_s = window_s  # a fault window's longest span (recovery.max_window_s)
+        self.on_settled = on_settled  # a fault's window closed and its figures are final (the progress line)
         self.rng = random.Random(chaos.seed)
         self.records: list[FaultRecord] = []
         self.greenlet: gevent.Greenlet[..., None] | None = None
@@ -310,6 +312,8 @@ class ChaosScheduler:
                         return
                     self._settle_record(record, begin, t0, min(now, end))
                 self._settled += 1
+                if self.on_settled is not None:
+                    self.on_settled(record)
 
     def _settle_record(self, record: FaultRecord, begin: float, t0: float, end: float) -> None:
         if self.witnesses is not None:

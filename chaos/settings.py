@@ -31,6 +31,11 @@ class Settings:
     allow_remote_chaos: bool = False
     service_url: str | None = None
     allow_remote_service: bool = False
+    html_path: str | None = None
+    junit_path: str | None = None
+    progress: bool = True
+    metrics_port: int | None = None
+    pushgateway: str | None = None
 
     @classmethod
     def from_options(cls, options: Any) -> Settings:
@@ -42,4 +47,9 @@ class Settings:
             allow_remote_chaos=bool(getattr(options, "allow_remote_chaos", False)),
             service_url=getattr(options, "service_url", None) or None,
             allow_remote_service=bool(getattr(options, "allow_remote_service", False)),
+            html_path=getattr(options, "resilience_html", None) or None,
+            junit_path=getattr(options, "resilience_junit", None) or None,
+            progress=not bool(getattr(options, "no_resilience_progress", False)),
+            metrics_port=getattr(options, "resilience_metrics_port", None) or None,
+            pushgateway=getattr(options, "resilience_pushgateway", None) or None,
         )

@@ -17,6 +17,8 @@ from typing import Any
 
 from config.schema import Slo
 from recovery.console import console_lines
+from recovery.html import write_html
+from recovery.junit import write_junit
 from recovery.records import FaultRecord
 from recovery.report import RunFacts, build_report, compute_figures, write_json
 from recovery.results import NodeResult
@@ -30,10 +32,15 @@ class Outcome:
     """The report of the last test, its console lines, a refusal, and the exit code they make.
 
     :param report_path: where the JSON report is written at the end of each test (None: nowhere)
+    :param html_path: the same as one self-contained HTML page (recovery/html.py)
+    :param junit_path: the same as JUnit XML (recovery/junit.py)
     """
 
-    def __init__(self, report_path: str | None = None) -> None:
+    def __init__(
+        self, report_path: str | None = None, html_path: str | None = None, junit_path: str | None = None
+    ) -> None:
         self.report_path = report_path
+        self.html_path, self.junit_path = html_path, junit_path
         self.report: dict[str, Any] | None = None
         self.lines: list[str] = []
         self.printed = False
@@ -64,9 +71,18 @@ class Outcome:
         self.report = report
         self.lines = console_lines(report, slo_results)
         self.printed = False
-        if self.report_path:
-            write_json(report, self.report_path)
-            logger.info("redis-resilience: report written to %s", self.report_path)
+        for path, write, what in (
+            (self.report_path, write_json, "report"),
+            (self.html_path, write_html, "HTML report"),
+            (self.junit_path, write_junit, "JUnit XML"),
+        ):
+            if path:
+                try:
+                    write(report, path)
+                except OSError as exc:  # the verdict stands; the file is missing, said once
+                    logger.error("redis-resilience: could not write the %s to %s: %s", what, path, exc)
+                else:
+                    logger.info("redis-resilience: %s written to %s", what, path)
         return report
 
     @staticmethod

@@ -266,6 +266,7 @@ def build_report(
                 "limit": s.limit,
                 "value": None if s.value is None or math.isinf(s.value) else _r(s.value, 6),
                 "ok": s.ok,
+                "message": s.message,
             }
             for s in slo_results
         ],

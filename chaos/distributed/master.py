@@ -12,7 +12,10 @@ from locust.env import Environment
 from locust.runners import MasterRunner
 
 import logging
+import time
 from typing import Any, ClassVar
+
+import gevent
 
 from chaos.distributed.master_link import MasterLink, MasterTest
 from chaos.events import ResilienceEvents
@@ -23,12 +26,14 @@ from chaos.settings import Settings
 from chaos.testrun import TestRun, spawn_detached
 from recovery.records import FaultRecord
 from recovery.results import merge_results
+from recovery.tracker import WindowSummary
 
 logger = logging.getLogger("redis_resilience")
 
 SETUP_TIMEOUT_S = 10.0  # workers answer the run setup within this
 FAULT_ACK_TIMEOUT_S = 5.0  # workers acknowledge a traffic_nodes fault within this
 COLLECT_TIMEOUT_S = 30.0  # workers send their final figures within this
+PROGRESS_WAIT_S = 2.0  # a fault's progress line waits this long at most for every worker's window
 
 
 class MasterRole(SchedulingRole[TestRun]):
@@ -59,6 +64,18 @@ class MasterRole(SchedulingRole[TestRun]):
 
     def on_fault_injected(self, fault_id: int, name: str, time: float, monotonic: float, **_: Any) -> None:
         self.link.announce_window(fault_id, name, time)
+
+    def fault_windows(self, fault_id: int) -> list[WindowSummary]:
+        """The workers' windows of this fault, once each worker sent one (or after PROGRESS_WAIT_S)."""
+        deadline = time.monotonic() + PROGRESS_WAIT_S
+        while True:
+            heard = self.link.current
+            if heard is None:
+                return []
+            windows = {w: [x for x in ws if x.fault_id == fault_id] for w, ws in heard.windows.items()}
+            if all(windows.get(w) for w in heard.expected) or time.monotonic() >= deadline:
+                return [x for ws in windows.values() for x in ws]
+            gevent.sleep(0.1)
 
     def pool_status(self) -> dict[str, Any]:
         note = "distributed run: the workers hold the connection pools, the master has none"

@@ -48,7 +48,7 @@ class Role(Generic[R]):
         self.settings = settings
         self.events = events
         self.signals = StopSignals()
-        self.outcome = Outcome(settings.report_path)
+        self.outcome = Outcome(settings.report_path, settings.html_path, settings.junit_path)
         self.run: R | None = None  # the test running now
 
     @property

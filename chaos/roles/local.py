@@ -8,6 +8,7 @@ from chaos.events import fire_recovered
 from chaos.roles.measuring import MeasuresRequests
 from chaos.roles.scheduling import SchedulingRole
 from chaos.testrun import MeasuredRun
+from recovery.tracker import WindowSummary
 
 
 class LocalRole(MeasuresRequests, SchedulingRole[MeasuredRun]):
@@ -29,6 +30,13 @@ class LocalRole(MeasuresRequests, SchedulingRole[MeasuredRun]):
         run = self.run
         if run is not None:
             run.open_window(fault_id, name, monotonic)
+
+    def fault_windows(self, fault_id: int) -> list[WindowSummary]:
+        run = self.run
+        if run is None:
+            return []
+        run.tracker.expire()  # a window whose time is up closes now, not at the timer's next tick
+        return [w for tracker in run.tracker.by_type.values() for w in tracker.closed if w.fault_id == fault_id]
 
     def conclude(self, run: MeasuredRun) -> None:
         integrity, integrity_error = self.session.check_integrity()
