@@ -23,12 +23,16 @@ from __future__ import annotations
 
 from locust.web import WebUI
 
+import json
 from collections.abc import Callable
 from typing import Any, Protocol
 
 from flask import Blueprint, Response, jsonify, request
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.registry import CollectorRegistry
 
 from chaos.scheduler import FaultConflict, FaultRecord
+from recovery.html import render
 
 
 class ChaosControl(Protocol):
@@ -41,6 +45,59 @@ class ChaosControl(Protocol):
     def status(self) -> dict[str, Any]:
         """The test, its faults and the run's connections, as JSON-ready data (never raises)."""
         ...
+
+    def live_report(self, with_timeline: bool = True) -> dict[str, Any] | None:
+        """The report as it stands (verdict ``running`` during a test), or the last one; None before any."""
+        ...
+
+    @property
+    def metrics_registry(self) -> CollectorRegistry:
+        """The run's Prometheus metrics (chaos/roles/live.py)."""
+        ...
+
+
+RESILIENCE_TAB = "resilience"
+RESILIENCE_COLUMNS = (
+    ("id", "#"), ("fault", "fault"), ("offset_s", "offset s"), ("requests", "requests"), ("failures", "failures"),
+    ("hidden_retries", "hidden retries"), ("outage_s", "outage s"), ("recovery_s", "recovery s"),
+    ("by_type", "recovery by type"),
+)  # fmt: skip
+
+
+def resilience_rows(report: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """The Resilience tab's table: a row per fault of the live report."""
+    rows = []
+    running = (report or {}).get("verdict") == "running"
+    for f in (report or {}).get("faults", []):
+        recovery = f.get("recovery_s")
+        if not f["ok"]:
+            shown = "FAILED"
+        elif recovery is not None:
+            shown = f"{recovery:.3f}"
+        elif "recovered" not in f or (running and f.get("truncated")):
+            shown = "open"  # its window has not closed yet
+        else:
+            shown = "cut short" if f.get("truncated") else "not recovered"
+        typed = ", ".join(
+            f"{t} {w['recovery_s']:.3f}" if w.get("recovery_s") is not None else f"{t} -"
+            for t, w in sorted((f.get("by_type") or {}).items())
+        )
+        rows.append({
+            "id": f["id"], "fault": f["name"] if f.get("trigger", "schedule") == "schedule" else f"{f['name']} (web)",
+            "offset_s": f"{f['offset_s']:.1f}", "requests": f.get("requests", 0), "failures": f.get("failures", 0),
+            "hidden_retries": f.get("hidden_retries", 0),
+            "outage_s": "-" if f.get("outage_s") is None else f"{f['outage_s']:.3f}",
+            "recovery_s": shown, "by_type": typed or "-",
+        })  # fmt: skip
+    return rows
+
+EMPTY_REPORT: dict[str, Any] = {
+    "schema": "redis-resilience/report/v1", "run_id": "-", "profile": "-", "target": "-", "mode": "-",
+    "started_at": 0, "duration_s": 0, "faults": [], "slo": [], "verdict": "running", "exit_code": None,
+    "summary": {"requests": 0, "failures": 0, "faults_recovered": 0, "faults_injected": 0, "recovery_p95_s": None,
+                "hidden_retries": 0, "lost_writes": None},
+    "integrity": {}, "timeline": None,
+}  # before the first test: the view waits for one
 
 BODY_KEYS = frozenset({"force", "fault"})
 
@@ -194,7 +251,39 @@ def install(web_ui: WebUI, control: ChaosControl, base_path: str | None = None) 
     def panel_js() -> Response:
         return Response(PANEL_JS, mimetype="text/javascript")
 
+    @route("/metrics")
+    def metrics() -> Response:
+        return Response(generate_latest(control.metrics_registry), mimetype=CONTENT_TYPE_LATEST)
+
+    @route("/report.json")
+    def report_json() -> Response:
+        return jsonify(control.live_report() or {})
+
+    @route("/resilience")
+    def resilience() -> Response:
+        """The live Resilience view: the HTML report of the run as it stands, drawn again every 2 s."""
+        report = control.live_report() or EMPTY_REPORT
+        return Response(render(report, live_url="report.json"), mimetype="text/html")
+
     app.register_blueprint(chaos)
+    # The Resilience tab among Locust's own (its extension point: a tab is a table whose rows come with the
+    # stats it polls); its full view, with the timeline, is /chaos/resilience, linked from the panel.
+    web_ui.template_args["extended_tabs"] = [{"title": "Resilience", "key": RESILIENCE_TAB}]
+    web_ui.template_args["extended_tables"] = [
+        {"key": RESILIENCE_TAB, "structure": [{"key": key, "title": title} for key, title in RESILIENCE_COLUMNS]}
+    ]
+
+    @app.after_request
+    def add_resilience_rows(response: Response) -> Response:
+        """Locust's stats poll, with the Resilience tab's rows."""
+        if request.endpoint != "locust.request_stats" or response.status_code != 200 or not response.is_json:
+            return response
+        data = response.get_json()
+        if isinstance(data, dict):
+            rows = resilience_rows(control.live_report(with_timeline=False))
+            data["extended_stats"] = [{"key": RESILIENCE_TAB, "data": rows}]
+            response.set_data(json.dumps(data))
+        return response
 
     @app.after_request
     def add_panel(response: Response) -> Response:

@@ -28,6 +28,7 @@ header h1 { font-size: 19px; margin: 0; font-weight: 600; }
 #facts { display: flex; flex-wrap: wrap; gap: 4px 16px; color: #d5d8dc; font-size: 13px; }
 .verdict { font-weight: 700; padding: 3px 12px; border-radius: 4px; }
 .verdict.pass { background: var(--good); } .verdict.fail { background: var(--bad); }
+.verdict.running { background: #2471a3; }
 main { padding: 16px 24px 40px; max-width: 1500px; margin: 0 auto; }
 section { background: #fff; border: 1px solid var(--line); border-radius: 6px; padding: 12px 16px; margin: 0 0 16px; }
 h2 { font-size: 16px; margin: 0 0 8px; display: flex; gap: 12px; align-items: center; }
@@ -57,7 +58,7 @@ PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Resilience report __TITLE__</title>
 <style>__UPLOT_CSS__</style><style>__STYLE__</style></head>
-<body>
+<body data-live="__LIVE__">
 <header><h1>Redis resilience report</h1><span id="verdict" class="verdict"></span><div id="facts"></div></header>
 <main>
 <div id="notes"></div>
@@ -97,9 +98,11 @@ def _inline_json(data: Any) -> str:
     return json.dumps(data, separators=(",", ":")).replace("</", "<\\/").replace("<!--", "<\\!--")
 
 
-def render(report: dict[str, Any]) -> str:
-    """The self-contained page of a JSON report."""
+def render(report: dict[str, Any], live_url: str = "") -> str:
+    """The self-contained page of a JSON report; with ``live_url``, the page fetches the report from there
+    every 2 s and draws it again (the web UI's live Resilience view)."""
     parts = {
+        "__LIVE__": live_url.replace('"', "%22"),
         "__TITLE__": str(report.get("run_id", "")),
         "__UPLOT_CSS__": (STATIC / "uplot" / "uPlot.min.css").read_text(encoding="utf-8"),
         "__STYLE__": STYLE,
@@ -108,7 +111,7 @@ def render(report: dict[str, Any]) -> str:
         "__APP_JS__": (STATIC / "report.js").read_text(encoding="utf-8"),
     }
     page = PAGE
-    for key in ("__TITLE__", "__UPLOT_CSS__", "__STYLE__", "__UPLOT_JS__", "__APP_JS__", "__DATA__"):
+    for key in ("__LIVE__", "__TITLE__", "__UPLOT_CSS__", "__STYLE__", "__UPLOT_JS__", "__APP_JS__", "__DATA__"):
         page = page.replace(key, parts[key], 1)  # the data last: it may hold any text
     return page
 

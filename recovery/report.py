@@ -189,6 +189,7 @@ def build_report(
     missing_by_fault: dict[int, list[str]] | None = None,
     service: dict[str, Any] | None = None,
     outage_ms: dict[int, float] | None = None,
+    with_timeline: bool = True,
 ) -> dict[str, Any]:
     """The JSON report, with the exit ``code`` the outcome decided (recovery/outcome.py).
     ``workers`` and ``missing_by_fault`` are given on a master only; ``service`` is the service's
@@ -272,7 +273,7 @@ def build_report(
         ],
         "verdict": "pass" if code == EXIT_PASS else "fail",
         "exit_code": code,
-        "timeline": timeline(result.series, result.users, outage_ms),
+        "timeline": timeline(result.series, result.users, outage_ms) if with_timeline else None,
     }
 
 

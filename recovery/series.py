@@ -40,11 +40,19 @@ def slot_ms(index: int) -> float:
 class Second:
     """One second of one request type."""
 
-    __slots__ = ("counts", "latency")
+    __slots__ = ("_quantiles", "counts", "latency")
 
     def __init__(self) -> None:
         self.counts = [0, 0, 0, 0, 0]  # FIELDS
         self.latency = array("I", bytes(4 * SLOTS))
+        self._quantiles: tuple[int, float | None, float | None] | None = None  # (requests then, p50, p99)
+
+    def quantiles(self) -> tuple[float | None, float | None]:
+        """p50 and p99, computed again only when the second has more requests (a live view asks often)."""
+        cached = self._quantiles
+        if cached is None or cached[0] != self.counts[0]:
+            cached = self._quantiles = (self.counts[0], self.percentile(0.5), self.percentile(0.99))
+        return cached[1], cached[2]
 
     def merge(self, other: Second) -> None:
         for i, n in enumerate(other.counts):
@@ -149,8 +157,7 @@ def timeline(
             second = per_second.get(s)
             for i, name in enumerate(FIELDS):
                 columns[name].append(second.counts[i] if second is not None else 0)
-            p50 = second.percentile(0.5) if second is not None else None
-            p99 = second.percentile(0.99) if second is not None else None
+            p50, p99 = second.quantiles() if second is not None else (None, None)
             columns["p50_ms"].append(None if p50 is None else round(p50, 3))
             columns["p99_ms"].append(None if p99 is None else round(p99, 3))
         types[request_type] = columns

@@ -25,7 +25,7 @@ from chaos.scheduler import FanOut
 from chaos.settings import Settings
 from chaos.testrun import TestRun, spawn_detached
 from recovery.records import FaultRecord
-from recovery.results import merge_results
+from recovery.results import NodeResult, merge_results
 from recovery.tracker import WindowSummary
 
 logger = logging.getLogger("redis_resilience")
@@ -76,6 +76,13 @@ class MasterRole(SchedulingRole[TestRun]):
             if all(windows.get(w) for w in heard.expected) or time.monotonic() >= deadline:
                 return [x for ws in windows.values() for x in ws]
             gevent.sleep(0.1)
+
+    def live_result(self, run: TestRun) -> NodeResult:
+        """The workers' windows so far (their series and counts outside windows come with their finals)."""
+        heard = self.link.current
+        if heard is None:
+            return NodeResult()
+        return merge_results(list(heard.finals.values()), [w for ws in heard.windows.values() for w in ws])
 
     def pool_status(self) -> dict[str, Any]:
         note = "distributed run: the workers hold the connection pools, the master has none"

@@ -8,6 +8,7 @@ from chaos.events import fire_recovered
 from chaos.roles.measuring import MeasuresRequests
 from chaos.roles.scheduling import SchedulingRole
 from chaos.testrun import MeasuredRun
+from recovery.results import NodeResult
 from recovery.tracker import WindowSummary
 
 
@@ -37,6 +38,16 @@ class LocalRole(MeasuresRequests, SchedulingRole[MeasuredRun]):
             return []
         run.tracker.expire()  # a window whose time is up closes now, not at the timer's next tick
         return [w for tracker in run.tracker.by_type.values() for w in tracker.closed if w.fault_id == fault_id]
+
+    def live_result(self, run: MeasuredRun) -> NodeResult:
+        """Closed windows, and the open one as it stands (marked truncated: its end is to come)."""
+        result = NodeResult.from_trackers(run.tracker, {}, None, 0)
+        now = run.tracker.clock()
+        for tracker in run.tracker.by_type.values():
+            window = tracker.current
+            if window is not None and now < window.closes_at:
+                result.windows.append(window.close(now, truncated=True))  # a snapshot: the window stays open
+        return result
 
     def conclude(self, run: MeasuredRun) -> None:
         integrity, integrity_error = self.session.check_integrity()

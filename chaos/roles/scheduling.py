@@ -17,14 +17,17 @@ import time
 from typing import Any, TypeVar
 
 import gevent
+from prometheus_client.registry import CollectorRegistry
 
 from chaos.events import ResilienceEvents
 from chaos.faults import FAULTS, FaultParams, fault_class, fault_names, parse_fault_spec
 from chaos.roles.base import Role
+from chaos.roles.live import Metrics, live_report
 from chaos.scheduler import ChaosScheduler, FanOut, FaultConflict
 from chaos.session import TargetSession, open_session
 from chaos.settings import Settings, SetupError
 from chaos.testrun import TestRun, spawn_detached
+from config.schema import Slo
 from recovery.records import FaultRecord
 from recovery.report import RunFacts
 from recovery.results import NodeResult, merge_windows, per_fault
@@ -78,6 +81,11 @@ class SchedulingRole(Role[R]):
         except ValueError as exc:
             self.session.close()
             raise SetupError(str(exc)) from None
+        try:
+            self.metrics = Metrics(self, settings.metrics_port, settings.pushgateway, settings.allow_remote_chaos)
+        except SetupError:
+            self.session.close()
+            raise
         attach(environment, self.session.run)
         service = self.session.service
         logger.info(
@@ -181,7 +189,23 @@ class SchedulingRole(Role[R]):
         missing_by_fault: dict[int, list[str]] | None = None,
     ) -> None:
         session = self.session
-        facts = RunFacts(
+        facts = self.facts(run)
+        service = None
+        if session.service is not None:  # the faults are reverted: has the service come back?
+            service = {**session.service.facts(), "health_at_end": session.service.health_at_end()}
+        outage_ms = self.witness_seconds(run, result)
+        self.outcome.conclude(
+            facts, session.profile.slo, run.records, result, workers, missing_by_fault, service, outage_ms
+        )
+        self.apply_exit_code()
+        self.metrics.push()
+        if not self.headless:
+            self.outcome.print_report()  # web UI: show it now, the process may live on for another test
+
+    def facts(self, run: R) -> RunFacts:
+        """The run's facts for its report (at the end, or live)."""
+        session = self.session
+        return RunFacts(
             run_id=session.run.run_id,
             profile=self.settings.profile_path,
             target=session.label,
@@ -194,18 +218,8 @@ class SchedulingRole(Role[R]):
             interrupted=run.interrupted,
             aborted=run.aborted,
         )
-        service = None
-        if session.service is not None:  # the faults are reverted: has the service come back?
-            service = {**session.service.facts(), "health_at_end": session.service.health_at_end()}
-        outage_ms = self._witness_seconds(run, result)
-        self.outcome.conclude(
-            facts, session.profile.slo, run.records, result, workers, missing_by_fault, service, outage_ms
-        )
-        self.apply_exit_code()
-        if not self.headless:
-            self.outcome.print_report()  # web UI: show it now, the process may live on for another test
 
-    def _witness_seconds(self, run: R, result: NodeResult) -> dict[int, float] | None:
+    def witness_seconds(self, run: R, result: NodeResult) -> dict[int, float] | None:
         """The witness's outage within each second of the timeline (ms), on the nodes it watched; None
         without a witness."""
         witnesses = self.session.witnesses
@@ -223,7 +237,25 @@ class SchedulingRole(Role[R]):
         return outage
 
     def close(self) -> None:
+        self.metrics.close()
         self.session.close()
+
+    # ---- live: the web UI's Resilience view and Prometheus (chaos/roles/live.py) ----------------
+
+    @property
+    def slo(self) -> Slo:
+        return self.session.profile.slo
+
+    def live_result(self, run: R) -> NodeResult:
+        """What this node has measured of the running test so far."""
+        raise NotImplementedError
+
+    def live_report(self, with_timeline: bool = True) -> dict[str, Any] | None:
+        return live_report(self, with_timeline)
+
+    @property
+    def metrics_registry(self) -> CollectorRegistry:
+        return self.metrics.registry
 
     # ---- on demand (the web UI, chaos/webui.py) ----------------------------------------------
 

@@ -2,8 +2,8 @@
 // Vanilla JS and uPlot (inlined beside this file): no network, no build step.
 (function () {
   "use strict";
-  const report = JSON.parse(document.getElementById("report-data").textContent);
   const $ = (sel) => document.querySelector(sel);
+  let charts = [];
   const el = (tag, attrs, ...children) => {
     const node = document.createElement(tag);
     for (const [k, v] of Object.entries(attrs || {})) {
@@ -16,10 +16,15 @@
   const COLORS = { REDIS: "#c0392b", HTTP: "#2471a3" };
   const colorOf = (t, i) => COLORS[t] || ["#7d3c98", "#117864", "#b9770e"][i % 3];
 
+  const draw = (report) => {
+  for (const sel of ["#facts", "#totals", "#notes", "#charts", "#slo tbody", "#faults tbody", "#integrity tbody"]) $(sel).replaceChildren();
+  charts.forEach((c) => c.destroy());
+  charts = [];
   // ---- header and SLOs ---------------------------------------------------------------------
   const pass = report.verdict === "pass";
-  $("#verdict").textContent = `${report.verdict.toUpperCase()} (exit code ${report.exit_code})`;
-  $("#verdict").className = "verdict " + (pass ? "pass" : "fail");
+  const running = report.verdict === "running";
+  $("#verdict").textContent = running ? "RUNNING (live, every 2 s)" : `${report.verdict.toUpperCase()} (exit code ${report.exit_code})`;
+  $("#verdict").className = "verdict " + (running ? "running" : pass ? "pass" : "fail");
   const s = report.summary;
   $("#facts").append(
     el("span", {}, `target ${report.target}`), el("span", {}, `profile ${report.profile}`),
@@ -87,7 +92,6 @@
       : { side: 1, scale: left.scale || "y", size: AXIS, values: (u, vals) => vals.map(() => ""), grid: { show: false }, ticks: { show: false } };
     return [left, right];
   };
-  const charts = [];
   const width = () => Math.max(400, $("#charts").clientWidth - 10);
   const sync = uPlot.sync("resilience");
   const makeChart = (title, series, data, axes) => {
@@ -137,7 +141,7 @@
   } else {
     $("#charts").append(el("p", {}, "No timeline in this report (no request was made, or it was written by an older version)."));
   }
-  window.addEventListener("resize", () => charts.forEach((c) => c.setSize({ width: width(), height: 230 })));
+
   const focus = (fault) => {
     if (fault.x0 == null) return;
     const lo = Math.max(0, fault.x0 - 3), hi = Math.min(xs[xs.length - 1] ?? fault.end, fault.end + 3);
@@ -148,7 +152,8 @@
 
   // ---- the faults -----------------------------------------------------------------------------
   const faultBody = $("#faults tbody");
-  const recoveryCell = (r, ok) => (!ok ? "FAILED" : r.recovery_s != null ? fmt(r.recovery_s) : r.truncated ? "cut short" : r.recovered === false ? "not recovered" : "–");
+  const recoveryCell = (r, ok) => (!ok ? "FAILED" : running && r.truncated ? "open" : r.recovery_s != null ? fmt(r.recovery_s)
+    : r.truncated ? "cut short" : r.recovered === false ? "not recovered" : "–");
   for (const item of faults) {
     const f = item.f;
     const bad = !f.ok || (f.recovered === false && !f.truncated);
@@ -189,4 +194,17 @@
   }
   if (!Object.keys(integ).length) intBody.append(el("tr", {}, el("td", { colspan: "5" }, "No workload with an integrity check ran.")));
   document.body.dataset.ready = "1";
+  };
+
+  draw(JSON.parse(document.getElementById("report-data").textContent));
+  window.addEventListener("resize", () => charts.forEach((c) => c.setSize({ width: Math.max(400, $("#charts").clientWidth - 10), height: 230 })));
+  const live = document.body.dataset.live;  // the web UI's live view: the report as it stands, every 2 s
+  if (live) {
+    setInterval(async () => {
+      try {
+        const response = await fetch(live, { cache: "no-store", credentials: "same-origin" });
+        if (response.ok) draw(await response.json());
+      } catch (e) { /* the next poll tries again */ }
+    }, 2000);
+  }
 })();

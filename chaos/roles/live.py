@@ -1,0 +1,119 @@
+"""The run as it stands, for what watches it live: the web UI's Resilience view and Prometheus.
+
+A live report is the report built now from what this node has (recovery/report.py, the same code as
+the final one), its verdict ``running``; between tests, the last test's report. Prometheus metrics
+(recovery/metrics.py) are computed from it at each scrape, on the web UI's ``/chaos/metrics``, on
+``--resilience-metrics-port`` (loopback) and, at the end of each test, pushed to
+``--resilience-pushgateway``. A master's live figures are its workers' closed windows as they arrive;
+their per-second series and counts outside windows join at the test's end.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Protocol
+
+from prometheus_client import push_to_gateway, start_http_server
+from prometheus_client.registry import CollectorRegistry
+
+from chaos.settings import SetupError
+from chaos.testrun import TestRun
+from config.hosts import is_loopback_host
+from config.redact import redact_url
+from config.schema import Slo
+from recovery.metrics import registry_of
+from recovery.outcome import Outcome
+from recovery.report import RunFacts, build_report, compute_figures
+from recovery.results import NodeResult
+from recovery.verdict import evaluate
+
+logger = logging.getLogger("redis_resilience")
+
+
+class Watched(Protocol):
+    """What the live view needs of the role that reports (local or master)."""
+
+    run: Any
+    outcome: Outcome
+
+    def facts(self, run: Any) -> RunFacts: ...
+
+    def live_result(self, run: Any) -> NodeResult: ...
+
+    def witness_seconds(self, run: Any, result: NodeResult) -> dict[int, float] | None: ...
+
+    def status(self) -> dict[str, Any]: ...
+
+    @property
+    def slo(self) -> Slo: ...
+
+
+def live_report(role: Watched, with_timeline: bool = True) -> dict[str, Any] | None:
+    """The running test's report as it stands (verdict ``running``); else the last test's; None before any.
+    Without the timeline it is cheap whatever the run's length (the stats poll's Resilience tab)."""
+    run: TestRun | None = role.run
+    if run is None:
+        return role.outcome.report
+    result = role.live_result(run)
+    records = list(run.records)
+    figures = compute_figures(records, result)
+    slo_results = evaluate(role.slo, figures)
+    code = Outcome.exit_code_for(slo_results, run.aborted)
+    outage_ms = role.witness_seconds(run, result) if with_timeline else None
+    report = build_report(role.facts(run), records, result, figures, slo_results, code, outage_ms=outage_ms,
+                          with_timeline=with_timeline)  # fmt: skip
+    report["verdict"] = "running"
+    return report
+
+
+def snapshot(role: Watched) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """(the live report, the run's connections) for a scrape."""
+    return live_report(role, with_timeline=False), role.status().get("connections")
+
+
+class Metrics:
+    """The role's Prometheus registry, its own loopback server (headless runs) and the push at the end."""
+
+    def __init__(self, role: Watched, port: int | None, pushgateway: str | None, allow_remote: bool) -> None:
+        if pushgateway is not None:
+            host = _host(pushgateway)
+            if host is None:
+                shown = redact_url(pushgateway)
+                raise SetupError(f"--resilience-pushgateway: expected http(s)://HOST:PORT, got {shown!r}")
+            if not is_loopback_host(host) and not allow_remote:
+                raise SetupError(f"--resilience-pushgateway: {host} is not a loopback address: pushing metrics off "
+                                 "this machine needs --allow-remote-chaos")  # fmt: skip
+        self.registry: CollectorRegistry = registry_of(lambda: snapshot(role))
+        self.pushgateway = pushgateway
+        self.server: Any = None
+        if port is not None:
+            try:
+                self.server, _thread = start_http_server(port, addr="127.0.0.1", registry=self.registry)
+            except OSError as exc:
+                raise SetupError(f"--resilience-metrics-port {port}: cannot listen on 127.0.0.1: {exc}") from None
+            logger.info("redis-resilience: Prometheus metrics on http://127.0.0.1:%d/metrics", port)
+
+    def push(self) -> None:
+        """The metrics as the test ended, to the Pushgateway (a failure is logged, never fatal)."""
+        if self.pushgateway is None:
+            return
+        try:
+            push_to_gateway(self.pushgateway, job="redis-resilience", registry=self.registry, timeout=5)
+        except Exception as exc:  # the run's verdict stands; the push is a copy
+            logger.error("redis-resilience: could not push the metrics to %s: %s", redact_url(self.pushgateway), exc)
+
+    def close(self) -> None:
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+            self.server = None
+
+
+def _host(url: str) -> str | None:
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url if "://" in url else f"http://{url}")
+        return parts.hostname if parts.scheme in ("http", "https") else None
+    except ValueError:
+        return None
