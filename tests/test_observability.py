@@ -1,0 +1,180 @@
+"""Seeing a run (issue 13): the HTML report, JUnit XML, progress lines, Prometheus metrics (a real Prometheus
+server scraping the web UI's /chaos/metrics), the live Resilience view, all on real locust runs."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import time
+import urllib.request
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from recovery.html import main as render_main
+from targets.embedded import end_process, free_port
+
+from .helpers import HEAVY, finish, locust, wait_for_output, web_locust, write_profile
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+PROMETHEUS = shutil.which("prometheus")
+
+
+def embedded_data(html: str) -> dict[str, Any]:
+    match = re.search(r'<script id="report-data" type="application/json">(.*?)</script>', html, re.S)
+    assert match, "no embedded report"
+    return dict(json.loads(match.group(1).replace("<\\/", "</")))
+
+
+def chromium_dom(page: Path | str, tmp_path: Path) -> str:
+    """The page's DOM after its scripts ran, in headless Chromium (Debian's); bounded in time."""
+    assert CHROMIUM, "chromium is not installed (./dev installs it)"
+    out = subprocess.run(
+        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={tmp_path / 'chromium'}",
+         "--window-size=1400,1200", "--virtual-time-budget=4000", "--enable-logging=stderr", "--v=0",
+         "--dump-dom", page.as_uri() if isinstance(page, Path) else page],
+        capture_output=True, text=True, timeout=90, check=False,
+    )  # fmt: skip
+    console = [line for line in out.stderr.splitlines() if "CONSOLE" in line]
+    assert not console, console  # no console message at all: no error, no warning
+    return out.stdout
+
+
+@HEAVY
+def test_a_headless_run_writes_the_html_report_junit_and_progress_and_serves_metrics(tmp_path: Path) -> None:
+    profile = write_profile(tmp_path / "p.yaml", {"chaos": {"count": 3, "every_s": 2.5}})
+    report_path, html, junit = tmp_path / "r.json", tmp_path / "r.html", tmp_path / "r.xml"
+    port = free_port()
+    proc = locust(["-u", "10", "-r", "10", "-t", "12s", "--resilience-profile", str(profile),
+                   "--resilience-report", str(report_path), "--resilience-html", str(html),
+                   "--resilience-junit", str(junit), "--resilience-metrics-port", str(port)])  # fmt: skip
+    head = wait_for_output(proc, r"^fault 1 \w+: ", 40)
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        live = response.read().decode()
+    out = head + finish(proc, timeout=90)
+    assert proc.returncode == 0, out[-3000:]
+    assert re.search(r'^redis_resilience_faults_total\{fault="\w+",outcome="injected"\} [1-9]', live, re.M), live
+    report = json.loads(report_path.read_text())
+    faults = report["faults"]
+    assert len(faults) == 3
+    # progress: one line per fault, as its window closed
+    lines = re.findall(r"^fault (\d+) (\w+): (\d+) failed, (recovered in [\d.]+ s|NOT recovered)", out, re.M)
+    assert [(int(i), n) for i, n, *_ in lines] == [(f["id"], f["name"]) for f in faults], lines
+    # the HTML: self-contained, its data the report's
+    page = html.read_text()
+    assert not re.search(r"<script[^>]+src=|<link[^>]+href=", page), "an external script or stylesheet"
+    data = embedded_data(page)
+    assert data["faults"] == faults and data["summary"] == report["summary"] and data["slo"] == report["slo"]
+    timeline = report["timeline"]
+    assert sum(timeline["types"]["REDIS"]["requests"]) == report["summary"]["requests"]
+    assert sum(timeline["types"]["REDIS"]["failures"]) == report["summary"]["failures"]
+    assert max(u or 0 for u in timeline["users"]) == 10 and timeline["witness_outage_ms"] is not None
+    dom = chromium_dom(html, tmp_path)
+    assert 'data-ready="1"' in dom, dom[:2000]  # its script ran to the end
+    sizes = re.findall(r'<canvas width="(\d+)" height="(\d+)"', dom)
+    assert len(sizes) == 3 and all(int(w) > 300 and int(h) > 100 for w, h in sizes), sizes
+    # JUnit: a testcase per SLO and per fault, failures where they failed
+    root = ET.parse(junit).getroot()
+    suites = {s.get("name"): s for s in root.iter("testsuite")}
+    slo, fault_suite = suites["redis-resilience SLOs"], suites["redis-resilience faults"]
+    assert len(slo.findall("testcase")) == len(report["slo"]) == int(slo.get("tests", "-1"))
+    assert len(fault_suite.findall("testcase")) == len(faults)
+    assert int(slo.get("failures", "-1")) == sum(1 for s in report["slo"] if not s["ok"])
+
+
+def test_the_report_command_renders_a_saved_report_and_refuses_bad_input(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    report = {"schema": "redis-resilience/report/v1", "run_id": "x1", "profile": "p", "target": "t", "mode": "local",
+              "started_at": 0, "duration_s": 1, "faults": [], "summary": {"requests": 0, "failures": 0,
+              "faults_recovered": 0, "faults_injected": 0, "hidden_retries": 0, "lost_writes": 0},
+              "slo": [], "verdict": "pass", "exit_code": 0, "integrity": {}, "timeline": None}  # fmt: skip
+    saved = tmp_path / "r.json"
+    saved.write_text(json.dumps({**report, "target": "</script><script>alert(1)</script>"}))
+    assert render_main([str(saved), "-o", str(tmp_path / "out.html")]) == 0
+    page = (tmp_path / "out.html").read_text()
+    assert embedded_data(page)["target"] == "</script><script>alert(1)</script>"  # data, never markup
+    (tmp_path / "bad.json").write_text("{not json")
+    assert render_main([str(tmp_path / "bad.json")]) == 2
+    assert render_main([str(tmp_path / "missing.json")]) == 2
+    (tmp_path / "other.json").write_text(json.dumps({"schema": "something/else"}))
+    assert render_main([str(tmp_path / "other.json")]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 3 and all(line.startswith("redis-resilience-report: ") for line in err), err
+    assert "not JSON" in err[0] and "cannot read it" in err[1] and "not a redis-resilience report" in err[2]
+
+
+@pytest.fixture
+def prometheus(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """A real Prometheus server on a free loopback port; its config is written by the test (reloaded on SIGHUP)."""
+    assert PROMETHEUS, "prometheus is not installed (./dev installs it)"
+    port = free_port()
+    config = tmp_path / "prometheus.yml"
+    config.write_text("global: {scrape_interval: 1s}\nscrape_configs: []\n")
+    proc = subprocess.Popen(
+        [PROMETHEUS, f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+         f"--web.listen-address=127.0.0.1:{port}", "--web.enable-lifecycle", "--log.level=warn"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/-/ready", timeout=2) as response:
+                if response.status == 200:
+                    break
+        except OSError:
+            pass
+        assert time.monotonic() < deadline and proc.poll() is None, "prometheus did not get ready"
+        time.sleep(0.2)
+    yield url, config
+    end_process(proc)
+
+
+def query(url: str, promql: str) -> list[dict[str, Any]]:
+    with urllib.request.urlopen(f"{url}/api/v1/query?query={urllib.request.quote(promql)}", timeout=10) as response:
+        return list(json.loads(response.read())["data"]["result"])
+
+
+@HEAVY
+def test_prometheus_scrapes_the_web_uis_metrics_and_the_resilience_view_is_live(
+    tmp_path: Path, prometheus: tuple[str, Path]
+) -> None:
+    prom_url, config = prometheus
+    profile = write_profile(tmp_path / "p.yaml", {"chaos": {"every_s": 2, "start_after_s": 1.5}})
+    with web_locust(["-u", "5", "-r", "5", "--resilience-profile", str(profile)], tmp_path / "r.json") as run:
+        config.write_text(
+            "global: {scrape_interval: 1s}\nscrape_configs:\n  - job_name: pack\n    metrics_path: /chaos/metrics\n"
+            f"    static_configs: [{{targets: ['127.0.0.1:{run.port}']}}]\n"
+        )
+        with urllib.request.urlopen(urllib.request.Request(f"{prom_url}/-/reload", method="POST"), timeout=10):
+            pass
+        run.status_when(lambda s: s["faults"]["count"] >= 2, 40, "two faults")
+        code, page = run.call("/chaos/resilience")
+        assert code == 200 and 'data-live="report.json"' in page and embedded_data(page)["verdict"] == "running"
+        dom = chromium_dom(f"{run.base}/chaos/resilience", tmp_path)  # the live view in a browser
+        assert 'data-ready="1"' in dom and "RUNNING (live, every 2 s)" in dom, dom[:2000]
+        assert len(re.findall(r'<canvas width="[1-9]\d+" height="[1-9]\d+"', dom)) == 3
+        code, live = run.call("/chaos/report.json")
+        assert code == 200 and live["verdict"] == "running" and len(live["faults"]) >= 2
+        code, stats = run.call("/stats/requests")
+        rows = stats["extended_stats"][0]["data"]
+        assert stats["extended_stats"][0]["key"] == "resilience" and len(rows) >= 2, stats["extended_stats"]
+        report = run.stop()
+        injected = sum(1 for f in report["faults"] if f["ok"])
+        promql = 'sum(redis_resilience_faults_total{outcome="injected"})'
+        want = ([float(injected)], [1.0 if report["verdict"] == "pass" else 0.0])
+        deadline = time.monotonic() + 20
+        got: tuple[list[float], list[float]] = ([], [])
+        while time.monotonic() < deadline:  # scraped each second: the test's end shows within a few
+            values = [[float(r["value"][1]) for r in query(prom_url, q)] for q in (promql, "redis_resilience_verdict")]
+            got = (values[0], values[1])
+            if got == want:
+                break
+            time.sleep(0.5)
+        assert got == want, (got, want)
