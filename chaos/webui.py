@@ -112,6 +112,8 @@ PANEL_HTML = """
       style="padding:4px 10px;border:0;border-radius:4px;background:#c62828;color:#fff;cursor:pointer">
       Reset Redis connections</button>
     <a id="rr-chaos-toggle" href="#" style="color:#90caf9">details</a>
+    <a id="rr-chaos-view" href="./chaos/resilience" target="_blank" style="color:#90caf9"
+      title="The run as it stands: timeline, faults, SLOs (redrawn every 2 s)">Resilience view</a>
   </div>
   <div id="rr-chaos-status">loading status...</div>
   <div id="rr-chaos-result"></div>
