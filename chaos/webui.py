@@ -130,6 +130,8 @@ PANEL_JS = """\
   var resultLine = document.getElementById("rr-chaos-result");
   var details = document.getElementById("rr-chaos-details");
   var busy = false;
+  // The chaos routes sit beside this script (Locust's page, or the live view under chaos/).
+  var base = document.currentScript.src.replace(/panel\\.js(\\?.*)?$/, "");
 
   function summary(s) {
     var parts = [s.running ? "test running" : "no test running"];
@@ -143,7 +145,7 @@ PANEL_JS = """\
   }
 
   function refresh() {
-    fetch("./chaos/status", {credentials: "same-origin"})
+    fetch(base + "status", {credentials: "same-origin"})
       .then(function (r) { return r.json(); })
       .then(function (s) {
         statusLine.textContent = summary(s);
@@ -158,7 +160,7 @@ PANEL_JS = """\
     busy = true;
     button.disabled = true;
     resultLine.textContent = "resetting...";
-    fetch("./chaos/redis-reset", {
+    fetch(base + "redis-reset", {
       method: "POST",
       credentials: "same-origin",
       headers: {"Content-Type": "application/json"},
@@ -265,7 +267,10 @@ def install(web_ui: WebUI, control: ChaosControl, base_path: str | None = None) 
     def resilience() -> Response:
         """The live Resilience view: the HTML report of the run as it stands, drawn again every 2 s."""
         report = control.live_report() or EMPTY_REPORT
-        return Response(render(report, live_url="report.json"), mimetype="text/html")
+        page = render(report, live_url="report.json")
+        at = page.rfind("</body>")  # the panel (the reset button, the status) here too, its links beside it
+        panel = PANEL_HTML.replace('href="./chaos/resilience"', 'href="resilience"').replace("./chaos/", "./")
+        return Response(page[:at] + panel + page[at:], mimetype="text/html")
 
     app.register_blueprint(chaos)
     # The Resilience tab among Locust's own (its extension point: a tab is a table whose rows come with the

@@ -178,3 +178,22 @@ def test_prometheus_scrapes_the_web_uis_metrics_and_the_resilience_view_is_live(
                 break
             time.sleep(0.5)
         assert got == want, (got, want)
+
+
+def test_progress_text_says_failures_and_recovery_per_type() -> None:
+    from chaos.roles.scheduling import progress_text
+
+    from .helpers import window
+
+    redis_side = window(1, failures=3, recovery=0.025)
+    http_side = window(1, failures=2, recovery=None)
+    http_side.request_type = "HTTP"
+    assert progress_text([redis_side]) == "3 failed, recovered in 0.025 s"
+    assert progress_text([redis_side, http_side]) == "5 failed, NOT recovered (HTTP not recovered, REDIS 0.025 s)"
+
+
+def test_a_remote_pushgateway_needs_the_opt_in() -> None:
+    from .helpers import refused_at_setup
+
+    line = refused_at_setup(["--resilience-profile", "config/ci.yaml", "--resilience-pushgateway", "http://10.1.2.3:9091"])
+    assert "--resilience-pushgateway: 10.1.2.3 is not a loopback address" in line, line

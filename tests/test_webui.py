@@ -42,7 +42,7 @@ def test_reset_on_demand_is_a_fault_of_the_run(tmp_path: Path, redis_server: Emb
         code, page = run.call("/")
         assert code == 200 and 'id="rr-chaos-reset"' in page and "./chaos/panel.js" in page and 'id="root"' in page
         code, script = run.call("/chaos/panel.js")
-        assert code == 200 and "./chaos/redis-reset" in script and "force: true" in script
+        assert code == 200 and 'base + "redis-reset"' in script and "force: true" in script
 
         for bad in ({}, {"force": False}, {"force": "true"}, {"fault": "pool_reset"}):
             code, body = run.call("/chaos/redis-reset", bad)

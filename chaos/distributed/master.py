@@ -20,7 +20,7 @@ import gevent
 from chaos.distributed.master_link import MasterLink, MasterTest
 from chaos.events import ResilienceEvents
 from chaos.faults import FaultParams
-from chaos.roles.scheduling import SchedulingRole
+from chaos.roles.scheduling import PROGRESS_WAIT_S, SchedulingRole
 from chaos.scheduler import FanOut
 from chaos.settings import Settings
 from chaos.testrun import TestRun, spawn_detached
@@ -33,7 +33,6 @@ logger = logging.getLogger("redis_resilience")
 SETUP_TIMEOUT_S = 10.0  # workers answer the run setup within this
 FAULT_ACK_TIMEOUT_S = 5.0  # workers acknowledge a traffic_nodes fault within this
 COLLECT_TIMEOUT_S = 30.0  # workers send their final figures within this
-PROGRESS_WAIT_S = 2.0  # a fault's progress line waits this long at most for every worker's window
 
 
 class MasterRole(SchedulingRole[TestRun]):

@@ -54,6 +54,7 @@ def progress_text(windows: list[WindowSummary]) -> str:
     return text
 
 WATCH_EVERY_S = 0.5  # how often the embedded servers are checked for an exit of their own
+PROGRESS_WAIT_S = 2.0  # a fault's progress line waits this long at most for its windows to close
 
 R = TypeVar("R", bound=TestRun)
 
