@@ -44,6 +44,12 @@ def test_master_and_two_workers_count_every_fault_once(tmp_path: Path) -> None:
     assert [f["id"] for f in faults] == [int(i) for i in injected] == list(range(1, len(faults) + 1))
     assert len(faults) >= 3
     assert not any("injected" in w for w in worker_out)  # chaos runs once, on the master
+    progress = re.findall(r"^fault (\d+) \w+: (\d+) failed, recovered in", out, re.M)  # the workers' windows merged
+    assert [int(i) for i, _ in progress] == [f["id"] for f in faults], progress
+    assert [int(n) for _, n in progress] == [f["failures"] for f in faults], progress
+    timeline = report["timeline"]  # both workers' seconds, merged exactly
+    assert sum(timeline["types"]["REDIS"]["requests"]) == report["summary"]["requests"]
+    assert max(u or 0 for u in timeline["users"]) == 20
     for f in faults:
         assert f["ok"] and f["requests"] > 0 and "missing_workers" not in f
         # the master's witness: resets leave the server answering (a late reply of a busy machine at most:

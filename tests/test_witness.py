@@ -3,13 +3,14 @@ on a clock of its own, against a real redis-server that is paused, killed and re
 
 from __future__ import annotations
 
+import socket
 import time
 
 import gevent
 import pytest
 import redis
 
-from targets.embedded import EmbeddedRedis, free_port
+from targets.embedded import EmbeddedRedis
 from targets.witness import Witness, WitnessError
 from targets.witness_probe import command
 
@@ -69,13 +70,17 @@ def test_a_quiet_server_has_no_outage_and_stop_ends_the_probe(redis_server: Embe
 
 
 def test_a_node_that_does_not_answer_is_a_clear_error() -> None:
-    port = free_port()  # nothing listens there
-    witness = Witness("127.0.0.1", port, "rr-test-witness")
-    t0 = time.monotonic()
-    with pytest.raises(WitnessError, match=rf"the witness of 127\.0\.0\.1:{port} got no reply within 5s"):
-        witness.start()
-    assert time.monotonic() - t0 < 10
-    assert witness.process is None
+    # A port held bound but not listening: connections are refused, and no other test's server can take it
+    # (a free_port() released here was once taken by another test's server before the witness connected).
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        port = held.getsockname()[1]
+        witness = Witness("127.0.0.1", port, "rr-test-witness")
+        t0 = time.monotonic()
+        with pytest.raises(WitnessError, match=rf"the witness of 127\.0\.0\.1:{port} got no reply within 5s"):
+            witness.start()
+        assert time.monotonic() - t0 < 10
+        assert witness.process is None
 
 
 def test_commands_are_resp_arrays() -> None:
