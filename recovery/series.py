@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from array import array
+from math import log2
 from typing import Any
 
 SUB = 4  # histogram buckets per power of two
@@ -23,18 +24,16 @@ FIELDS = ("requests", "failures", "degraded", "hidden_retries", "reconnections")
 
 
 def slot(ms: float) -> int:
-    """The histogram slot of a response time."""
-    if ms <= 0:
+    """The histogram slot of a response time: a quarter of a power of two of microseconds each."""
+    if ms <= 0.0:
         return 0
-    mantissa, exponent = math.frexp(ms * 1000.0)  # µs; mantissa in [0.5, 1)
-    index = (exponent - MIN_EXPONENT) * SUB + int((mantissa - 0.5) * 2 * SUB)
+    index = int((log2(ms * 1000.0) - MIN_EXPONENT) * SUB)
     return 0 if index < 0 else (SLOTS - 1 if index >= SLOTS else index)
 
 
 def slot_ms(index: int) -> float:
-    """The middle of a slot, in ms."""
-    exponent, sub = divmod(index, SUB)
-    return math.ldexp(0.5 + (sub + 0.5) / (2 * SUB), exponent + MIN_EXPONENT) / 1000.0
+    """The middle of a slot (geometric), in ms."""
+    return 2.0 ** ((index + 0.5) / SUB + MIN_EXPONENT) / 1000.0
 
 
 class Second:
@@ -97,7 +96,7 @@ class TypeSeries:
         self._current = Second()
 
     def add(self, now: float, failed: bool, degraded: bool, ms: float, retries: int, reconnections: int) -> None:
-        """One request completed at ``now`` (monotonic). O(1)."""
+        """One request completed at ``now`` (monotonic). O(1): on the hot path, so the slot is computed inline."""
         second = int(now + self.offset)
         current = self._current
         if second != self._second:
@@ -113,7 +112,8 @@ class TypeSeries:
             counts[3] += retries
         if reconnections:
             counts[4] += reconnections
-        current.latency[slot(ms)] += 1
+        index = int((log2(ms * 1000.0) - MIN_EXPONENT) * SUB) if ms > 0.0 else 0
+        current.latency[0 if index < 0 else (SLOTS - 1 if index >= SLOTS else index)] += 1
 
 
 def merge_series(into: dict[int, Second], other: dict[int, Second]) -> None:
