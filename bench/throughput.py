@@ -177,8 +177,10 @@ def main() -> None:
             "pack-obs": (PackUser, "obs"),
         }
         totals: dict[str, list[float]] = {name: [0.0, 0.0, 0.0] for name in variants}
-        for _ in range(args.rounds):
-            for name, (cls, tracker) in variants.items():
+        names = list(variants)
+        for round_ in range(args.rounds):  # each round starts with another variant: no variant always runs first
+            for name in names[round_ % len(names) :] + names[: round_ % len(names)]:
+                cls, tracker = variants[name]
                 ops, cpu, wall = run_locust(cls, args.users, args.seconds, tracker)
                 totals[name][0] += ops
                 totals[name][1] += cpu

@@ -89,7 +89,7 @@
   const padded = (list) => {
     const left = { ...(list[0] || {}), size: AXIS };
     const right = list[1] ? { ...list[1], size: AXIS }
-      : { side: 1, scale: left.scale || "y", size: AXIS, values: (u, vals) => vals.map(() => ""), grid: { show: false }, ticks: { show: false } };
+      : { side: 1, scale: left.scale || "y", size: AXIS, label: " ", values: (u, vals) => vals.map(() => ""), grid: { show: false }, ticks: { show: false } };
     return [left, right];
   };
   const width = () => Math.max(400, $("#charts").clientWidth - 10);
