@@ -50,11 +50,12 @@
   // ---- the timeline ------------------------------------------------------------------------
   const tl = report.timeline || { t: [], types: {} };
   const types = Object.keys(tl.types);
-  const xs = tl.t.map((t) => t + 0.5);  // each second's figures at its middle: faults fall where they happened
+  // Seconds since the test started (as the fault table's offsets), each second's figures at its middle.
+  const xs = tl.t.map((t) => tl.start + t + 0.5 - report.started_at);
   const start = tl.start;
   // Each fault on the timeline's axis: seconds since its first second.
   const faults = report.faults.map((f) => {
-    const x0 = start == null ? null : report.started_at + f.offset_s - start;
+    const x0 = start == null ? null : f.offset_s;
     return { f, x0, end: x0 == null ? null : x0 + (f.window_s ?? 0), rec: f.recovery_s, dur: f.duration_s };
   });
   const faultLayer = (u) => {
