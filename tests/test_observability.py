@@ -197,3 +197,35 @@ def test_a_remote_pushgateway_needs_the_opt_in() -> None:
 
     line = refused_at_setup(["--resilience-profile", "config/ci.yaml", "--resilience-pushgateway", "http://10.1.2.3:9091"])
     assert "--resilience-pushgateway: 10.1.2.3 is not a loopback address" in line, line
+
+
+PUSHGATEWAY = shutil.which("prometheus-pushgateway")
+
+
+@HEAVY
+def test_a_short_run_pushes_its_metrics_to_a_pushgateway_and_progress_can_be_off(tmp_path: Path) -> None:
+    """A real Pushgateway (Debian's) on a free loopback port; the run pushes once, at its end."""
+    assert PUSHGATEWAY, "prometheus-pushgateway is not installed (./dev installs it)"
+    port = free_port()
+    gateway = subprocess.Popen(
+        [PUSHGATEWAY, f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    try:
+        profile = write_profile(tmp_path / "p.yaml", {"chaos": {"count": 2, "every_s": 2}})
+        report_path = tmp_path / "r.json"
+        proc = locust(["-u", "5", "-r", "5", "-t", "8s", "--resilience-profile", str(profile), "--resilience-report",
+                       str(report_path), "--resilience-pushgateway", f"http://127.0.0.1:{port}",
+                       "--no-resilience-progress"])  # fmt: skip
+        out = finish(proc, timeout=60)
+        assert proc.returncode == 0, out[-3000:]
+        assert not re.search(r"^fault \d+ ", out, re.M)  # progress off
+        report = json.loads(report_path.read_text())
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+            pushed = response.read().decode()
+        injected = re.findall(r'^redis_resilience_faults_total\{fault="\w+",instance="",job="redis-resilience",'
+                              r'outcome="injected"\} (\d+)', pushed, re.M)  # fmt: skip
+        assert sum(int(n) for n in injected) == len(report["faults"]) == 2, pushed[:3000]
+        assert re.search(r'^redis_resilience_verdict\{instance="",job="redis-resilience"\} 1$', pushed, re.M)
+    finally:
+        end_process(gateway)
