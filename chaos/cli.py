@@ -1,0 +1,87 @@
+"""``redis-resilience``: the pack's tools over reports (the ``locust -f locustfile.py`` entry stays the main one).
+
+    redis-resilience compare BASELINE CURRENT [--alpha 0.01] [--min-change 20] [--min-change-ms 50]
+                             [--markdown PATH] [--junit PATH] [--force]
+
+Exit codes: 0 no regression, 4 a regression, 2 bad input (one line, no traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+from recovery.compare import (
+    CompareError,
+    Comparison,
+    check_comparable,
+    compare,
+    console_lines,
+    load_reports,
+    markdown,
+)
+
+EXIT_BAD_INPUT = 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="redis-resilience", description="Tools over redis-resilience reports.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    cmp = commands.add_parser("compare", help="compare a current run with a baseline: exit 4 on a regression")
+    cmp.add_argument("baseline", help="a JSON report, or a directory of them (pooled)")
+    cmp.add_argument("current", help="a JSON report, or a directory of them (pooled)")
+    cmp.add_argument("--alpha", type=float, default=0.01, help="significance of the tests (default 0.01)")
+    cmp.add_argument("--min-change", type=float, default=20.0,
+                     help="smallest relative change that counts, in percent (default 20)")  # fmt: skip
+    cmp.add_argument("--min-change-ms", type=float, default=50.0,
+                     help="smallest change of recovery that counts, in ms (default 50)")  # fmt: skip
+    cmp.add_argument("--markdown", metavar="PATH", help="also write the comparison as Markdown (a PR comment)")
+    cmp.add_argument("--junit", metavar="PATH", help="also write it as JUnit XML (a testcase per judged figure)")
+    cmp.add_argument("--force", action="store_true", help="compare reports of different profiles or targets")
+    return parser
+
+
+def junit(comparison: Comparison) -> str:
+    suite = ET.Element("testsuite", name="redis-resilience compare")
+    for f in comparison.findings:
+        case = ET.SubElement(suite, "testcase", name=f"{f.fault} {f.figure}", classname="compare")
+        if f.regression:
+            message = f"REGRESSION {f.fault} {f.figure}: {f.baseline} -> {f.current} ({f.why})"
+            ET.SubElement(case, "failure", message=message, type="regression").text = message
+    suite.set("tests", str(len(comparison.findings)))
+    suite.set("failures", str(len(comparison.regressions)))
+    ET.indent(suite)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suite, encoding="unicode") + "\n"
+
+
+def run_compare(args: argparse.Namespace) -> int:
+    if not 0 < args.alpha < 1 or args.min_change < 0 or args.min_change_ms < 0:
+        raise CompareError("--alpha must be between 0 and 1, --min-change and --min-change-ms at least 0")
+    baseline, current = load_reports(args.baseline), load_reports(args.current)
+    if not args.force:
+        check_comparable(baseline, current)
+    comparison = compare(baseline, current, args.alpha, args.min_change / 100, args.min_change_ms)
+    for line in console_lines(comparison):
+        print(line)
+    for path, text in ((args.markdown, markdown), (args.junit, junit)):
+        if path:
+            try:
+                Path(path).write_text(text(comparison), encoding="utf-8")
+            except OSError as exc:
+                raise CompareError(f"{path}: cannot write it: {exc.strerror or exc}") from None
+    return comparison.exit_code
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return run_compare(args)
+    except CompareError as exc:
+        sys.stderr.write(f"redis-resilience: {exc}\n")
+        return EXIT_BAD_INPUT
+
+
+if __name__ == "__main__":
+    sys.exit(main())

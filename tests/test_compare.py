@@ -1,0 +1,82 @@
+"""redis-resilience compare (issue 14): real runs of one profile compared, with a worse client, and bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from chaos.cli import main as cli
+from recovery.stats import proportion_test_greater, rank_test_greater
+
+from .helpers import HEAVY, LOCUST, finish, locust, write_profile
+
+RESTARTS = {  # persistence aof_always: a restart loses no acknowledged write, so lost writes stay 0 run over run
+    "target": {"persistence": "aof_always"},
+    "chaos": {"start_after_s": 2, "every_s": 3, "jitter_s": 0, "count": 3, "order": "cycle",
+              "faults": [{"name": "server_restart", "down_s": 1}]},
+    "recovery": {"max_window_s": 2.5},
+    "slo": {"max_recovery_p95_s": None, "max_error_rate_in_windows": None, "max_lost_writes": None},
+}  # fmt: skip
+
+
+def run(tmp_path: Path, name: str, client: dict[str, Any] | None = None) -> Path:
+    profile = write_profile(tmp_path / "restarts.yaml", {**RESTARTS, "client": client or {"retries": 10}})
+    report = tmp_path / f"{name}.json"
+    proc = locust(["-u", "10", "-r", "10", "-t", "12s", "--resilience-profile", str(profile),
+                   "--resilience-report", str(report)])  # fmt: skip
+    out = finish(proc, timeout=90)
+    assert report.exists(), out[-3000:]
+    return report
+
+
+@HEAVY
+def test_compare_finds_a_worse_client_and_not_noise(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    runs = [run(tmp_path, f"default{i}") for i in range(3)]
+    worse = run(tmp_path, "no-retry", {"retries": 0})
+    assert cli(["compare", str(runs[0]), str(runs[0])]) == 0  # a report against itself
+    pairs = [(0, 1), (1, 0), (0, 2), (2, 0), (1, 2)]  # the same profile and client, five times
+    false_positives = sum(cli(["compare", str(runs[a]), str(runs[b])]) != 0 for a, b in pairs)
+    out = capsys.readouterr().out
+    assert false_positives == 0, out
+    markdown, junit = tmp_path / "cmp.md", tmp_path / "cmp.xml"
+    assert cli(["compare", str(runs[0]), str(worse), "--markdown", str(markdown), "--junit", str(junit)]) == 4
+    out = capsys.readouterr().out
+    assert "REGRESSION server_restart error_rate_in_windows" in out, out
+    assert "Regression** server_restart `error_rate_in_windows`" in markdown.read_text()
+    assert 'failures="1"' in junit.read_text() or 'failures="2"' in junit.read_text()
+    pooled = tmp_path / "baseline"  # a directory pools its reports
+    pooled.mkdir()
+    for r in runs:
+        (pooled / r.name).write_text(r.read_text())
+    assert cli(["compare", str(pooled), str(worse)]) == 4
+    # the console script, as CI runs it: mismatched profiles are bad input
+    other = json.loads(runs[1].read_text())
+    other["profile"] = "config/ci.yaml"
+    (tmp_path / "other.json").write_text(json.dumps(other))
+    tool = str(Path(LOCUST).with_name("redis-resilience"))
+    command = [tool, "compare", str(runs[0]), str(tmp_path / "other.json")]
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 2 and "differ in profile ('restarts.yaml' against 'ci.yaml')" in proc.stderr
+    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+
+
+def test_compare_refuses_bad_input_with_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "bad.json").write_text("{oops")
+    assert cli(["compare", str(tmp_path / "bad.json"), str(tmp_path / "bad.json")]) == 2
+    assert cli(["compare", str(tmp_path / "missing.json"), str(tmp_path / "bad.json")]) == 2
+    (tmp_path / "empty").mkdir()
+    assert cli(["compare", str(tmp_path / "empty"), str(tmp_path / "bad.json")]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 3 and all(line.startswith("redis-resilience: ") for line in err), err
+
+
+def test_the_tests_say_what_they_should() -> None:
+    assert rank_test_greater([1.0, 2, 3, 4, 5], [6.0, 7, 8, 9, 10]) == pytest.approx(1 / 252)
+    assert rank_test_greater([1.0, 2, 3], [1.0, 2, 3]) > 0.5
+    assert rank_test_greater(list(range(30)), [x + 10.0 for x in range(30)]) < 0.01  # normal approximation
+    assert proportion_test_greater(10, 1000, 30, 1000) < 0.001
+    assert proportion_test_greater(0, 100, 0, 100) == 1.0
