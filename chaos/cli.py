@@ -2,6 +2,7 @@
 
     redis-resilience compare BASELINE CURRENT [--alpha 0.01] [--min-change 20] [--min-change-ms 50]
                              [--markdown PATH] [--junit PATH] [--force]
+    redis-resilience history DIR -o trend.html [--baseline-runs 3]
 
 Exit codes: 0 no regression, 4 a regression, 2 bad input (one line, no traceback).
 """
@@ -22,6 +23,7 @@ from recovery.compare import (
     load_reports,
     markdown,
 )
+from recovery.history import write_history
 
 EXIT_BAD_INPUT = 2
 
@@ -40,6 +42,10 @@ def _parser() -> argparse.ArgumentParser:
     cmp.add_argument("--markdown", metavar="PATH", help="also write the comparison as Markdown (a PR comment)")
     cmp.add_argument("--junit", metavar="PATH", help="also write it as JUnit XML (a testcase per judged figure)")
     cmp.add_argument("--force", action="store_true", help="compare reports of different profiles or targets")
+    hist = commands.add_parser("history", help="every report of a directory, as a trend page (HTML)")
+    hist.add_argument("directory", help="a directory of JSON reports")
+    hist.add_argument("-o", "--output", default="trend.html", help="the HTML page to write (default trend.html)")
+    hist.add_argument("--baseline-runs", type=int, default=3, help="how many first runs make the baseline (3)")
     return parser
 
 
@@ -74,10 +80,21 @@ def run_compare(args: argparse.Namespace) -> int:
     return comparison.exit_code
 
 
+def run_history(args: argparse.Namespace) -> int:
+    if args.baseline_runs < 1:
+        raise CompareError("--baseline-runs must be at least 1")
+    try:
+        runs = write_history(args.directory, args.output, args.baseline_runs)
+    except OSError as exc:
+        raise CompareError(f"{args.output}: cannot write it: {exc.strerror or exc}") from None
+    print(f"wrote {args.output} ({runs} runs)")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        return run_compare(args)
+        return run_compare(args) if args.command == "compare" else run_history(args)
     except CompareError as exc:
         sys.stderr.write(f"redis-resilience: {exc}\n")
         return EXIT_BAD_INPUT

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,12 @@ RESTARTS = {  # persistence aof_always: a restart loses no acknowledged write, s
     "recovery": {"max_window_s": 2.5},
     "slo": {"max_recovery_p95_s": None, "max_error_rate_in_windows": None, "max_lost_writes": None},
 }  # fmt: skip
+
+
+def trend_data(page: str) -> dict[str, Any]:
+    match = re.search(r'<script id="trend-data" type="application/json">(.*?)</script>', page, re.S)
+    assert match, "no embedded data"
+    return dict(json.loads(match.group(1).replace("<\\/", "</")))
 
 
 def run(tmp_path: Path, name: str, client: dict[str, Any] | None = None) -> Path:
@@ -53,6 +60,17 @@ def test_compare_finds_a_worse_client_and_not_noise(tmp_path: Path, capsys: pyte
     for r in runs:
         (pooled / r.name).write_text(r.read_text())
     assert cli(["compare", str(pooled), str(worse)]) == 4
+    # history: three runs, three points per series; a fourth, worse run is marked as a regression
+    trend = tmp_path / "trend.html"
+    assert cli(["history", str(pooled), "-o", str(trend)]) == 0
+    data = trend_data(trend.read_text())
+    series = data["faults"]["server_restart"]["series"]
+    assert len(data["runs"]) == 3 and all(len(points) == 3 for points in series.values()), series
+    (pooled / "z-worse.json").write_text(worse.read_text())
+    assert cli(["history", str(pooled), "-o", str(trend), "--baseline-runs", "3"]) == 0
+    data = trend_data(trend.read_text())
+    assert data["faults"]["server_restart"]["regressions"]["error_rate"] == [3], data["faults"]
+    assert not re.search(r"<script[^>]+src=|<link[^>]+href=", trend.read_text())
     # the console script, as CI runs it: mismatched profiles are bad input
     other = json.loads(runs[1].read_text())
     other["profile"] = "config/ci.yaml"
