@@ -3,6 +3,7 @@
     redis-resilience compare BASELINE CURRENT [--alpha 0.01] [--min-change 20] [--min-change-ms 50]
                              [--markdown PATH] [--junit PATH] [--force]
     redis-resilience history DIR -o trend.html [--baseline-runs 3]
+    redis-resilience matrix PROFILE --clients config/clients.yaml [--preset NAME]... [-u 20] [-t 30] [--repeat 1]
 
 Exit codes: 0 no regression, 4 a regression, 2 bad input (one line, no traceback).
 """
@@ -46,6 +47,15 @@ def _parser() -> argparse.ArgumentParser:
     hist.add_argument("directory", help="a directory of JSON reports")
     hist.add_argument("-o", "--output", default="trend.html", help="the HTML page to write (default trend.html)")
     hist.add_argument("--baseline-runs", type=int, default=3, help="how many first runs make the baseline (3)")
+    mat = commands.add_parser("matrix", help="one profile, once per named client configuration, ranked")
+    mat.add_argument("profile", help="the profile (its faults run the same in every cell: the seed is fixed)")
+    mat.add_argument("--clients", default="config/clients.yaml", help="the presets (default config/clients.yaml)")
+    mat.add_argument("--preset", action="append", help="run only this preset (repeatable); default: all")
+    mat.add_argument("-u", "--users", type=int, default=20, help="users per cell (20)")
+    mat.add_argument("-t", "--seconds", type=int, default=30, help="seconds per cell (30)")
+    mat.add_argument("--repeat", type=int, default=1, help="runs per cell, to see the spread (1)")
+    mat.add_argument("--seed", type=int, default=1, help="the chaos seed of every cell (1)")
+    mat.add_argument("-o", "--output", default="out/matrix", help="the cells' reports and matrix.json (out/matrix)")
     return parser
 
 
@@ -91,10 +101,26 @@ def run_history(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_matrix_command(args: argparse.Namespace) -> int:
+    from chaos.matrix import run_matrix, table_lines
+
+    if args.users < 1 or args.seconds < 1 or args.repeat < 1:
+        raise CompareError("-u, -t and --repeat must be at least 1")
+    cells, result = run_matrix(args.profile, args.clients, args.preset, args.users, args.seconds, args.repeat,
+                               args.output, args.seed)  # fmt: skip
+    for line in table_lines(cells):
+        print(line)
+    print(f"wrote {result}")
+    return 0
+
+
+COMMANDS = {"compare": run_compare, "history": run_history, "matrix": run_matrix_command}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        return run_compare(args) if args.command == "compare" else run_history(args)
+        return COMMANDS[args.command](args)
     except CompareError as exc:
         sys.stderr.write(f"redis-resilience: {exc}\n")
         return EXIT_BAD_INPUT

@@ -58,6 +58,11 @@ def pid_alive(pid: int) -> bool:
     return state != "Z"
 
 
+def shipped_profiles() -> list[Path]:
+    """Every profile under config/ (config/clients.yaml holds client presets, not a profile)."""
+    return sorted(p for p in (ROOT / "config").glob("*.yaml") if p.name != "clients.yaml")
+
+
 def write_profile(path: Path, overrides: dict[str, Any]) -> Path:
     """A profile file: config/ci.yaml with ``overrides`` merged in (nested dicts merge)."""
     base = yaml.safe_load((ROOT / "config" / "ci.yaml").read_text())

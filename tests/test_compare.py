@@ -98,3 +98,44 @@ def test_the_tests_say_what_they_should() -> None:
     assert rank_test_greater(list(range(30)), [x + 10.0 for x in range(30)]) < 0.01  # normal approximation
     assert proportion_test_greater(10, 1000, 30, 1000) < 0.001
     assert proportion_test_greater(0, 100, 0, 100) == 1.0
+
+
+@HEAVY
+def test_a_matrix_of_three_presets_ranks_its_cells_as_their_reports_say(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    profile = write_profile(tmp_path / "one-fault.yaml", {**RESTARTS, "chaos": {**RESTARTS["chaos"], "count": 2}})
+    out_dir = tmp_path / "matrix"
+    presets = ["redis-py-defaults", "no-retry", "health-check-1s"]
+    args = ["matrix", str(profile), "-u", "8", "-t", "9", "-o", str(out_dir)]
+    assert cli([*args, *(x for p in presets for x in ("--preset", p))]) == 0
+    printed = capsys.readouterr().out
+    matrix = json.loads((out_dir / "matrix.json").read_text())
+    ranked = [cell["preset"] for cell in matrix["ranked"]]
+    assert sorted(ranked) == sorted(presets)
+    reports = {p: json.loads((out_dir / f"{p}-1.json").read_text()) for p in presets}
+    for report in reports.values():  # the same fault schedule in every cell
+        assert [f["name"] for f in report["faults"]] == ["server_restart", "server_restart"]
+
+    def key(p: str) -> tuple[float, float]:
+        s = reports[p]["summary"]
+        return (s["recovery_p95_s"] if s["recovery_p95_s"] is not None else float("inf"),
+                s["in_windows"]["error_rate"])  # fmt: skip
+
+    assert ranked == sorted(presets, key=key), (ranked, {p: key(p) for p in presets})
+    rows = [line.split()[1] for line in printed.splitlines() if line[:1].isdigit()]
+    assert rows == ranked, printed
+    assert reports["no-retry"]["summary"]["in_windows"]["failures"] > 0  # no retry: the restarts are errors
+    assert reports["redis-py-defaults"]["summary"]["in_windows"]["failures"] == 0  # retried out of sight
+
+
+def test_a_matrix_refuses_an_unknown_preset_or_a_bad_clients_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli(["matrix", "config/ci.yaml", "--preset", "nope", "-o", str(tmp_path)]) == 2
+    bad = tmp_path / "clients.yaml"
+    bad.write_text("presets:\n  broken: {retries: lots}\n")
+    assert cli(["matrix", "config/ci.yaml", "--clients", str(bad), "-o", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 2 and "no preset nope" in err[0], err
+    assert "presets.broken" in err[1] and "client.retries" in err[1], err

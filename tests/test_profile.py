@@ -12,7 +12,7 @@ import pytest
 from chaos.profile import json_schema, load_profile, parse_profile
 from config.loader import ProfileError
 
-from .helpers import LOCUST, ROOT
+from .helpers import LOCUST, ROOT, shipped_profiles
 
 
 @pytest.mark.parametrize("name", ["default.yaml", "ci.yaml", "restart.yaml"])
@@ -118,6 +118,6 @@ def test_missing_redis_server_says_how_to_install_it(tmp_path: Path) -> None:
 
 def test_every_shipped_profile_survives_the_trip_to_the_workers() -> None:
     """A master sends its profile as JSON (``model_dump``); a worker validates it again and gets the same."""
-    for shipped in sorted((ROOT / "config").glob("*.yaml")):
+    for shipped in shipped_profiles():
         profile = load_profile(shipped)
         assert parse_profile(profile.model_dump(mode="json"), "the master's profile") == profile, shipped

@@ -29,7 +29,7 @@ from config.loader import ProfileError
 from targets.embedded import EmbeddedRedis
 from targets.safety import is_loopback_host, remote_chaos_refusal, target_hosts
 
-from .helpers import HEAVY, ROOT, finish, locust, web_locust, write_profile
+from .helpers import HEAVY, ROOT, finish, locust, shipped_profiles, web_locust, write_profile
 
 LOG_LINE = re.compile(r"^\[\d{4}-\d\d-\d\d ")  # Locust's own log lines
 
@@ -208,7 +208,7 @@ def test_client_kill_scope_all_needs_its_own_opt_in(scope: str) -> None:
     assert profile.chaos.faults[0].scope == scope  # type: ignore[union-attr]
     with pytest.raises(ProfileError, match="scope: service needs a selector"):
         parse_profile({"chaos": {"faults": [{"name": "client_kill", "scope": "service"}]}}, "p.yaml")
-    for shipped in (ROOT / "config").glob("*.yaml"):  # every shipped profile loads, none kills beyond its own
+    for shipped in shipped_profiles():  # every shipped profile loads, none kills beyond its own
         faults = load_profile(shipped).chaos.faults  # (or beyond the service's connections it names)
         assert all(getattr(f, "scope", "own") in ("own", "service") for f in faults), shipped
 

@@ -1,0 +1,180 @@
+"""``redis-resilience matrix PROFILE --clients clients.yaml``: one profile, once per named client configuration.
+
+Each cell is a real headless ``locust`` process (this tool does not re-implement Locust) on the
+profile with the preset's keys merged into its ``client:`` section and a fixed chaos seed, so that
+every cell gets the same fault schedule, on a fresh embedded target. A cell that fails to start is
+reported as such and the matrix goes on; Ctrl-C stops the current cell (its faults reverted, as on
+any Ctrl-C of a run) and the table so far is printed. The cells are ranked by recovery p95, then
+errors in windows, hidden retries, duplicated writes, lost writes and client excess.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from chaos.profile import parse_profile
+from config.loader import ProfileError
+from recovery.compare import CompareError
+
+ROOT = Path(__file__).resolve().parent.parent
+LOCUST = str(Path(sys.executable).with_name("locust"))
+
+
+@dataclass
+class Cell:
+    preset: str
+    repeat: int
+    report: dict[str, Any] | None
+    exit_code: int | None
+    error: str | None = None
+
+    def figures(self) -> dict[str, Any]:
+        if self.report is None:
+            return {}
+        s = self.report["summary"]
+        return {
+            "recovery_p95_s": s.get("recovery_p95_s"),
+            "failures_in_windows": s["in_windows"]["failures"],
+            "error_rate_in_windows": s["in_windows"]["error_rate"],
+            "hidden_retries": s["hidden_retries"],
+            "duplicated_writes": s.get("duplicated_writes"),
+            "lost_writes": s.get("lost_writes"),
+            "client_excess_p95_s": s.get("client_excess_p95_s"),
+            "faults": len(self.report["faults"]),
+            "verdict": self.report["verdict"],
+        }
+
+
+def load_presets(path: str | Path) -> dict[str, dict[str, Any]]:
+    """The presets of a clients file, each checked as a profile's ``client:`` section (CompareError: one line)."""
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise CompareError(f"{path}: cannot read it: {exc.strerror or exc}") from None
+    except yaml.YAMLError as exc:
+        raise CompareError(f"{path}: not YAML: {' '.join(str(exc).split())}") from None
+    presets = data.get("presets") if isinstance(data, dict) else None
+    if not isinstance(presets, dict) or not presets:
+        raise CompareError(f"{path}: expected a 'presets' mapping of names to client settings")
+    for name, client in presets.items():
+        try:
+            parse_profile({"client": client or {}}, f"{path}: presets.{name}")
+        except ProfileError as exc:
+            raise CompareError(str(exc)) from None
+    return {str(name): dict(client or {}) for name, client in presets.items()}
+
+
+def cell_profile(profile: Path, client: dict[str, Any], seed: int, path: Path) -> Path:
+    """The profile with the preset's client keys merged in and the chaos seed fixed."""
+    data = yaml.safe_load(profile.read_text(encoding="utf-8")) or {}
+    merged = {**(data.get("client") or {}), **client}
+    if "backoff" in client and isinstance(data.get("client", {}).get("backoff"), dict):
+        merged["backoff"] = {**data["client"]["backoff"], **client["backoff"]}
+    data["client"] = merged
+    data.setdefault("chaos", {})["seed"] = seed
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    return path
+
+
+def run_cell(profile: Path, report: Path, users: int, seconds: int, timeout_s: float) -> tuple[int | None, str]:
+    """One headless locust run; (its exit code, the tail of its output). Ctrl-C reaches it (same group)."""
+    command = [LOCUST, "-f", str(ROOT / "locustfile.py"), "--headless", "-u", str(users), "-r", str(users),
+               "-t", f"{seconds}s", "--resilience-profile", str(profile), "--resilience-report", str(report),
+               "--no-resilience-progress"]  # fmt: skip
+    proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        out, _ = proc.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGINT)  # stop it as Ctrl-C would: faults reverted, a report written
+        out, _ = proc.communicate(timeout=60)
+    except KeyboardInterrupt:  # Ctrl-C: the cell got it too; let it finish reporting
+        out, _ = proc.communicate(timeout=60)
+        raise
+    return proc.returncode, (out or "")[-2000:]
+
+
+def rank(cells: list[Cell]) -> list[Cell]:
+    """Best first; cells without a report last."""
+
+    def key(cell: Cell) -> tuple[float, ...]:
+        f = cell.figures()
+        if not f:
+            return (math.inf,) * 6
+
+        def num(name: str) -> float:
+            value = f.get(name)
+            return math.inf if value is None else float(value)
+
+        return (num("recovery_p95_s"), num("error_rate_in_windows"), num("hidden_retries"),
+                num("duplicated_writes"), num("lost_writes"), num("client_excess_p95_s"))  # fmt: skip
+
+    return sorted(cells, key=key)
+
+
+COLUMNS = ("recovery_p95_s", "failures_in_windows", "error_rate_in_windows", "hidden_retries", "duplicated_writes",
+           "lost_writes", "client_excess_p95_s", "verdict")  # fmt: skip
+
+
+def table_lines(cells: list[Cell]) -> list[str]:
+    rows = [["#", "preset", *COLUMNS]]
+    for i, cell in enumerate(rank(cells), 1):
+        f = cell.figures()
+        name = cell.preset if cell.repeat == 0 else f"{cell.preset} (repeat {cell.repeat + 1})"
+        if not f:
+            why = cell.error or f"exit {cell.exit_code}"
+            rows.append([str(i), name, f"no report: {why}"] + [""] * (len(COLUMNS) - 1))
+            continue
+        rows.append([str(i), name, *("-" if f[c] is None else str(f[c]) for c in COLUMNS)])
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return ["  ".join(c.ljust(w) if j < 2 else c.rjust(w) for j, (c, w) in enumerate(zip(r, widths, strict=True)))
+            for r in rows]  # fmt: skip
+
+
+def run_matrix(profile: str, clients: str, presets: list[str] | None, users: int, seconds: int, repeat: int,
+               out_dir: str, seed: int) -> tuple[list[Cell], Path]:  # fmt: skip
+    """Every cell, in order; the JSON of the matrix written to ``out_dir``. CompareError on bad input."""
+    base = Path(profile)
+    try:
+        parse_profile(yaml.safe_load(base.read_text(encoding="utf-8")), str(base), base.parent)
+    except (OSError, yaml.YAMLError, ProfileError) as exc:
+        raise CompareError(f"{profile}: not a usable profile: {' '.join(str(exc).split())}") from None
+    available = load_presets(clients)
+    chosen = presets or list(available)
+    unknown = [p for p in chosen if p not in available]
+    if unknown:
+        raise CompareError(f"{clients}: no preset {', '.join(unknown)} (there are {', '.join(available)})")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    cells: list[Cell] = []
+    try:
+        for name in chosen:
+            for r in range(repeat):
+                cell_path = cell_profile(base, available[name], seed, out / f"{name}-{r + 1}.yaml")
+                report_path = out / f"{name}-{r + 1}.json"
+                report_path.unlink(missing_ok=True)
+                print(f"matrix: {name}{f' (repeat {r + 1})' if repeat > 1 else ''}...", flush=True)
+                code, tail = run_cell(cell_path, report_path, users, seconds, seconds + 120)
+                report = json.loads(report_path.read_text()) if report_path.exists() else None
+                error = None if report is not None else (tail.strip().splitlines() or ["no output"])[-1]
+                cells.append(Cell(name, r, report, code, error))
+    except KeyboardInterrupt:
+        print("matrix: interrupted; the table so far:", flush=True)
+    result = out / "matrix.json"
+    result.write_text(json.dumps({
+        "profile": str(base), "clients": str(clients), "seed": seed, "users": users, "seconds": seconds,
+        "ranked": [{"preset": c.preset, "repeat": c.repeat + 1, "exit_code": c.exit_code, "error": c.error,
+                    **c.figures()} for c in rank(cells)],
+        "created_at": time.time(), "host_cpus": os.cpu_count(),
+    }, indent=2) + "\n")  # fmt: skip
+    return cells, result
