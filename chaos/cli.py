@@ -102,13 +102,13 @@ def run_history(args: argparse.Namespace) -> int:
 
 
 def run_matrix_command(args: argparse.Namespace) -> int:
-    from chaos.matrix import run_matrix, table_lines
+    from chaos.matrix import run_matrix, spread_lines, table_lines
 
     if args.users < 1 or args.seconds < 1 or args.repeat < 1:
         raise CompareError("-u, -t and --repeat must be at least 1")
     cells, result = run_matrix(args.profile, args.clients, args.preset, args.users, args.seconds, args.repeat,
                                args.output, args.seed)  # fmt: skip
-    for line in table_lines(cells):
+    for line in [*table_lines(cells), *spread_lines(cells)]:
         print(line)
     print(f"wrote {result}")
     return 0

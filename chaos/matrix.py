@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
+from html import escape
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ import yaml
 from chaos.profile import parse_profile
 from config.loader import ProfileError
 from recovery.compare import CompareError
+from recovery.html import STYLE
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCUST = str(Path(sys.executable).with_name("locust"))
@@ -141,6 +143,21 @@ def table_lines(cells: list[Cell]) -> list[str]:
             for r in rows]  # fmt: skip
 
 
+def spread_lines(cells: list[Cell]) -> list[str]:
+    """With --repeat: each preset's spread over its runs (recovery p95 and failures in windows, lowest to highest)."""
+    lines = []
+    for preset in dict.fromkeys(c.preset for c in cells):
+        runs = [c.figures() for c in cells if c.preset == preset and c.report is not None]
+        if len(runs) < 2:
+            continue
+        recovery = [r["recovery_p95_s"] for r in runs if r["recovery_p95_s"] is not None]
+        failures = [r["failures_in_windows"] for r in runs]
+        shown = f"{min(recovery)}-{max(recovery)} s" if recovery else "-"
+        lines.append(f"spread of {preset} over {len(runs)} runs: recovery p95 {shown}, "
+                     f"failures in windows {min(failures)}-{max(failures)}")  # fmt: skip
+    return lines
+
+
 def run_matrix(profile: str, clients: str, presets: list[str] | None, users: int, seconds: int, repeat: int,
                out_dir: str, seed: int) -> tuple[list[Cell], Path]:  # fmt: skip
     """Every cell, in order; the JSON of the matrix written to ``out_dir``. CompareError on bad input."""
@@ -177,4 +194,25 @@ def run_matrix(profile: str, clients: str, presets: list[str] | None, users: int
                     **c.figures()} for c in rank(cells)],
         "created_at": time.time(), "host_cpus": os.cpu_count(),
     }, indent=2) + "\n")  # fmt: skip
+    (out / "matrix.html").write_text(table_html(cells, str(base)), encoding="utf-8")
     return cells, result
+
+
+def table_html(cells: list[Cell], profile: str) -> str:
+    """The ranked table as one self-contained page, in the run report's look; each preset links to its report."""
+    head = "".join(f"<th class='num'>{escape(c)}</th>" for c in COLUMNS)
+    rows = []
+    for i, cell in enumerate(rank(cells), 1):
+        f = cell.figures()
+        link = f"<a href='{escape(cell.preset)}-{cell.repeat + 1}.json'>{escape(cell.preset)}</a>"
+        if not f:
+            rows.append(f"<tr class='breach'><td>{i}</td><td>{link}</td><td colspan='{len(COLUMNS)}'>no report: "
+                        f"{escape(cell.error or str(cell.exit_code))}</td></tr>")  # fmt: skip
+            continue
+        values = "".join(f"<td class='num'>{escape('-' if f[c] is None else str(f[c]))}</td>" for c in COLUMNS)
+        rows.append(f"<tr><td>{i}</td><td>{link}</td>{values}</tr>")
+    return (f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>Client matrix</title>"
+            f"<style>{STYLE}</style></head><body><header><h1>Client matrix</h1><div id='facts'>{escape(profile)}"
+            f"</div></header><main><section><h2>Ranked: recovery p95, then errors, retries, writes, excess</h2>"
+            f"<table><thead><tr><th>#</th><th>preset</th>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+            f"</section></main></body></html>\n")  # fmt: skip

@@ -126,7 +126,21 @@ def test_a_matrix_of_three_presets_ranks_its_cells_as_their_reports_say(
     rows = [line.split()[1] for line in printed.splitlines() if line[:1].isdigit()]
     assert rows == ranked, printed
     assert reports["no-retry"]["summary"]["in_windows"]["failures"] > 0  # no retry: the restarts are errors
+    page = (out_dir / "matrix.html").read_text()
+    assert all(f"href='{p}-1.json'" in page for p in presets) and "<script" not in page
     assert reports["redis-py-defaults"]["summary"]["in_windows"]["failures"] == 0  # retried out of sight
+
+
+def test_the_spread_of_repeated_cells() -> None:
+    from chaos.matrix import Cell, spread_lines
+
+    def cell(recovery: float, failures: int, repeat: int) -> Cell:
+        summary = {"recovery_p95_s": recovery, "in_windows": {"failures": failures, "error_rate": 0.0},
+                   "hidden_retries": 0, "duplicated_writes": 0, "lost_writes": 0, "client_excess_p95_s": None}
+        return Cell("no-retry", repeat, {"summary": summary, "faults": [], "verdict": "pass"}, 0)  # fmt: skip
+
+    cells = [cell(1.2, 30, 0), cell(1.0, 10, 1), cell(1.1, 20, 2)]
+    assert spread_lines(cells) == ["spread of no-retry over 3 runs: recovery p95 1.0-1.2 s, failures in windows 10-30"]
 
 
 def test_a_matrix_refuses_an_unknown_preset_or_a_bad_clients_file(
