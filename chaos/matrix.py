@@ -89,20 +89,53 @@ def cell_profile(profile: Path, client: dict[str, Any], seed: int, path: Path) -
     return path
 
 
-def run_cell(profile: Path, report: Path, users: int, seconds: int, timeout_s: float) -> tuple[int | None, str]:
-    """One headless locust run; (its exit code, the tail of its output). Ctrl-C reaches it (same group)."""
+class Interrupt:
+    """Ctrl-C (SIGINT) or SIGTERM during a matrix: the running cell is stopped as Ctrl-C stops a run (its faults
+    reverted, its report written), no cell starts after it, and the table so far is printed. Each cell runs in
+    a session of its own, so a terminal's Ctrl-C reaches the matrix only, which passes it on exactly once."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self.child: subprocess.Popen[str] | None = None
+        self._handlers: list[Any] = []
+
+    def __enter__(self) -> Interrupt:
+        import gevent  # the profile's import patched the standard library with gevent: its handlers run
+
+        self._handlers = [gevent.signal_handler(sig, self.stop) for sig in (signal.SIGINT, signal.SIGTERM)]
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        for handler in self._handlers:
+            handler.cancel()
+
+    def stop(self) -> None:
+        if self.requested:
+            return
+        self.requested = True
+        print("matrix: stopping the running cell (its faults are reverted), then the table so far", flush=True)
+        child = self.child
+        if child is not None and child.poll() is None:
+            child.send_signal(signal.SIGINT)
+
+
+def run_cell(
+    profile: Path, report: Path, users: int, seconds: int, timeout_s: float, interrupt: Interrupt
+) -> tuple[int | None, str]:
+    """One headless locust run; (its exit code, the tail of its output)."""
     command = [LOCUST, "-f", str(ROOT / "locustfile.py"), "--headless", "-u", str(users), "-r", str(users),
                "-t", f"{seconds}s", "--resilience-profile", str(profile), "--resilience-report", str(report),
                "--no-resilience-progress"]  # fmt: skip
-    proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)  # fmt: skip
+    interrupt.child = proc
     try:
         out, _ = proc.communicate(timeout=timeout_s)
     except subprocess.TimeoutExpired:
         proc.send_signal(signal.SIGINT)  # stop it as Ctrl-C would: faults reverted, a report written
         out, _ = proc.communicate(timeout=60)
-    except KeyboardInterrupt:  # Ctrl-C: the cell got it too; let it finish reporting
-        out, _ = proc.communicate(timeout=60)
-        raise
+    finally:
+        interrupt.child = None
     return proc.returncode, (out or "")[-2000:]
 
 
@@ -130,17 +163,19 @@ COLUMNS = ("recovery_p95_s", "failures_in_windows", "error_rate_in_windows", "hi
 
 def table_lines(cells: list[Cell]) -> list[str]:
     rows = [["#", "preset", *COLUMNS]]
+    notes = []
     for i, cell in enumerate(rank(cells), 1):
         f = cell.figures()
         name = cell.preset if cell.repeat == 0 else f"{cell.preset} (repeat {cell.repeat + 1})"
         if not f:
-            why = cell.error or f"exit {cell.exit_code}"
-            rows.append([str(i), name, f"no report: {why}"] + [""] * (len(COLUMNS) - 1))
+            rows.append([str(i), name] + ["-"] * (len(COLUMNS) - 1) + ["no report"])
+            notes.append(f"{name}: no report: {cell.error or f'exit {cell.exit_code}'}")
             continue
         rows.append([str(i), name, *("-" if f[c] is None else str(f[c]) for c in COLUMNS)])
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return ["  ".join(c.ljust(w) if j < 2 else c.rjust(w) for j, (c, w) in enumerate(zip(r, widths, strict=True)))
-            for r in rows]  # fmt: skip
+    lines = ["  ".join(c.ljust(w) if j < 2 else c.rjust(w) for j, (c, w) in enumerate(zip(r, widths, strict=True)))
+             for r in rows]  # fmt: skip
+    return lines + notes
 
 
 def spread_lines(cells: list[Cell]) -> list[str]:
@@ -174,19 +209,18 @@ def run_matrix(profile: str, clients: str, presets: list[str] | None, users: int
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     cells: list[Cell] = []
-    try:
-        for name in chosen:
-            for r in range(repeat):
-                cell_path = cell_profile(base, available[name], seed, out / f"{name}-{r + 1}.yaml")
-                report_path = out / f"{name}-{r + 1}.json"
-                report_path.unlink(missing_ok=True)
-                print(f"matrix: {name}{f' (repeat {r + 1})' if repeat > 1 else ''}...", flush=True)
-                code, tail = run_cell(cell_path, report_path, users, seconds, seconds + 120)
-                report = json.loads(report_path.read_text()) if report_path.exists() else None
-                error = None if report is not None else (tail.strip().splitlines() or ["no output"])[-1]
-                cells.append(Cell(name, r, report, code, error))
-    except KeyboardInterrupt:
-        print("matrix: interrupted; the table so far:", flush=True)
+    with Interrupt() as interrupt:
+        for name, r in ((name, r) for name in chosen for r in range(repeat)):
+            if interrupt.requested:
+                break
+            cell_path = cell_profile(base, available[name], seed, out / f"{name}-{r + 1}.yaml")
+            report_path = out / f"{name}-{r + 1}.json"
+            report_path.unlink(missing_ok=True)
+            print(f"matrix: {name}{f' (repeat {r + 1})' if repeat > 1 else ''}...", flush=True)
+            code, tail = run_cell(cell_path, report_path, users, seconds, seconds + 120, interrupt)
+            report = json.loads(report_path.read_text()) if report_path.exists() else None
+            error = None if report is not None else (tail.strip().splitlines() or ["no output"])[-1]
+            cells.append(Cell(name, r, report, code, error))
     result = out / "matrix.json"
     result.write_text(json.dumps({
         "profile": str(base), "clients": str(clients), "seed": seed, "users": users, "seconds": seconds,

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +16,7 @@ import pytest
 from chaos.cli import main as cli
 from recovery.stats import proportion_test_greater, rank_test_greater
 
-from .helpers import HEAVY, LOCUST, finish, locust, write_profile
+from .helpers import HEAVY, LOCUST, finish, locust, wait_for_output, write_profile
 
 RESTARTS = {  # persistence aof_always: a restart loses no acknowledged write, so lost writes stay 0 run over run
     "target": {"persistence": "aof_always"},
@@ -153,3 +156,23 @@ def test_a_matrix_refuses_an_unknown_preset_or_a_bad_clients_file(
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 2 and "no preset nope" in err[0], err
     assert "presets.broken" in err[1] and "client.retries" in err[1], err
+
+
+@HEAVY
+def test_ctrl_c_stops_the_running_cell_and_prints_the_table_so_far(tmp_path: Path) -> None:
+    profile = write_profile(tmp_path / "p.yaml", RESTARTS)
+    out_dir = tmp_path / "matrix"
+    tool = str(Path(LOCUST).with_name("redis-resilience"))
+    proc = subprocess.Popen([tool, "matrix", str(profile), "--preset", "no-retry", "--preset", "redis-py-defaults",
+                             "-u", "4", "-t", "30", "-o", str(out_dir)], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)  # fmt: skip
+    head = wait_for_output(proc, r"^matrix: no-retry\.\.\.", 30)
+    time.sleep(6)  # into the cell's first fault
+    os.kill(proc.pid, signal.SIGINT)
+    out = head + finish(proc, timeout=60)
+    assert proc.returncode == 0, out[-3000:]
+    assert "matrix: redis-py-defaults" not in out and "stopping the running cell" in out, out[-3000:]
+    matrix = json.loads((out_dir / "matrix.json").read_text())
+    assert [c["preset"] for c in matrix["ranked"]] == ["no-retry"]
+    report = json.loads((out_dir / "no-retry-1.json").read_text())
+    assert report["interrupted"] == "SIGINT" and all(f.get("revert_error") is None for f in report["faults"])
