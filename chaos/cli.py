@@ -25,6 +25,7 @@ from recovery.compare import (
     markdown,
 )
 from recovery.history import write_history
+from recovery.report import ReportError
 
 EXIT_BAD_INPUT = 2
 
@@ -121,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)
-    except CompareError as exc:
+    except ReportError as exc:  # CompareError included
         sys.stderr.write(f"redis-resilience: {exc}\n")
         return EXIT_BAD_INPUT
 

@@ -82,10 +82,9 @@ class ServiceSession:
         return Answer(name, response.status_code, latency_ms, judge(expect, response.status_code, response.content))
 
     def health(self) -> Answer | None:
+        """The health endpoint's answer now; None without one."""
         health = self.spec.health
-        if health is None:
-            return None
-        return self.call(health, f"GET {health.path}", "GET", health.path)
+        return None if health is None else self.call(health, f"GET {health.path}", "GET", health.path)
 
     def preflight(self) -> None:
         """Every endpoint once, then the health endpoint: a wrong answer stops the run (SetupError)."""
@@ -119,7 +118,8 @@ class ServiceSession:
         started = time.monotonic()
         deadline = started + health.wait_s
         while True:
-            answer = self.call(health, f"GET {health.path}", "GET", health.path)
+            answer = self.health()
+            assert answer is not None  # health is set
             waited = time.monotonic() - started
             if answer.problem is None or time.monotonic() >= deadline:
                 break

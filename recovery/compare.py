@@ -16,21 +16,21 @@ or schema versions are refused (:class:`CompareError`, exit 2) unless forced.
 
 from __future__ import annotations
 
-import json
 import math
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from recovery.report import ReportError, read_report
 from recovery.stats import proportion_test_greater, rank_test_greater
 
 EXIT_NO_REGRESSION = 0
 EXIT_REGRESSION = 4
 
 
-class CompareError(Exception):
-    """Bad input: ``str()`` is the one-line message (exit 2)."""
+class CompareError(ReportError):
+    """Bad input: ``str()`` is the one-line message (exit 2); unreadable reports are its parent, ReportError."""
 
 
 def load_reports(path: str | Path) -> list[dict[str, Any]]:
@@ -41,16 +41,7 @@ def load_reports(path: str | Path) -> list[dict[str, Any]]:
         raise CompareError(f"{path}: no JSON report in this directory")
     reports = []
     for file in files:
-        try:
-            data = json.loads(file.read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise CompareError(f"{file}: cannot read it: {exc.strerror or exc}") from None
-        except ValueError as exc:
-            raise CompareError(f"{file}: not JSON: {exc}") from None
-        if not isinstance(data, dict) or not str(data.get("schema", "")).startswith("redis-resilience/report/"):
-            raise CompareError(f"{file}: not a redis-resilience report")
-        if not isinstance(data.get("faults"), list) or not isinstance(data.get("summary"), dict):
-            raise CompareError(f"{file}: the report lacks faults or summary")
+        data = read_report(file)
         data["_file"] = str(file)
         reports.append(data)
     return reports

@@ -14,6 +14,7 @@ from typing import Any
 
 from recovery.compare import compare, load_reports, sides
 from recovery.html import STATIC, STYLE, _inline_json
+from recovery.report import write_atomically
 
 FIGURE_OF = {"recovery": "recovery_p95_s", "error_rate_in_windows": "error_rate"}  # compare's names -> the page's
 
@@ -97,8 +98,7 @@ def write_history(directory: str | Path, output: str | Path, baseline_runs: int 
     out = Path(output)
     for run in data["runs"]:  # links relative to the page
         run["link"] = _relative(Path(run["file"]), out.parent)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(render_history(data), encoding="utf-8")
+    write_atomically(out, render_history(data))
     return len(data["runs"])
 
 

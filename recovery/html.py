@@ -15,6 +15,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from recovery.report import ReportError, read_report, write_atomically
+
 STATIC = Path(__file__).resolve().parent / "static"
 
 STYLE = """
@@ -89,10 +91,6 @@ Drag to zoom, double-click to zoom out; hover for values. Click a fault's id bel
 """
 
 
-class ReportError(Exception):
-    """A report that cannot be rendered: ``str()`` is the one-line message."""
-
-
 def _inline_json(data: Any) -> str:
     """JSON safe inside a <script> element (no "</" to end it early)."""
     return json.dumps(data, separators=(",", ":")).replace("</", "<\\/").replace("<!--", "<\\!--")
@@ -117,30 +115,7 @@ def render(report: dict[str, Any], live_url: str = "") -> str:
 
 
 def write_html(report: dict[str, Any], path: str | Path) -> None:
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_suffix(target.suffix + ".tmp")
-    tmp.write_text(render(report), encoding="utf-8")
-    tmp.replace(target)
-
-
-REQUIRED = ("schema", "run_id", "faults", "summary", "slo", "verdict", "exit_code")
-
-
-def load_report(path: str | Path) -> dict[str, Any]:
-    """A saved JSON report; :class:`ReportError` naming the file and what is wrong."""
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ReportError(f"{path}: cannot read it: {exc.strerror or exc}") from None
-    except ValueError as exc:
-        raise ReportError(f"{path}: not JSON: {exc}") from None
-    if not isinstance(data, dict) or not str(data.get("schema", "")).startswith("redis-resilience/report/"):
-        raise ReportError(f"{path}: not a redis-resilience report (no schema redis-resilience/report/...)")
-    missing = [key for key in REQUIRED if key not in data]
-    if missing:
-        raise ReportError(f"{path}: the report lacks {', '.join(missing)}")
-    return data
+    write_atomically(path, render(report))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -153,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     output = args.output or str(Path(args.report).with_suffix(".html"))
     try:
-        write_html(load_report(args.report), output)
+        write_html(read_report(args.report), output)
     except ReportError as exc:
         sys.stderr.write(f"redis-resilience-report: {exc}\n")
         return 2

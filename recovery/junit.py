@@ -8,6 +8,8 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
+from recovery.report import write_atomically
+
 
 def _case(suite: ET.Element, name: str, classname: str, failure: str | None, time_s: float = 0.0) -> None:
     case = ET.SubElement(suite, "testcase", name=name, classname=classname, time=f"{time_s:.3f}")
@@ -45,8 +47,4 @@ def junit_xml(report: dict[str, Any]) -> str:
 
 
 def write_junit(report: dict[str, Any], path: str | Path) -> None:
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_suffix(target.suffix + ".tmp")
-    tmp.write_text(junit_xml(report), encoding="utf-8")
-    tmp.replace(target)
+    write_atomically(path, junit_xml(report))

@@ -328,9 +328,37 @@ def _number(value: float) -> float | int:
     return int(value) if float(value).is_integer() else value
 
 
-def write_json(report: dict[str, Any], path: str | Path) -> None:
+def write_atomically(path: str | Path, text: str) -> None:
+    """``text`` to ``path`` (its folder made), whole or not at all: written beside it, then renamed over it."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_suffix(target.suffix + ".tmp")
-    tmp.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    tmp.write_text(text, encoding="utf-8")
     tmp.replace(target)
+
+
+def write_json(report: dict[str, Any], path: str | Path) -> None:
+    write_atomically(path, json.dumps(report, indent=2) + "\n")
+
+
+class ReportError(Exception):
+    """A saved report that cannot be read: ``str()`` is the one-line message (exit 2)."""
+
+
+REQUIRED = ("schema", "run_id", "faults", "summary", "slo", "verdict", "exit_code")
+
+
+def read_report(path: str | Path) -> dict[str, Any]:
+    """A saved JSON report; :class:`ReportError` naming the file and what is wrong."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ReportError(f"{path}: cannot read it: {exc.strerror or exc}") from None
+    except ValueError as exc:
+        raise ReportError(f"{path}: not JSON: {exc}") from None
+    if not isinstance(data, dict) or not str(data.get("schema", "")).startswith("redis-resilience/report/"):
+        raise ReportError(f"{path}: not a redis-resilience report (no schema redis-resilience/report/...)")
+    missing = [key for key in REQUIRED if key not in data]
+    if missing:
+        raise ReportError(f"{path}: the report lacks {', '.join(missing)}")
+    return data
