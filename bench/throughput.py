@@ -1,19 +1,31 @@
-"""Throughput benchmark (run by hand, not a test): what the pack costs per request.
+"""Throughput benchmark (run by hand, not a test): what the pack costs per request, and how it scales.
 
-Against one embedded redis-server, in one go, each for --seconds with --users users and no
-think time, same 90/10 GET/SET mix over the same keys:
+Every figure in one run, against embedded redis-servers, with --users users and no think time:
 
-  bare        a plain Locust user calling redis-py and firing ``request`` itself (contrib/dns style)
-  pack-off    the pack's instrumented client, no recovery tracker listening
-  pack-on     the pack's client with the recovery tracker listening, a fault window open all along
-  pack-obs    pack-on with the per-second time series kept (the trackers per request type) and, once a
-              second, what a live view or a Prometheus scrape computes (the timeline, the metrics)
-  redis-benchmark, for reference (its own process; ops/s only)
+  bare        a plain Locust user calling a pooled redis-py client and firing ``request`` itself
+              (contrib/dns style): what a user writes by hand
+  pooled      the pack's user (RedisUser, ``client.connection: pooled``) with the pack's request
+              listener, the recovery trackers (per type, per-second series) and a fault window open
+              all along, and once a second what a live view or a Prometheus scrape computes
+  dedicated   the same with ``client.connection: dedicated`` (one connection per user, no checkout)
+  pipelined   the pack's ``pipeline`` workload at ``depth`` 16, pooled, the same 90/10 GET/SET mix;
+              its ops are commands (16 per request)
+  redis-benchmark, for reference (its own process, GET/SET; ops/s only)
 
-Prints ops/s and ops per CPU-second of the Locust process, and the ratios to bare. The target:
-pack-on keeps at least 90% of bare's ops per CPU-second.
+The four run in-process, interleaved for --rounds (each round starts with another), same keys and
+value size. Then:
 
-    .venv/bin/python bench/throughput.py --seconds 10 --users 20
+  scaling     real headless ``locust --processes 1`` and ``--processes 2`` runs of one profile (the
+              cache workload, pooled, zero think time, --users users): the steady-state requests/s
+              of each, from the report's per-second timeline, and their ratio
+  RSS         a fresh process spawns 1 then --rss-users pack users (pooled, and dedicated), each
+              connected and making requests once a second: the RSS growth per 100 users
+
+Targets (issue 15): pooled >= 100% of bare ops per CPU-second, dedicated >= 1.8x bare, pipelined
+>= 150k ops per CPU-second, scaling ratio >= 1.7, RSS growth <= 4 MiB per 100 users.
+
+    .venv/bin/python bench/throughput.py                       # about 4 minutes
+    .venv/bin/python bench/throughput.py --seconds 5 --rounds 1 --scaling-seconds 15
 """
 
 from __future__ import annotations
@@ -24,26 +36,42 @@ from locust.env import Environment
 from locust.event import Events
 
 import argparse
+import gc
+import json
 import random
 import re
 import shutil
+import statistics
 import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import gevent
 import redis
+import yaml
 
 from chaos.profile import parse_profile
+from chaos.roles.measuring import MeasuresRequests
+from config.schema import Profile
 from recovery.metrics import families
 from recovery.series import timeline
-from recovery.tracker import RecoveryTracker, RequestTrackers
-from scenarios.client import ConnectionProbe, InstrumentedRedis, make_pool
-from targets.embedded import EmbeddedRedis
+from recovery.tracker import RequestTrackers
+from scenarios.batch import PipelineUser
+from scenarios.run import RedisRun, attach
+from scenarios.user import RedisUser
+from targets.embedded import EmbeddedRedis, end_process
 
+ROOT = Path(__file__).resolve().parent.parent
+LOCUST = str(Path(sys.executable).with_name("locust"))
 KEYSPACE = 1000
-VALUE = b"v" * 128
-URL = ""  # set in main(): users are built by Locust, so the target travels as a class attribute
+VALUE_BYTES = 128
+VALUE = b"v" * VALUE_BYTES
+DEPTH = 16
+URL = ""  # set in main(): users are built by Locust, so the target travels as a module attribute
 
 
 def one_op(client: Any) -> None:
@@ -94,57 +122,74 @@ class BareUser(User):
         return result
 
 
-class PackUser(User):
-    """The pack's instrumented client, built from the default profile's client options."""
+class BenchUser(RedisUser):
+    """The pack's own user (its client built from the profile), doing bare's GET/SET mix."""
 
-    def __init__(self, environment: Environment) -> None:
-        super().__init__(environment)
-        probe = ConnectionProbe()
-        profile = parse_profile({}, "bench")
-        pool = make_pool(URL, profile.client, "rr-bench-0", probe)
-        self.client = InstrumentedRedis(pool, environment.events.request, "bench", id(self), probe)
-
-    def wait_time(self) -> float:
-        return 0.0
+    label = "bench"
 
     @task
     def op(self) -> None:
         one_op(self.client)
 
 
-def scrape(trackers: RequestTrackers) -> None:
-    """Once a second, what a live view or a Prometheus scrape computes."""
+def bench_profile(connection: str, think_ms: int = 0) -> Profile:
+    return parse_profile(
+        {
+            "client": {"connection": connection},
+            "workload": {
+                "think_time": {"min_ms": think_ms, "max_ms": think_ms},
+                "mix": {
+                    "cache": {"weight": 0},
+                    "ledger": {"weight": 0},
+                    "pipeline": {"weight": 1, "depth": DEPTH, "read_ratio": 0.9, "keyspace": KEYSPACE,
+                                 "value_bytes": VALUE_BYTES},
+                },
+            },
+            "recovery": {"max_window_s": 3600},
+        },
+        "bench",
+    )  # fmt: skip
+
+
+def observe(trackers: RequestTrackers, env: Environment) -> None:
+    """What a run's timer does (expire windows, sample users: chaos/testrun.py), and once a second
+    what a live view or a Prometheus scrape computes."""
+    ticks = 0
     while True:
-        gevent.sleep(1.0)
-        timeline(trackers.series(), trackers.users)
-        families(None, None)
+        gevent.sleep(0.25)
+        trackers.expire()
+        ticks += 1
+        if ticks % 4 == 0:
+            trackers.sample_users(env.runner.user_count if env.runner else 0)
+            timeline(trackers.series(), trackers.users)
+            families(None, None)
 
 
-def run_locust(user_class: type[User], users: int, seconds: float, tracker: str) -> tuple[int, float, float]:
+def run_locust(user_class: type[User], connection: str | None, users: int, seconds: float) -> tuple[int, float, float]:
+    """(requests, CPU seconds, wall seconds) of ``users`` users after a second of warm-up."""
     env = Environment(user_classes=[user_class], events=Events())
-    scraper = None
-    recovery = parse_profile({"recovery": {"max_window_s": 3600}}, "bench").recovery
-    if tracker == "on":
-        t = RecoveryTracker(recovery)
-        env.events.request.add_listener(t.on_request)
-        t.open_window(1, "bench", time.monotonic())
-    elif tracker == "obs":
-        trackers = RequestTrackers(recovery)
-        env.events.request.add_listener(trackers.on_request)
+    observer = None
+    if connection is not None:  # a pack user: the pack's run on the environment, its listener and trackers
+        profile = bench_profile(connection)
+        attach(env, RedisRun(profile, URL, f"bench{random.randrange(10**6)}"))
+        trackers = RequestTrackers(profile.recovery)
+        listener = MeasuresRequests()
+        listener.run = SimpleNamespace(tracker=trackers)  # type: ignore[assignment]  # what a MeasuredRun offers
+        env.events.request.add_listener(listener.on_request)
         trackers.open_window(1, "bench", time.monotonic())
-        scraper = gevent.spawn(scrape, trackers)
+        observer = gevent.spawn(observe, trackers, env)
     runner = env.create_local_runner()
     runner.start(users, spawn_rate=users, wait=True)
     gevent.sleep(1.0)  # warm-up, then measure
     env.stats.reset_all()
     cpu0, wall0 = time.process_time(), time.monotonic()
     gevent.sleep(seconds)
-    ops = env.stats.total.num_requests
+    requests = env.stats.total.num_requests
     cpu, wall = time.process_time() - cpu0, time.monotonic() - wall0
     runner.quit()
-    if scraper is not None:
-        scraper.kill()
-    return ops, cpu, wall
+    if observer is not None:
+        observer.kill()
+    return requests, cpu, wall
 
 
 def redis_benchmark(port: int, users: int) -> float | None:
@@ -152,56 +197,143 @@ def redis_benchmark(port: int, users: int) -> float | None:
     if binary is None:
         return None
     out = subprocess.run(
-        [binary, "-p", str(port), "-c", str(users), "-n", "200000", "-t", "get,set", "-q", "-d", "128"],
+        [binary, "-p", str(port), "-c", str(users), "-n", "200000", "-t", "get,set", "-q", "-d", str(VALUE_BYTES)],
         capture_output=True,
         text=True,
         check=False,
+        timeout=120,
     ).stdout
     rates = [float(x) for x in re.findall(r"([\d.]+) requests per second", out)]
     return sum(rates) / len(rates) if rates else None
 
 
+def scaling_run(processes: int, users: int, seconds: int, work: Path) -> float | None:
+    """Steady-state requests/s of a headless locust run with ``processes`` worker processes."""
+    profile = {
+        "target": {"url": "embedded"},
+        "workload": {
+            "think_time": {"min_ms": 0, "max_ms": 0},
+            "mix": {"cache": {"weight": 1, "keyspace": KEYSPACE, "value_bytes": VALUE_BYTES}, "ledger": {"weight": 0}},
+        },
+        "chaos": {"enabled": False},
+    }
+    profile_path, report = work / f"scaling{processes}.yaml", work / f"scaling{processes}.json"
+    profile_path.write_text(yaml.safe_dump(profile))
+    command = [
+        LOCUST, "-f", str(ROOT / "locustfile.py"), "--headless", "--processes", str(processes), "-u", str(users),
+        "-r", str(users), "-t", f"{seconds}s", "--resilience-profile", str(profile_path),
+        "--resilience-report", str(report), "--only-summary", "--no-resilience-progress",
+    ]  # fmt: skip
+    proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)  # fmt: skip
+    try:
+        proc.wait(timeout=seconds + 90)
+    except subprocess.TimeoutExpired:
+        end_process(proc)
+        return None
+    if not report.exists():
+        return None
+    requests = json.loads(report.read_text())["timeline"]["types"]["REDIS"]["requests"]
+    steady = requests[3:-2]  # without the spawn and the stop
+    return statistics.mean(steady) if steady else None
+
+
+def rss_kib() -> int:
+    match = re.search(r"VmRSS:\s+(\d+) kB", Path("/proc/self/status").read_text())
+    return int(match.group(1)) if match else 0
+
+
+def rss_child(connection: str, users: int) -> None:
+    """In a fresh process: RSS with 1 pack user, then with ``users``, each connected and making requests."""
+    env = Environment(user_classes=[BenchUser], events=Events())
+    attach(env, RedisRun(bench_profile(connection, think_ms=1000), URL, "rss"))
+    runner = env.create_local_runner()
+    runner.start(1, spawn_rate=1, wait=True)
+    gevent.sleep(2.0)
+    gc.collect()
+    base = rss_kib()
+    runner.start(users, spawn_rate=users, wait=True)
+    gevent.sleep(3.0)  # every user has connected and made requests
+    gc.collect()
+    grown = rss_kib()
+    runner.quit()
+    print(json.dumps({"base_kib": base, "kib": grown, "users": users, "requests": env.stats.total.num_requests}))
+
+
+def rss_per_100(connection: str, users: int, url: str) -> tuple[float, int]:
+    """(MiB of RSS per 100 users beyond the first, the baseline process's RSS in MiB)."""
+    out = subprocess.run(
+        [sys.executable, __file__, "--rss-child", connection, "--rss-users", str(users), "--url", url],
+        cwd=ROOT, capture_output=True, text=True, check=True, timeout=120,
+    ).stdout  # fmt: skip
+    figures = json.loads(out.strip().splitlines()[-1])
+    per_user_kib = (figures["kib"] - figures["base_kib"]) / (users - 1)
+    return per_user_kib * 100 / 1024, figures["base_kib"] // 1024
+
+
 def main() -> None:
     global URL
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--seconds", type=float, default=10.0, help="measured seconds per in-process variant")
     parser.add_argument("--users", type=int, default=20)
-    parser.add_argument("--rounds", type=int, default=1, help="repeat the Locust variants, interleaved")
+    parser.add_argument("--rounds", type=int, default=2, help="repeat the in-process variants, interleaved")
+    parser.add_argument("--scaling-seconds", type=int, default=20, help="length of each --processes run")
+    parser.add_argument("--rss-users", type=int, default=1000)
+    parser.add_argument("--rss-child", choices=["pooled", "dedicated"], help=argparse.SUPPRESS)
+    parser.add_argument("--url", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.rss_child:
+        URL = args.url
+        rss_child(args.rss_child, args.rss_users)
+        return
+    variants: dict[str, tuple[type[User], str | None, int]] = {
+        "bare": (BareUser, None, 1),
+        "pooled": (BenchUser, "pooled", 1),
+        "dedicated": (BenchUser, "dedicated", 1),
+        "pipelined": (PipelineUser, "pooled", DEPTH),
+    }
+    totals = {name: [0.0, 0.0, 0.0] for name in variants}  # ops, CPU s, wall s
+    names = list(variants)
     with EmbeddedRedis() as server:
         URL = server.url
-        variants = {
-            "bare": (BareUser, "off"),
-            "pack-off": (PackUser, "off"),
-            "pack-on": (PackUser, "on"),
-            "pack-obs": (PackUser, "obs"),
-        }
-        totals: dict[str, list[float]] = {name: [0.0, 0.0, 0.0] for name in variants}
-        names = list(variants)
-        for round_ in range(args.rounds):  # each round starts with another variant: no variant always runs first
+        for round_ in range(args.rounds):  # each round starts with another variant: none always runs first
             for name in names[round_ % len(names) :] + names[: round_ % len(names)]:
-                cls, tracker = variants[name]
-                ops, cpu, wall = run_locust(cls, args.users, args.seconds, tracker)
-                totals[name][0] += ops
+                cls, connection, ops_per_request = variants[name]
+                requests, cpu, wall = run_locust(cls, connection, args.users, args.seconds)
+                totals[name][0] += requests * ops_per_request
                 totals[name][1] += cpu
                 totals[name][2] += wall
         reference = redis_benchmark(server.port, args.users)
-    bare_per_cpu = totals["bare"][0] / totals["bare"][1]
+        rss = {
+            connection: rss_per_100(connection, args.rss_users, server.url) for connection in ("pooled", "dedicated")
+        }
+    with tempfile.TemporaryDirectory(prefix="rr-bench-") as work:
+        scaling = {n: scaling_run(n, args.users, args.scaling_seconds, Path(work)) for n in (1, 2)}
+
+    per_cpu = {name: ops / cpu for name, (ops, cpu, _) in totals.items()}
+    bare = per_cpu["bare"]
+    print(f"{args.users} users, no think time, {args.rounds} x {args.seconds:g} s per variant")
     print(f"{'variant':10} {'ops':>9} {'ops/s':>9} {'cpu_s':>7} {'ops/cpu-s':>10} {'vs bare':>8}")
-    for name, (total_ops, cpu_s, wall_s) in totals.items():
-        per_cpu = total_ops / cpu_s
-        print(
-            f"{name:10} {int(total_ops):9d} {total_ops / wall_s:9.0f} {cpu_s:7.2f} {per_cpu:10.0f}"
-            f" {per_cpu / bare_per_cpu:8.1%}"
-        )
+    for name, (ops, cpu, wall) in totals.items():
+        print(f"{name:10} {int(ops):9d} {ops / wall:9.0f} {cpu:7.2f} {per_cpu[name]:10.0f} {per_cpu[name] / bare:8.1%}")
     if reference is not None:
-        print(f"{'redis-benchmark':15} {reference:9.0f} ops/s (GET/SET, {args.users} clients, its own process)")
-    ratio = totals["pack-on"][0] / totals["pack-on"][1] / bare_per_cpu
-    print(f"target: pack-on >= 90% of bare ops/cpu-s: {'met' if ratio >= 0.9 else 'NOT met'} ({ratio:.1%})")
-    obs = totals["pack-obs"][0] / totals["pack-obs"][1] / bare_per_cpu
-    lost = (ratio - obs) * 100
-    print(f"target: the series and metrics cost at most 3 points: {'met' if lost <= 3 else 'NOT met'} "
-          f"(pack-obs {obs:.1%}, {lost:+.1f} points against pack-on)")
+        print(f"{'redis-benchmark':20} {reference:9.0f} ops/s (GET/SET, {args.users} clients, its own process)")
+    one, two = scaling[1], scaling[2]
+    ratio = two / one if one and two else None
+    print(f"scaling    --processes 1: {one or 0:.0f} req/s, --processes 2: {two or 0:.0f} req/s, "
+          f"ratio {ratio or 0:.2f} ({args.users} users, {args.scaling_seconds} s each)")  # fmt: skip
+    for connection, (mib, base) in rss.items():
+        print(f"RSS        {connection}: {mib:.2f} MiB per 100 users ({args.rss_users} users; baseline {base} MiB)")
+    checks = [
+        ("pooled >= 100% of bare ops/cpu-s", per_cpu["pooled"] / bare >= 1.0, f"{per_cpu['pooled'] / bare:.1%}"),
+        ("dedicated >= 1.8x bare", per_cpu["dedicated"] / bare >= 1.8, f"{per_cpu['dedicated'] / bare:.2f}x"),
+        ("pipelined >= 150k ops/cpu-s", per_cpu["pipelined"] >= 150_000, f"{per_cpu['pipelined']:.0f}"),
+        ("scaling ratio >= 1.7", ratio is not None and ratio >= 1.7, f"{ratio or 0:.2f}"),
+        ("RSS <= 4 MiB per 100 users", max(m for m, _ in rss.values()) <= 4.0,
+         ", ".join(f"{c} {m:.2f}" for c, (m, _) in rss.items())),
+    ]  # fmt: skip
+    for what, met, figure in checks:
+        print(f"target: {what}: {'met' if met else 'NOT met'} ({figure})")
 
 
 if __name__ == "__main__":

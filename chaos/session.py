@@ -30,6 +30,7 @@ from config.redact import redact_url
 from config.schema import Profile
 from scenarios.run import IntegrityResult, RedisClient, RedisRun
 from targets.access import Access, AccessError, admin_url, resolve_access, scheme_error
+from targets.clients import is_cluster_url
 from targets.connect import ConnectError, open_client
 from targets.embedded import EmbeddedRedisError
 from targets.greenlets import describe
@@ -50,6 +51,21 @@ def connect_admin(url: str, name: str, retries: int = 0, access: Access | None =
         return open_client(url, name, access or Access(), "admin", retries)
     except ConnectError as exc:
         raise SetupError(str(exc)) from None
+
+
+def check_connection_mode(profile: Profile, url: str, source: str) -> None:
+    """What the cluster client does not take: ``client.connection: dedicated`` (one connection per user; a
+    cluster client keeps a pool per node) and ``client.parser: python`` (it takes no parser class: its
+    nodes read with redis-py's default, hiredis)."""
+    if not is_cluster_url(url):
+        return
+    if profile.client.connection == "dedicated":
+        raise SetupError(
+            f"{source}: client.connection: dedicated is for redis://, rediss:// and sentinel:// targets; a "
+            "cluster client keeps a pool per node (use pooled)"
+        )
+    if profile.client.parser == "python":
+        raise SetupError(f"{source}: client.parser: python is not available on a cluster target (use hiredis)")
 
 
 def check_traffic_access(run: RedisRun) -> None:
@@ -279,6 +295,7 @@ def open_session(settings: Settings) -> TargetSession:
         admin = connect_admin(admin_url(admin_at, profile.target), run.admin_name, access=admin_access)
         opened.callback(_close_quietly, admin)
         check_traffic_access(run)
+        check_connection_mode(profile, url, settings.profile_path)
         session = TargetSession(
             profile, settings.profile_path, run, admin, admin_at, embedded, proxy, remote_refusal, chaos_enabled
         )

@@ -181,6 +181,18 @@ class ClientOptions(Strict):
     socket_keepalive: bool = True
     health_check_interval_s: NonNegative = 0
     max_connections: int | None = Field(None, ge=1, description="Pool size per user; null is redis-py's unbounded.")
+    connection: Literal["pooled", "dedicated"] = Field(
+        "pooled",
+        description="pooled: each user checks a connection out of its own pool per command, as a service "
+        "does; dedicated: each user holds one connection for its life, as a worker with a connection per "
+        "thread does (no checkout; cheaper per command). Both retry and reconnect as redis-py does.",
+    )
+    parser: Literal["hiredis", "python"] = Field(
+        "hiredis",
+        description="The reply parser: hiredis (C; what redis-py picks when hiredis is installed) or python "
+        "(redis-py's own). They fail differently when a connection is closed under a command in flight: "
+        "hiredis raises a ConnectionError that redis-py retries, the python parser an error it does not.",
+    )
 
 
 Weight = Annotated[int, Field(ge=0, description="Relative number of users running this workload; 0: none.")]

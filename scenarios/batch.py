@@ -16,7 +16,7 @@ import random
 from pydantic import Field
 from redis.exceptions import WatchError
 
-from config.schema import WorkloadSettings
+from config.schema import Rate, WorkloadSettings
 from scenarios.client import RedisRequestFailed
 from scenarios.registry import register_workload
 from scenarios.run import IntegrityResult, RedisClient
@@ -47,7 +47,10 @@ class BatchFigures:
 
 class BatchWorkload(WorkloadSettings):
     keyspace: int = Field(1000, ge=1)
-    batch_size: int = Field(10, ge=1, description="Commands per pipeline.")
+    depth: int = Field(
+        10, ge=1, le=10_000, description="Commands per pipeline: one round trip, one request in Locust's statistics."
+    )
+    read_ratio: Rate = Field(0.5, description="Share of the pipeline's commands that are GETs (the rest SETs).")
     value_bytes: int = Field(64, ge=0)
 
 
@@ -61,28 +64,32 @@ class PipelineUser(RedisUser):
         self.spec = self.settings(BatchWorkload)
         self.value = b"p" * self.spec.value_bytes
         self.figures = self.redis_run.check(self.label, BatchFigures)
+        self.key_prefix = self.key("pipeline", "")
 
     @tag("pipeline")
     @task
     def batch(self) -> None:
-        pipe = self.client.pipeline(transaction=False)
-        for _ in range(self.spec.batch_size):
-            key = self.key("pipeline", random.randrange(self.spec.keyspace))
-            if random.random() < 0.5:
-                pipe.get(key)
-            else:
-                pipe.set(key, self.value)
+        spec, prefix, value = self.spec, self.key_prefix, self.value
+        draw, keys = random.random, random.randrange
+        commands = [
+            ("GET", f"{prefix}{keys(spec.keyspace)}")
+            if draw() < spec.read_ratio
+            else ("SET", f"{prefix}{keys(spec.keyspace)}", value)
+            for _ in range(spec.depth)
+        ]
         self.figures.batches += 1
-        self.figures.commands += self.spec.batch_size
+        self.figures.commands += spec.depth
         try:
-            pipe.execute()
+            self.client.batch(commands)
         except RedisRequestFailed:
             self.figures.failed_batches += 1
             raise
 
 
-class TransactionWorkload(BatchWorkload):
+class TransactionWorkload(WorkloadSettings):
+    keyspace: int = Field(1000, ge=1, description="Accounts the transactions move units between.")
     batch_size: int = Field(3, ge=1, description="Commands per MULTI/EXEC transaction.")
+    value_bytes: int = Field(64, ge=0)
 
 
 @register_workload

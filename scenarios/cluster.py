@@ -28,6 +28,7 @@ from __future__ import annotations
 from locust.event import EventHook
 
 import time
+from collections.abc import Sequence
 from typing import Any, TypeAlias
 
 import redis
@@ -176,6 +177,14 @@ class InstrumentedCluster(Measured, RedisCluster):
         if shard_hint:
             raise RedisClusterException("shard_hint is deprecated in cluster mode")
         return InstrumentedClusterPipeline(self, bool(transaction))
+
+    def batch(self, commands: Sequence[tuple[Any, ...]]) -> list[Any]:
+        """``InstrumentedRedis.batch`` on a cluster: a non-transactional cluster pipeline (one request,
+        however many nodes its keys live on)."""
+        pipe = self.pipeline()
+        for args in commands:
+            pipe.execute_command(*args)
+        return pipe.execute()
 
 
 class InstrumentedClusterPipeline(ClusterPipeline):

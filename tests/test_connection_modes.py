@@ -1,0 +1,201 @@
+"""client.connection (pooled, dedicated) and client.parser (hiredis, python) against a real redis-server:
+both modes count hidden retries and reconnections by the same hooks, and the counts are what the server
+saw (its ``total_connections_received``) under ``client_kill`` and ``pool_reset``; ``batch()`` is one
+request of all its commands."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import gevent
+import pytest
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from chaos.faults import FaultTarget, build_fault
+from chaos.faults.client_kill import ClientKillParams
+from chaos.faults.pool_reset import PoolResetParams
+from chaos.profile import parse_profile
+from chaos.session import check_connection_mode
+from chaos.settings import SetupError
+from scenarios.client import ConnectionProbe, InstrumentedRedis, RedisRequestFailed, make_pool
+from scenarios.run import RedisRun
+from targets.embedded import EmbeddedRedis
+from targets.pools import DedicatedPool, LeanPool
+
+from .helpers import Recorder
+
+MODES = ["pooled", "dedicated"]
+
+
+def make_run(server: EmbeddedRedis, connection: str, parser: str = "hiredis") -> RedisRun:
+    profile = parse_profile({"client": {"connection": connection, "parser": parser}}, "test")
+    return RedisRun(profile, server.url, f"m{connection[0]}{parser[0]}")
+
+
+@pytest.fixture
+def fault_admin(redis_server: EmbeddedRedis) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(redis_server.url, client_name="rradmin-m-0", retry=Retry(NoBackoff(), 0))
+    yield client
+    client.close()
+
+
+def users(run: RedisRun, n: int, recorder: Recorder) -> list[InstrumentedRedis]:
+    """``n`` users' clients, each connected (one command made)."""
+    clients = []
+    for i in range(n):
+        probe = ConnectionProbe()
+        pool = make_pool(run.url, run.profile.client, f"{run.traffic_tag}{i}", probe)
+        run.pools.add(pool)
+        client = InstrumentedRedis(pool, recorder.hook, "cache", i, probe)
+        client.set(f"k{i}", i)
+        clients.append(client)
+    return clients
+
+
+def connections_received(admin: redis.Redis) -> int:
+    return int(admin.info("stats")["total_connections_received"])
+
+
+def traffic_ids(admin: redis.Redis, tag: str) -> set[str]:
+    return {str(c["id"]) for c in admin.client_list() if str(c.get("name", "")).startswith(tag)}
+
+
+def counted(clients: list[InstrumentedRedis]) -> tuple[int, int]:
+    return sum(c.probe.retries for c in clients), sum(c.probe.reconnections for c in clients)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_each_mode_makes_its_pool_and_one_connection_per_user(
+    redis_server: EmbeddedRedis, fault_admin: redis.Redis, mode: str
+) -> None:
+    run = make_run(redis_server, mode)
+    clients = users(run, 3, Recorder())
+    for _ in range(20):
+        for i, client in enumerate(clients):
+            assert client.get(f"k{i}") == str(i).encode()
+    assert {type(c.connection_pool) for c in clients} == {DedicatedPool if mode == "dedicated" else LeanPool}
+    assert len(traffic_ids(fault_admin, run.traffic_tag)) == 3
+    assert [c.probe.connections for c in clients] == [1, 1, 1]
+    assert counted(clients) == (0, 0)
+    assert run.reset_pools().connections == 3
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_client_kill_every_connection_is_counted_as_the_server_saw_it(
+    redis_server: EmbeddedRedis, fault_admin: redis.Redis, mode: str
+) -> None:
+    """Idle connections killed: the next command reconnects once per user. A pooled user's checkout finds
+    the closed socket before it sends (a reconnection, no retry); a dedicated user's command finds it (a
+    retry, then the reconnection). The server's count of new connections is the pack's."""
+    recorder = Recorder()
+    run = make_run(redis_server, mode)
+    clients = users(run, 4, recorder)
+    before_ids = traffic_ids(fault_admin, run.traffic_tag)
+    received = connections_received(fault_admin)
+    target = FaultTarget(fault_admin, run.traffic_tag, run.reset_pools)
+    fault = build_fault(ClientKillParams(name="client_kill"), target)
+    assert fault.inject()["connections_killed"] == 4
+    recorder.requests.clear()
+    for i, client in enumerate(clients):
+        assert client.get(f"k{i}") == str(i).encode()  # no failure: redis-py reconnects out of sight
+    retries, reconnections = counted(clients)
+    assert reconnections == 4 == connections_received(fault_admin) - received
+    assert retries == (4 if mode == "dedicated" else 0)
+    assert [r["exception"] for r in recorder.requests] == [None] * 4
+    assert [r["context"]["reconnections"] for r in recorder.requests] == [1] * 4
+    assert [r["context"]["retries"] for r in recorder.requests] == [1 if mode == "dedicated" else 0] * 4
+    assert traffic_ids(fault_admin, run.traffic_tag).isdisjoint(before_ids)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_pool_reset_is_one_reconnection_per_user_in_either_mode(
+    redis_server: EmbeddedRedis, fault_admin: redis.Redis, mode: str
+) -> None:
+    recorder = Recorder()
+    run = make_run(redis_server, mode)
+    clients = users(run, 3, recorder)
+    received = connections_received(fault_admin)
+    fault = build_fault(PoolResetParams(name="pool_reset"), FaultTarget(fault_admin, run.traffic_tag, run.reset_pools))
+    assert fault.inject() == {"pools": 3, "connections_closed": 3, "in_use": 3 if mode == "dedicated" else 0}
+    recorder.requests.clear()
+    for client in clients:
+        client.ping()
+    assert counted(clients) == (0, 3)
+    assert connections_received(fault_admin) - received == 3
+    assert [r["context"]["reconnections"] for r in recorder.requests] == [1, 1, 1]
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("parser", ["python", "hiredis"])
+def test_a_pool_reset_under_a_command_in_flight_by_parser(
+    redis_server: EmbeddedRedis, fault_admin: redis.Redis, mode: str, parser: str
+) -> None:
+    """The parser decides what a closed socket under a blocked read is: python, an error redis-py does not
+    retry (the request fails at once); hiredis, a ConnectionError it retries (a hidden retry, and the
+    command sent again on a new connection)."""
+    recorder = Recorder()
+    run = make_run(redis_server, mode, parser)
+    (client,) = users(run, 1, recorder)
+    waiter = gevent.spawn(client.blpop, ["never"], 2)
+    with gevent.Timeout(5):
+        while not any(c.get("cmd") == "blpop" for c in fault_admin.client_list()):
+            gevent.sleep(0.01)
+    started = time.monotonic()
+    run.reset_pools()
+    with gevent.Timeout(8):
+        waiter.join()
+    (blpop,) = [r for r in recorder.requests if r["name"] == "BLPOP cache"]
+    if parser == "python":
+        assert isinstance(waiter.exception, RedisRequestFailed)
+        assert time.monotonic() - started < 1.0
+        assert blpop["context"]["retries"] == 0
+    else:
+        assert waiter.exception is None and waiter.value is None  # the retried BLPOP timed out: no item
+        assert time.monotonic() - started >= 1.5
+        assert blpop["exception"] is None
+        assert (blpop["context"]["retries"], blpop["context"]["reconnections"]) == (1, 1)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_batch_is_one_request_of_all_its_commands(redis_server: EmbeddedRedis, admin: redis.Redis, mode: str) -> None:
+    recorder = Recorder()
+    run = make_run(redis_server, mode)
+    (client,) = users(run, 1, recorder)
+    recorder.requests.clear()
+    replies = client.batch([("SET", "b:a", b"1"), ("GET", "b:a"), ("INCR", "b:n"), ("GET", "b:missing")])
+    assert replies == [b"OK", b"1", 1, None]
+    (request,) = recorder.requests
+    assert (request["name"], request["context"]["commands"], request["exception"]) == ("PIPELINE cache", 4, None)
+    with pytest.raises(RedisRequestFailed, match="wrong number of arguments"):
+        client.batch([("SET", "b:x", 1), ("INCR", "b:a", "extra"), ("SET", "b:y", 2)])
+    assert admin.mget("b:x", "b:y") == [b"1", b"2"]  # every command ran; the error is raised after all replies
+    assert recorder.requests[-1]["exception"] is not None
+    assert client.get("b:a") == b"1"  # the connection is clean afterwards
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_batch_is_retried_whole_after_a_kill_as_redis_py_retries_a_pipeline(
+    redis_server: EmbeddedRedis, fault_admin: redis.Redis, mode: str
+) -> None:
+    recorder = Recorder()
+    run = make_run(redis_server, mode)
+    (client,) = users(run, 1, recorder)
+    fault_admin.client_kill_filter(_id=next(iter(traffic_ids(fault_admin, run.traffic_tag))))
+    recorder.requests.clear()
+    assert client.batch([("INCR", "b:count"), ("GET", "b:count")]) == [1, b"1"]
+    context: dict[str, Any] = recorder.requests[0]["context"]
+    assert context["reconnections"] == 1 and context["retries"] == (1 if mode == "dedicated" else 0)
+
+
+def test_what_a_cluster_target_does_not_take_is_refused_up_front() -> None:
+    url = "cluster://127.0.0.1:7000"
+    check_connection_mode(parse_profile({}, "p.yaml"), url, "p.yaml")
+    with pytest.raises(SetupError, match=r"p.yaml: client.connection: dedicated is for redis://"):
+        check_connection_mode(parse_profile({"client": {"connection": "dedicated"}}, "p.yaml"), url, "p.yaml")
+    with pytest.raises(SetupError, match=r"client.parser: python is not available on a cluster"):
+        check_connection_mode(parse_profile({"client": {"parser": "python"}}, "p.yaml"), url, "p.yaml")
+    check_connection_mode(parse_profile({"client": {"connection": "dedicated"}}, "p.yaml"), "redis://h:1/0", "p.yaml")
