@@ -14,13 +14,15 @@ from locust.exception import RescheduleTask
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from functools import cache
 from typing import Any
 
 import redis
+from redis._parsers.helpers import get_response_callbacks
 from redis.backoff import (
     AbstractBackoff,
 )
-from redis.client import Pipeline
+from redis.client import CaseInsensitiveDict, Pipeline
 from redis.connection import HiredisRespSerializer
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, RedisError, ResponseError, WatchError
@@ -30,13 +32,18 @@ from redis.retry import Retry
 from config.schema import ClientOptions
 from targets.access import Access
 from targets.clients import REDIS_CALL_ERRORS, make_backoff, pool_from_url
-from targets.pools import PARSERS, pool_classes
+from targets.pools import PARSERS, pool_classes, shared_dispatcher
 
 pack_command: Callable[[tuple[Any, ...]], bytes] | None
 try:
     from hiredis import pack_command
 except ImportError:  # redis-py packs in Python without it
     pack_command = None
+
+# Bytes a connection reads at a time. redis-py's 65,536 is a buffer hiredis's parser allocates (and zeroes)
+# per connection: 64 KiB of RSS per user, more than all the rest of one (issue 15, bench/throughput.py).
+# The workloads' replies are a few KiB at most; a larger one is read in several reads.
+READ_BUFFER_BYTES = 4_096
 
 # Answers an application handles as part of the protocol: not failures (see InstrumentedRedis.measure).
 HANDLED_ERRORS: tuple[type[RedisError], ...] = (WatchError, NoScriptError)
@@ -133,6 +140,8 @@ def make_pool(
         "client_name": client_name,
         "redis_connect_func": probe.on_connect,
         "parser_class": PARSERS[options.parser],
+        "socket_read_size": READ_BUFFER_BYTES,
+        "event_dispatcher": shared_dispatcher(),
     }
     if options.max_connections is not None:
         kwargs["max_connections"] = options.max_connections
@@ -231,6 +240,13 @@ class Measured:
         )
 
 
+@cache
+def shared_callbacks(protocol: Any, legacy_responses: bool) -> Any:
+    """redis-py's reply callbacks for a protocol, one table for every client of the process (redis-py
+    copies it into each client: 13 KiB a user). The pack never changes a client's callbacks."""
+    return CaseInsensitiveDict(get_response_callbacks(user_protocol=protocol, legacy_responses=legacy_responses))  # type: ignore[arg-type]
+
+
 class InstrumentedRedis(Measured, redis.Redis):
     """A ``redis.Redis`` whose every command fires ``request`` (type ``REDIS``, name ``"GET cache"``)."""
 
@@ -242,7 +258,9 @@ class InstrumentedRedis(Measured, redis.Redis):
         user_key: str | int,
         probe: ConnectionProbe,
     ) -> None:
-        super().__init__(connection_pool=pool)
+        super().__init__(connection_pool=pool, event_dispatcher=shared_dispatcher())
+        kwargs = pool.connection_kwargs
+        self.response_callbacks = shared_callbacks(kwargs.get("protocol"), kwargs.get("legacy_responses", True))
         self.instrument(request_event, label, user_key, probe)
 
     def execute_command(self, *args: Any, **options: Any) -> Any:

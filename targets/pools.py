@@ -29,7 +29,7 @@ from typing import Any
 import redis
 from redis._parsers import _HiredisParser, _RESP2Parser
 from redis._parsers.socket import SERVER_CLOSED_CONNECTION_ERROR
-from redis.event import AfterConnectionReleasedEvent
+from redis.event import AfterConnectionReleasedEvent, EventDispatcher
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.sentinel import SentinelConnectionPool
@@ -188,6 +188,15 @@ class LeanSentinelPool(LeanPool, SentinelConnectionPool):
 class DedicatedSentinelPool(DedicatedPool, SentinelConnectionPool):
     """The dedicated connection on a pool that follows a sentinel's primary (it reconnects to the new
     primary after a failover, as the pooled connections do)."""
+
+
+@cache
+def shared_dispatcher() -> EventDispatcher:
+    """One redis-py event dispatcher for every traffic client, pool and connection of the process. redis-py
+    makes one for each (three a user, each with its six listeners and a lock: 6 KiB of RSS). Its listeners
+    re-authenticate with a streaming credential provider (Entra ID tokens), which the pack does not use;
+    without one they act on nothing and keep at most the last event seen."""
+    return EventDispatcher()
 
 
 def pool_classes(dedicated: bool) -> tuple[type[redis.ConnectionPool], type[SentinelConnectionPool]]:
