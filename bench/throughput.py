@@ -36,21 +36,26 @@ from locust.env import Environment
 from locust.event import Events
 
 import argparse
+import contextlib
 import gc
 import json
+import os
 import random
 import re
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import gevent
+import psutil
 import redis
 import yaml
 
@@ -71,6 +76,11 @@ KEYSPACE = 1000
 VALUE_BYTES = 128
 VALUE = b"v" * VALUE_BYTES
 DEPTH = 16
+# The scaling runs' workload: the cache workload alone (the pooled variant's GET/SET mix, with SET on a miss)
+MIX: dict[str, object] = {
+    "cache": {"weight": 1, "keyspace": KEYSPACE, "value_bytes": VALUE_BYTES},
+    "ledger": {"weight": 0},
+}
 URL = ""  # set in main(): users are built by Locust, so the target travels as a module attribute
 
 
@@ -130,6 +140,15 @@ class BenchUser(RedisUser):
     @task
     def op(self) -> None:
         one_op(self.client)
+
+
+# name: (user class, client.connection of a pack user or None for bare, commands per request)
+VARIANTS: dict[str, tuple[type[User], str | None, int]] = {
+    "bare": (BareUser, None, 1),
+    "pooled": (BenchUser, "pooled", 1),
+    "dedicated": (BenchUser, "dedicated", 1),
+    "pipelined": (PipelineUser, "pooled", DEPTH),
+}
 
 
 def bench_profile(connection: str, think_ms: int = 0) -> Profile:
@@ -207,15 +226,39 @@ def redis_benchmark(port: int, users: int) -> float | None:
     return sum(rates) / len(rates) if rates else None
 
 
-def scaling_run(processes: int, users: int, seconds: int, work: Path) -> float | None:
-    """Steady-state requests/s of a headless locust run with ``processes`` worker processes."""
+@dataclass
+class Scaling:
+    """One --processes run: steady requests/s, and the cores its load generator and its server used."""
+
+    requests_per_s: float
+    locust_cores: float
+    server_cores: float
+
+
+def cpu_by_kind(root: psutil.Process) -> tuple[float, float]:
+    """CPU seconds so far of the locust processes (master, workers) and of the embedded redis-server."""
+    locust_s = server_s = 0.0
+    for proc in [root, *root.children(recursive=True)]:
+        try:
+            times = proc.cpu_times()
+            name = proc.name()
+        except psutil.Error:
+            continue
+        if name.startswith("redis-server"):
+            server_s += times.user + times.system
+        else:
+            locust_s += times.user + times.system
+    return locust_s, server_s
+
+
+def scaling_run(processes: int, users: int, seconds: int, work: Path) -> Scaling | None:
+    """A headless locust run with ``processes`` worker processes: its steady-state requests/s (from the
+    report's per-second timeline) and the CPU of the locust processes and of the server in between."""
     profile = {
         "target": {"url": "embedded"},
-        "workload": {
-            "think_time": {"min_ms": 0, "max_ms": 0},
-            "mix": {"cache": {"weight": 1, "keyspace": KEYSPACE, "value_bytes": VALUE_BYTES}, "ledger": {"weight": 0}},
-        },
+        "workload": {"think_time": {"min_ms": 0, "max_ms": 0}, "mix": MIX},
         "chaos": {"enabled": False},
+        "recovery": {"witness": {"enabled": False}},  # no fault to time: the probe's constant cost would not scale
     }
     profile_path, report = work / f"scaling{processes}.yaml", work / f"scaling{processes}.json"
     profile_path.write_text(yaml.safe_dump(profile))
@@ -227,15 +270,25 @@ def scaling_run(processes: int, users: int, seconds: int, work: Path) -> float |
     proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)  # fmt: skip
     try:
+        root = psutil.Process(proc.pid)
+        time.sleep(5)  # start-up and spawn
+        (locust0, server0), t0 = cpu_by_kind(root), time.monotonic()
+        time.sleep(max(1.0, seconds - 6))
+        (locust1, server1), t1 = cpu_by_kind(root), time.monotonic()
         proc.wait(timeout=seconds + 90)
-    except subprocess.TimeoutExpired:
-        end_process(proc)
+    except (subprocess.TimeoutExpired, psutil.Error):
         return None
+    finally:  # the session's processes (a master that stopped early leaves its workers waiting 60 s for it)
+        end_process(proc)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
     if not report.exists():
         return None
     requests = json.loads(report.read_text())["timeline"]["types"]["REDIS"]["requests"]
     steady = requests[3:-2]  # without the spawn and the stop
-    return statistics.mean(steady) if steady else None
+    if not steady:
+        return None
+    return Scaling(statistics.mean(steady), (locust1 - locust0) / (t1 - t0), (server1 - server0) / (t1 - t0))
 
 
 def rss_kib() -> int:
@@ -286,12 +339,7 @@ def main() -> None:
         URL = args.url
         rss_child(args.rss_child, args.rss_users)
         return
-    variants: dict[str, tuple[type[User], str | None, int]] = {
-        "bare": (BareUser, None, 1),
-        "pooled": (BenchUser, "pooled", 1),
-        "dedicated": (BenchUser, "dedicated", 1),
-        "pipelined": (PipelineUser, "pooled", DEPTH),
-    }
+    variants = VARIANTS
     totals = {name: [0.0, 0.0, 0.0] for name in variants}  # ops, CPU s, wall s
     names = list(variants)
     with EmbeddedRedis() as server:
@@ -319,9 +367,14 @@ def main() -> None:
     if reference is not None:
         print(f"{'redis-benchmark':20} {reference:9.0f} ops/s (GET/SET, {args.users} clients, its own process)")
     one, two = scaling[1], scaling[2]
-    ratio = two / one if one and two else None
-    print(f"scaling    --processes 1: {one or 0:.0f} req/s, --processes 2: {two or 0:.0f} req/s, "
-          f"ratio {ratio or 0:.2f} ({args.users} users, {args.scaling_seconds} s each)")  # fmt: skip
+    ratio = two.requests_per_s / one.requests_per_s if one and two else None
+    for n, run in scaling.items():
+        if run is None:
+            print(f"scaling    --processes {n}: no report")
+            continue
+        print(f"scaling    --processes {n}: {run.requests_per_s:7.0f} req/s; cores used: locust "
+              f"{run.locust_cores:.2f}, redis-server {run.server_cores:.2f}")  # fmt: skip
+    print(f"scaling    ratio {ratio or 0:.2f} ({args.users} users, {args.scaling_seconds} s each, the cache workload)")
     for connection, (mib, base) in rss.items():
         print(f"RSS        {connection}: {mib:.2f} MiB per 100 users ({args.rss_users} users; baseline {base} MiB)")
     checks = [
