@@ -375,6 +375,12 @@ def main() -> None:
         print(f"scaling    --processes {n}: {run.requests_per_s:7.0f} req/s; cores used: locust "
               f"{run.locust_cores:.2f}, redis-server {run.server_cores:.2f}")  # fmt: skip
     print(f"scaling    ratio {ratio or 0:.2f} ({args.users} users, {args.scaling_seconds} s each, the cache workload)")
+    if one and two:  # what limits the ratio on a machine whose cores the server shares
+        cost = [run.locust_cores / run.requests_per_s * 1e6 for run in (one, two)]
+        ceiling = (os.cpu_count() or 1) - two.server_cores
+        most = ceiling / one.locust_cores
+        print(f"scaling    locust CPU per request: {cost[0]:.0f} us (1 process), {cost[1]:.0f} us (2); cores left "
+              f"beside the server: {ceiling:.2f}, so at most {most:.2f}x the 1-process run")  # fmt: skip
     for connection, (mib, base) in rss.items():
         print(f"RSS        {connection}: {mib:.2f} MiB per 100 users ({args.rss_users} users; baseline {base} MiB)")
     checks = [
