@@ -21,7 +21,7 @@ from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-VARIANTS = ("bare", "pooled", "dedicated", "pipelined")
+VARIANTS = ("bare", "pooled", "dedicated", "pipelined", "pipeline()")
 
 
 def run_variant(variant: str, seconds: float, users: int) -> None:

@@ -9,7 +9,8 @@ Every figure in one run, against embedded redis-servers, with --users users and 
               all along, and once a second what a live view or a Prometheus scrape computes
   dedicated   the same with ``client.connection: dedicated`` (one connection per user, no checkout)
   pipelined   the pack's ``pipeline`` workload at ``depth`` 16, pooled, the same 90/10 GET/SET mix;
-              its ops are commands (16 per request)
+              its ops are commands (16 per request), sent with ``client.batch()``
+  pipeline()  the same traffic through redis-py's ``pipeline()``, for comparison
   redis-benchmark, for reference (its own process, GET/SET; ops/s only)
 
 The four run in-process, interleaved for --rounds (each round starts with another), same keys and
@@ -65,7 +66,7 @@ from config.schema import Profile
 from recovery.metrics import families
 from recovery.series import timeline
 from recovery.tracker import RequestTrackers
-from scenarios.batch import PipelineUser
+from scenarios.batch import BatchWorkload, PipelineUser
 from scenarios.run import RedisRun, attach
 from scenarios.user import RedisUser
 from targets.embedded import EmbeddedRedis, end_process
@@ -142,12 +143,38 @@ class BenchUser(RedisUser):
         one_op(self.client)
 
 
+class PipelineObjectUser(RedisUser):
+    """The pipeline workload's traffic through redis-py's ``pipeline()`` instead of ``client.batch()``
+    (a RedisUser of its own: a subclass of PipelineUser would run PipelineUser's task too)."""
+
+    label = "pipeline"
+
+    def __init__(self, environment: Environment) -> None:
+        super().__init__(environment)
+        self.spec = self.settings(BatchWorkload)
+        self.value = b"p" * self.spec.value_bytes
+        self.key_prefix = self.key("pipeline", "")
+
+    @task
+    def through_pipeline(self) -> None:
+        spec, prefix, value = self.spec, self.key_prefix, self.value
+        pipe = self.client.pipeline(transaction=False)
+        for _ in range(spec.depth):
+            key = f"{prefix}{random.randrange(spec.keyspace)}"
+            if random.random() < spec.read_ratio:
+                pipe.get(key)
+            else:
+                pipe.set(key, value)
+        pipe.execute()
+
+
 # name: (user class, client.connection of a pack user or None for bare, commands per request)
 VARIANTS: dict[str, tuple[type[User], str | None, int]] = {
     "bare": (BareUser, None, 1),
     "pooled": (BenchUser, "pooled", 1),
     "dedicated": (BenchUser, "dedicated", 1),
     "pipelined": (PipelineUser, "pooled", DEPTH),
+    "pipeline()": (PipelineObjectUser, "pooled", DEPTH),
 }
 
 
