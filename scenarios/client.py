@@ -285,15 +285,16 @@ class InstrumentedRedis(Measured, redis.Redis):
         return result
 
     def _execute(self, args: tuple[Any, ...], options: dict[str, Any]) -> Any:
-        """redis-py's ``Redis._execute_command`` (checkout, retry with backoff, disconnect on a retried
-        error, release) without its OpenTelemetry records, which nothing here reads."""
+        return self._on_connection(lambda conn: self._send_command_parse_response(conn, args[0], *args, **options))
+
+    def _on_connection(self, do: Callable[[Any], Any]) -> Any:
+        """``do(connection)`` as redis-py's ``Redis._execute_command`` runs a command (checkout, retry with
+        backoff, disconnect on a retried error, release), without its OpenTelemetry records and closures,
+        which nothing here reads."""
         pool = self.connection_pool
         conn = pool.get_connection()
         try:
-            return conn.retry.call_with_retry(
-                lambda: self._send_command_parse_response(conn, args[0], *args, **options),
-                lambda _error: conn.disconnect(),
-            )
+            return conn.retry.call_with_retry(lambda: do(conn), lambda _error: conn.disconnect())
         finally:
             if conn.should_reconnect():
                 conn.disconnect()
@@ -319,12 +320,8 @@ class InstrumentedRedis(Measured, redis.Redis):
         return replies
 
     def _batch(self, commands: Sequence[tuple[Any, ...]]) -> list[Any]:
-        pool = self.connection_pool
-        conn = pool.get_connection()
-        try:
-            return conn.retry.call_with_retry(lambda: _round_trip(conn, commands), lambda _error: conn.disconnect())
-        finally:
-            pool.release(conn)
+        replies: list[Any] = self._on_connection(lambda conn: _round_trip(conn, commands))
+        return replies
 
     def pipeline(self, transaction: bool = True, shard_hint: Any = None) -> InstrumentedPipeline:
         return InstrumentedPipeline(self, transaction, shard_hint)
