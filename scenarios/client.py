@@ -311,8 +311,8 @@ class InstrumentedRedis(Measured, redis.Redis):
 
         Unlike :meth:`pipeline`, no ``Pipeline`` object and no per-command queueing or response
         callbacks: replies come back as the server sends them (bytes, integers, ``None``). This is
-        how a load generator pipelines at scale (issue 15: 2.1x the commands per CPU-second of
-        ``pipeline()`` at depth 16). Retried as redis-py retries a pipeline: on a connection error,
+        how a load generator pipelines at scale (issue 15: 2.0-2.5x the commands per CPU-second of
+        ``pipeline()`` at depth 16, ``bench/throughput.py``). Retried as redis-py retries a pipeline: on a connection error,
         disconnect and send the whole batch again. An error reply raises ``RedisRequestFailed``
         (as ``execute()`` would) once every reply is read.
         """
