@@ -25,7 +25,7 @@ value size. Then:
 Targets (issue 15): pooled >= 100% of bare ops per CPU-second, dedicated >= 1.8x bare, pipelined
 >= 150k ops per CPU-second, scaling ratio >= 1.7, RSS growth <= 4 MiB per 100 users.
 
-    .venv/bin/python bench/throughput.py                       # about 4 minutes
+    .venv/bin/python bench/throughput.py                       # about 3 minutes
     .venv/bin/python bench/throughput.py --seconds 5 --rounds 1 --scaling-seconds 15
 """
 
