@@ -312,8 +312,8 @@ class InstrumentedRedis(Measured, redis.Redis):
         Unlike :meth:`pipeline`, no ``Pipeline`` object and no per-command queueing or response
         callbacks: replies come back as the server sends them (bytes, integers, ``None``). This is
         how a load generator pipelines at scale (issue 15: 2.0-2.5x the commands per CPU-second of
-        ``pipeline()`` at depth 16, ``bench/throughput.py``). Retried as redis-py retries a pipeline: on a connection error,
-        disconnect and send the whole batch again. An error reply raises ``RedisRequestFailed``
+        ``pipeline()`` at depth 16, ``bench/throughput.py``). Retried as redis-py retries a pipeline:
+        on a connection error, disconnect and send the whole batch again. An error reply raises ``RedisRequestFailed``
         (as ``execute()`` would) once every reply is read.
         """
         replies: list[Any] = self.measure(self.request_name("PIPELINE"), len(commands), self._batch, commands)
