@@ -177,7 +177,9 @@ class DedicatedPool(LeanConnections):
         return connection
 
     def release(self, connection: Any) -> None:
-        if connection.should_reconnect():
+        """Disconnect it where redis-py's release would drop it: marked for reconnection, or no longer the
+        pool's (for a sentinel pool: not the primary it last found). The next command reconnects."""
+        if connection.should_reconnect() or not self.owns_connection(connection):
             connection.disconnect()
 
 
