@@ -310,7 +310,9 @@ class InstrumentedRedis(Measured, redis.Redis):
         pipeline sends them: one request (``PIPELINE <label>``) of ``len(commands)`` commands.
 
         Unlike :meth:`pipeline`, no ``Pipeline`` object and no per-command queueing or response
-        callbacks: replies come back as the server sends them (bytes, integers, ``None``). This is
+        callbacks: replies come back as the server sends them, in the connection's protocol (RESP3 by
+        default: bytes, integers, ``None``, and maps, sets or doubles where a command answers so; a
+        cluster's batch is a cluster pipeline, whose callbacks apply). This is
         how a load generator pipelines at scale (issue 15: 2.0-2.5x the commands per CPU-second of
         ``pipeline()`` at depth 16, ``bench/throughput.py``). Retried as redis-py retries a pipeline:
         on a connection error, disconnect and send the whole batch again. An error reply raises ``RedisRequestFailed``
@@ -329,12 +331,18 @@ class InstrumentedRedis(Measured, redis.Redis):
 
 def _pack(conn: Any, commands: Sequence[tuple[Any, ...]]) -> Any:
     """``commands`` in the protocol, with hiredis's packer called directly where the connection uses it
-    (redis-py's wrapper around it re-splits and re-tuples every command: 17% of a pipelining user's CPU)."""
+    (redis-py's wrapper around it re-splits and re-tuples every command: 17% of a pipelining user's CPU).
+    A command name of several words (``"CONFIG GET"``) is split, as redis-py's packer splits it."""
     if pack_command is not None and isinstance(conn._command_packer, HiredisRespSerializer):
         try:
-            return b"".join([pack_command(command) for command in commands])
+            return b"".join(
+                [
+                    pack_command(command if " " not in str(command[0]) else (*str(command[0]).split(), *command[1:]))
+                    for command in commands
+                ]
+            )
         except TypeError:
-            pass  # an argument hiredis does not take (a memoryview): redis-py's packer converts it
+            pass  # an argument hiredis does not take (a bool, None): redis-py's packer says which
     return conn.pack_commands(commands)
 
 

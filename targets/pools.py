@@ -9,14 +9,18 @@ Measured (issue 15, ``bench/throughput.py`` and py-spy): a checkout and release 
 ``ConnectionPool`` records four OpenTelemetry connection counts, each naming the pool with a freshly
 formatted string, and goes through a ``deprecated_args`` wrapper; without an observability
 provider configured (the pack configures none) those records measure nothing. :class:`LeanPool`
-checks out and releases as redis-py does (fork check, lock, a connection with unread data is
-reconnected, the released-connection event for re-authentication) without them.
+checks out and releases as redis-py does (lock, the check at checkout, whose closed socket is
+reconnected, the released-connection event for re-authentication) without them, nor the fork check.
+(redis-py 8's check reconnects a connection the server closed; its "Connection has data" branch is off
+while maintenance notifications are on, the RESP3 default: LeanPool keeps that as it is.)
 
 :class:`DedicatedPool` is one connection per user, held for the user's life, as a worker process
-with a connection per thread holds one: no checkout, no lock, no check for unread data (nobody
-else ever used the connection; redis-py disconnects a connection whose command was interrupted).
-Everything built on a pool (commands, pipelines, a subscription) gets that one connection; the
-retry, backoff and reconnection are redis-py's own, as they are in the pooled mode.
+with a connection per thread holds one: no checkout, no lock, no check (nobody else used the
+connection; redis-py disconnects one whose command was interrupted, but for a sentinel-managed
+connection after a timeout, there as in its pools). Commands and pipelines get that connection
+while it is free; a caller that asks while it is held (a pipeline under WATCH, a subscription) gets
+another, checked out as :class:`LeanPool` does. The retry, backoff and reconnection are redis-py's
+own, as they are in the pooled mode.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from __future__ import annotations
 import socket
 import ssl
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import redis
 from redis._parsers import _HiredisParser, _RESP2Parser
@@ -34,8 +38,13 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.sentinel import SentinelConnectionPool
 
+if TYPE_CHECKING:
+    _Connection = redis.connection.AbstractConnection
+else:
+    _Connection = object  # a mixin: the connection class it is mixed into comes next in the MRO
 
-class LeanConnection(redis.Connection):
+
+class LeanConnection(_Connection):
     """redis-py's connection with a one-``send`` write and, under hiredis, a cheaper check for unread data
     (a mixin for any connection class: plain, TLS, Unix socket, sentinel-managed)."""
 
@@ -61,7 +70,8 @@ class LeanConnection(redis.Connection):
             self.disconnect()
             raise RedisConnectionError(f"Error while reading from {self._host_error()}: {e.args}") from e
         finally:
-            sock.settimeout(previous)
+            if self._sock is sock:  # not after disconnect() closed it: a closed socket's settimeout raises
+                sock.settimeout(previous)
         if not peeked:
             raise RedisConnectionError(SERVER_CLOSED_CONNECTION_ERROR)
         return True
@@ -157,14 +167,18 @@ class LeanPool(LeanConnections):
                     self._created_connections -= 1
 
 
-class DedicatedPool(LeanConnections):
-    """One connection, made at first use and handed to every caller: for a single user (one greenlet),
-    which never has two commands in flight. Counted as in use: its user holds it (a mixin too)."""
+class DedicatedPool(LeanPool):
+    """One connection, made at first use, handed without a checkout to whoever asks while it is free:
+    a single user (one greenlet) never has two commands in flight. Counted as in use: its user holds
+    it. A caller that asks while it is held gets another connection, as :class:`LeanPool` checks them
+    out (a mixin too)."""
 
     _dedicated: Any
+    _held: bool
 
     def reset(self) -> None:
         self._dedicated = None
+        self._held = False
         super().reset()
 
     def get_connection(self, command_name: Any = None, *keys: Any, **options: Any) -> Any:
@@ -173,12 +187,23 @@ class DedicatedPool(LeanConnections):
             with self._lock:
                 connection = self._dedicated = self.make_connection()
                 self._in_use_connections.add(connection)
-        connection.connect()  # returns at once when connected; else connects (the probe counts a reconnection)
+        elif self._held:  # a pipeline under WATCH or a subscription has it: another connection
+            return super().get_connection()
+        self._held = True
+        try:
+            connection.connect()  # returns at once when connected; else connects (the probe counts a reconnection)
+        except BaseException:
+            self._held = False
+            raise
         return connection
 
     def release(self, connection: Any) -> None:
-        """Disconnect it where redis-py's release would drop it: marked for reconnection, or no longer the
-        pool's (for a sentinel pool: not the primary it last found). The next command reconnects."""
+        """The dedicated connection: free again, disconnected where redis-py's release would drop it (marked
+        for reconnection, or no longer the pool's: for a sentinel pool, not the primary it last found)."""
+        if connection is not self._dedicated:
+            super().release(connection)
+            return
+        self._held = False
         if connection.should_reconnect() or not self.owns_connection(connection):
             connection.disconnect()
 

@@ -199,3 +199,41 @@ def test_what_a_cluster_target_does_not_take_is_refused_up_front() -> None:
     with pytest.raises(SetupError, match=r"client.parser: python is not available on a cluster"):
         check_connection_mode(parse_profile({"client": {"parser": "python"}}, "p.yaml"), url, "p.yaml")
     check_connection_mode(parse_profile({"client": {"connection": "dedicated"}}, "p.yaml"), "redis://h:1/0", "p.yaml")
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_watching_pipeline_or_a_subscription_keeps_its_connection_to_itself(
+    redis_server: EmbeddedRedis, admin: redis.Redis, fault_admin: redis.Redis, mode: str
+) -> None:
+    """A dedicated user's connection is lent while free: a pipeline under WATCH and a subscription hold one,
+    so the user's commands meanwhile go on another, and cannot drop the WATCH or eat a subscription's
+    messages (as in the pooled mode)."""
+    run = make_run(redis_server, mode)
+    (client,) = users(run, 1, Recorder())
+    admin.set("acct", 0)
+    with client.pipeline() as pipe:
+        pipe.watch("acct")
+        (watching,) = [c for c in fault_admin.client_list() if c.get("name", "").startswith(run.traffic_tag)]
+        fault_admin.client_kill_filter(_id=watching["id"])  # the watching connection dies
+        assert client.ping() is True  # another connection: no retry of the watching one
+        admin.set("acct", 100)  # someone else writes the watched key
+        pipe.multi()
+        pipe.set("acct", 1)
+        with pytest.raises(redis.WatchError):
+            pipe.execute()
+    assert admin.get("acct") == b"100"  # the lost update did not happen
+    pubsub = client.pubsub()
+    pubsub.subscribe("ch")
+    assert client.get("acct") == b"100"
+    confirmed = pubsub.get_message(timeout=2)
+    assert confirmed is not None and confirmed["type"] in ("subscribe", b"subscribe")
+    admin.publish("ch", "hello")
+    message = pubsub.get_message(timeout=2)
+    assert message is not None and message["data"] == b"hello"
+    pubsub.close()
+
+
+def test_batch_splits_a_command_name_of_several_words_as_redis_py_does(redis_server: EmbeddedRedis) -> None:
+    run = make_run(redis_server, "dedicated")
+    (client,) = users(run, 1, Recorder())
+    assert client.batch([("CONFIG GET", "maxmemory"), ("GET", "k0")])[1] == b"0"
