@@ -313,7 +313,7 @@ class InstrumentedRedis(Measured, redis.Redis):
         callbacks: replies come back as the server sends them, in the connection's protocol (RESP3 by
         default: bytes, integers, ``None``, and maps, sets or doubles where a command answers so; a
         cluster's batch is a cluster pipeline, whose callbacks apply). This is
-        how a load generator pipelines at scale (issue 15: 2.0-2.5x the commands per CPU-second of
+        how a load generator pipelines at scale (issue 15: 2.3-2.4x the commands per CPU-second of
         ``pipeline()`` at depth 16, ``bench/throughput.py``). Retried as redis-py retries a pipeline:
         on a connection error, disconnect and send the whole batch again. An error reply raises ``RedisRequestFailed``
         (as ``execute()`` would) once every reply is read.
