@@ -264,25 +264,9 @@ class InstrumentedRedis(Measured, redis.Redis):
         self.instrument(request_event, label, user_key, probe)
 
     def execute_command(self, *args: Any, **options: Any) -> Any:
-        """One command, one request: measured inline (this is the hot path, see ``bench/throughput.py``)."""
         command = args[0]
-        name = self._name_override or self._names.get(command) or self.request_name(str(command))
-        probe = self.probe
-        retries, reconnections = probe.retries, probe.reconnections
-        start_time = time.time()
-        start = time.perf_counter()
-        exception: Exception | None = None
-        try:
-            result = self._execute(args, options)
-        except HANDLED_ERRORS:
-            self._fire(name, start, start_time, None, 1, command in BLOCKING_COMMANDS, retries, reconnections)
-            raise
-        except REDIS_CALL_ERRORS as exc:
-            exception = exc
-        self._fire(name, start, start_time, exception, 1, command in BLOCKING_COMMANDS, retries, reconnections)
-        if exception is not None:
-            raise RedisRequestFailed(exception) from exception
-        return result
+        blocking = command in BLOCKING_COMMANDS
+        return self.measure(self.request_name(command), 1, self._execute, args, options, blocking=blocking)
 
     def _execute(self, args: tuple[Any, ...], options: dict[str, Any]) -> Any:
         return self._on_connection(lambda conn: self._send_command_parse_response(conn, args[0], *args, **options))
@@ -335,15 +319,16 @@ def _pack(conn: Any, commands: Sequence[tuple[Any, ...]]) -> Any:
     A command name of several words (``"CONFIG GET"``) is split, as redis-py's packer splits it."""
     if pack_command is not None and isinstance(conn._command_packer, HiredisRespSerializer):
         try:
-            return b"".join(
-                [
-                    pack_command(command if " " not in str(command[0]) else (*str(command[0]).split(), *command[1:]))
-                    for command in commands
-                ]
-            )
+            return b"".join([pack_command(_split_name(command)) for command in commands])
         except TypeError:
             pass  # an argument hiredis does not take (a bool, None): redis-py's packer says which
     return conn.pack_commands(commands)
+
+
+def _split_name(command: tuple[Any, ...]) -> tuple[Any, ...]:
+    name = command[0]
+    several = (isinstance(name, str) and " " in name) or (isinstance(name, bytes) and b" " in name)
+    return (*name.split(), *command[1:]) if several else command
 
 
 def _round_trip(conn: Any, commands: Sequence[tuple[Any, ...]]) -> list[Any]:

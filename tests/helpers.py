@@ -32,8 +32,8 @@ import yaml
 
 from recovery.histogram import LatencyHistogram
 from recovery.tracker import WindowSummary
-from scenarios.client import RedisRequestFailed
-from scenarios.run import PoolResetResult
+from scenarios.client import ConnectionProbe, InstrumentedRedis, RedisRequestFailed, make_pool
+from scenarios.run import PoolResetResult, RedisRun
 from targets.embedded import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -283,6 +283,18 @@ def assert_server_gone(report: dict[str, Any]) -> None:
 
 
 # ---- builders -----------------------------------------------------------------------------------
+
+
+def traffic_clients(run: RedisRun, n: int, recorder: Recorder) -> list[InstrumentedRedis]:
+    """``n`` users' instrumented clients (label ``cache``) as the run's profile builds them, their pools the
+    run's (for pool_reset), not yet connected."""
+    clients = []
+    for i in range(n):
+        probe = ConnectionProbe()
+        pool = make_pool(run.url, run.profile.client, f"{run.traffic_tag}{i}", probe)
+        run.pools.add(pool)
+        clients.append(InstrumentedRedis(pool, recorder.hook, "cache", i, probe))
+    return clients
 
 
 class Recorder:

@@ -21,12 +21,12 @@ from chaos.faults.pool_reset import PoolResetParams
 from chaos.profile import parse_profile
 from chaos.session import check_connection_mode
 from chaos.settings import SetupError
-from scenarios.client import ConnectionProbe, InstrumentedRedis, RedisRequestFailed, make_pool
+from scenarios.client import InstrumentedRedis, RedisRequestFailed
 from scenarios.run import RedisRun
 from targets.embedded import EmbeddedRedis
 from targets.pools import DedicatedPool, LeanPool
 
-from .helpers import Recorder
+from .helpers import Recorder, traffic_clients
 
 MODES = ["pooled", "dedicated"]
 
@@ -45,14 +45,9 @@ def fault_admin(redis_server: EmbeddedRedis) -> Iterator[redis.Redis]:
 
 def users(run: RedisRun, n: int, recorder: Recorder) -> list[InstrumentedRedis]:
     """``n`` users' clients, each connected (one command made)."""
-    clients = []
-    for i in range(n):
-        probe = ConnectionProbe()
-        pool = make_pool(run.url, run.profile.client, f"{run.traffic_tag}{i}", probe)
-        run.pools.add(pool)
-        client = InstrumentedRedis(pool, recorder.hook, "cache", i, probe)
+    clients = traffic_clients(run, n, recorder)
+    for i, client in enumerate(clients):
         client.set(f"k{i}", i)
-        clients.append(client)
     return clients
 
 

@@ -17,11 +17,11 @@ from chaos.faults.base import FaultBase
 from chaos.faults.client_kill import ClientKillParams
 from chaos.faults.pool_reset import PoolResetParams
 from chaos.profile import parse_profile
-from scenarios.client import ConnectionProbe, InstrumentedRedis, RedisRequestFailed, make_pool
+from scenarios.client import InstrumentedRedis, RedisRequestFailed
 from scenarios.run import RedisRun
 from targets.embedded import EmbeddedRedis
 
-from .helpers import ROOT, Recorder
+from .helpers import ROOT, Recorder, traffic_clients
 
 
 @pytest.fixture
@@ -42,14 +42,9 @@ def target(run: RedisRun, fault_admin: redis.Redis) -> FaultTarget:
 
 
 def traffic(run: RedisRun, n: int, recorder: Recorder) -> list[InstrumentedRedis]:
-    clients = []
-    for i in range(n):
-        probe = ConnectionProbe()
-        pool = make_pool(run.url, run.profile.client, f"{run.traffic_tag}{i}", probe)
-        run.pools.add(pool)
-        client = InstrumentedRedis(pool, recorder.hook, "cache", i, probe)
+    clients = traffic_clients(run, n, recorder)
+    for client in clients:
         client.ping()
-        clients.append(client)
     return clients
 
 

@@ -16,9 +16,19 @@ import pytest
 from gevent.server import StreamServer
 
 from chaos.profile import parse_profile
+from config.schema import Profile
 from config.service import BodyCheck, Endpoint
 from scenarios.run import RedisRun, attach
 from scenarios.service_user import ServiceUser, check_body, judge
+
+
+def service_user(profile: Profile, url: str) -> tuple[ServiceUser, list[dict[str, Any]]]:
+    """A ServiceUser of ``profile`` in a real Environment, and the requests it fires (as they come)."""
+    env = Environment(user_classes=[ServiceUser], events=Events())
+    attach(env, RedisRun(profile, "redis://127.0.0.1:1", "svc", service_url=url))
+    seen: list[dict[str, Any]] = []
+    env.events.request.add_listener(lambda **kw: seen.append(kw))
+    return ServiceUser(env), seen
 
 
 def test_a_200_is_judged_by_its_status_and_its_body() -> None:
@@ -75,11 +85,7 @@ def test_service_user_sends_each_endpoint_as_http_with_its_name_body_and_credent
          "checks": [{"path": "line", "contains": "PUT /items/"}]},
         {"name": "GET /wrong", "path": "/w", "checks": [{"path": "headers.x-nope", "equals": "1"}]},
     ]}}, "test")  # fmt: skip
-    env = Environment(user_classes=[ServiceUser], events=Events())
-    attach(env, RedisRun(profile, "redis://127.0.0.1:1", "svc", service_url=url))
-    seen: list[dict[str, Any]] = []
-    env.events.request.add_listener(lambda **kw: seen.append(kw))
-    user = ServiceUser(env)
+    user, seen = service_user(profile, url)
     put, wrong = user._endpoints
     user.send(put)
     user.send(wrong)
@@ -102,11 +108,7 @@ def test_each_endpoint_has_its_own_timeout_longer_or_shorter_than_the_services(e
         {"name": "slow, the service's 0.6 s", "path": "/slow"},
         {"name": "slow, given 0.3 s", "path": "/slow", "timeout_s": 0.3},
     ]}}, "test")  # fmt: skip
-    env = Environment(user_classes=[ServiceUser], events=Events())
-    attach(env, RedisRun(profile, "redis://127.0.0.1:1", "svc", service_url=echo))
-    seen: list[dict[str, Any]] = []
-    env.events.request.add_listener(lambda **kw: seen.append(kw))
-    user = ServiceUser(env)
+    user, seen = service_user(profile, echo)
     assert user.network_timeout == 3  # the connection's: the longest
     for prepared in user._endpoints:
         user.send(prepared)
