@@ -16,7 +16,7 @@ Every figure in one run, against embedded redis-servers, with --users users and 
 The four run in-process, interleaved for --rounds (each round starts with another), same keys and
 value size. Then:
 
-  scaling     real headless ``locust --processes 1`` and ``--processes 2`` runs of one profile (the
+  scaling     (bench/scaling.py) real headless ``locust --processes 1`` and ``--processes 2`` runs of one profile (the
               cache workload, pooled, zero think time, --users users): the steady-state requests/s
               of each, from the report's per-second timeline, and their ratio
   RSS         a fresh process spawns 1 then --rss-users pack users (pooled, and dedicated), each
@@ -37,28 +37,23 @@ from locust.env import Environment
 from locust.event import Events
 
 import argparse
-import contextlib
 import gc
 import json
 import os
 import random
 import re
 import shutil
-import signal
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import gevent
-import psutil
 import redis
-import yaml
+from scaling import scaling_run
 
 from chaos.profile import parse_profile
 from chaos.roles.measuring import MeasuresRequests
@@ -69,10 +64,9 @@ from recovery.tracker import RequestTrackers
 from scenarios.batch import BatchWorkload, PipelineUser
 from scenarios.run import RedisRun, attach
 from scenarios.user import RedisUser
-from targets.embedded import EmbeddedRedis, end_process
+from targets.embedded import EmbeddedRedis
 
 ROOT = Path(__file__).resolve().parent.parent
-LOCUST = str(Path(sys.executable).with_name("locust"))
 KEYSPACE = 1000
 VALUE_BYTES = 128
 VALUE = b"v" * VALUE_BYTES
@@ -253,71 +247,6 @@ def redis_benchmark(port: int, users: int) -> float | None:
     return sum(rates) / len(rates) if rates else None
 
 
-@dataclass
-class Scaling:
-    """One --processes run: steady requests/s, and the cores its load generator and its server used."""
-
-    requests_per_s: float
-    locust_cores: float
-    server_cores: float
-
-
-def cpu_by_kind(root: psutil.Process) -> tuple[float, float]:
-    """CPU seconds so far of the locust processes (master, workers) and of the embedded redis-server."""
-    locust_s = server_s = 0.0
-    for proc in [root, *root.children(recursive=True)]:
-        try:
-            times = proc.cpu_times()
-            name = proc.name()
-        except psutil.Error:
-            continue
-        if name.startswith("redis-server"):
-            server_s += times.user + times.system
-        else:
-            locust_s += times.user + times.system
-    return locust_s, server_s
-
-
-def scaling_run(processes: int, users: int, seconds: int, work: Path) -> Scaling | None:
-    """A headless locust run with ``processes`` worker processes: its steady-state requests/s (from the
-    report's per-second timeline) and the CPU of the locust processes and of the server in between."""
-    profile = {
-        "target": {"url": "embedded"},
-        "workload": {"think_time": {"min_ms": 0, "max_ms": 0}, "mix": MIX},
-        "chaos": {"enabled": False},
-        "recovery": {"witness": {"enabled": False}},  # no fault to time: the probe's constant cost would not scale
-    }
-    profile_path, report = work / f"scaling{processes}.yaml", work / f"scaling{processes}.json"
-    profile_path.write_text(yaml.safe_dump(profile))
-    command = [
-        LOCUST, "-f", str(ROOT / "locustfile.py"), "--headless", "--processes", str(processes), "-u", str(users),
-        "-r", str(users), "-t", f"{seconds}s", "--resilience-profile", str(profile_path),
-        "--resilience-report", str(report), "--only-summary", "--no-resilience-progress",
-    ]  # fmt: skip
-    proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)  # fmt: skip
-    try:
-        root = psutil.Process(proc.pid)
-        time.sleep(5)  # start-up and spawn
-        (locust0, server0), t0 = cpu_by_kind(root), time.monotonic()
-        time.sleep(max(1.0, seconds - 6))
-        (locust1, server1), t1 = cpu_by_kind(root), time.monotonic()
-        proc.wait(timeout=seconds + 90)
-    except (subprocess.TimeoutExpired, psutil.Error):
-        return None
-    finally:  # the session's processes (a master that stopped early leaves its workers waiting 60 s for it)
-        end_process(proc)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-    if not report.exists():
-        return None
-    requests = json.loads(report.read_text())["timeline"]["types"]["REDIS"]["requests"]
-    steady = requests[3:-2]  # without the spawn and the stop
-    if not steady:
-        return None
-    return Scaling(statistics.mean(steady), (locust1 - locust0) / (t1 - t0), (server1 - server0) / (t1 - t0))
-
-
 def rss_kib() -> int:
     match = re.search(r"VmRSS:\s+(\d+) kB", Path("/proc/self/status").read_text())
     return int(match.group(1)) if match else 0
@@ -383,7 +312,7 @@ def main() -> None:
             connection: rss_per_100(connection, args.rss_users, server.url) for connection in ("pooled", "dedicated")
         }
     with tempfile.TemporaryDirectory(prefix="rr-bench-") as work:
-        scaling = {n: scaling_run(n, args.users, args.scaling_seconds, Path(work)) for n in (1, 2)}
+        scaling = {n: scaling_run(n, args.users, args.scaling_seconds, Path(work), MIX) for n in (1, 2)}
 
     per_cpu = {name: ops / cpu for name, (ops, cpu, _) in totals.items()}
     bare = per_cpu["bare"]
