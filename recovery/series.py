@@ -96,7 +96,7 @@ class TypeSeries:
         self._current = Second()
 
     def add(self, now: float, failed: bool, degraded: bool, ms: float, retries: int, reconnections: int) -> None:
-        """One request completed at ``now`` (monotonic). O(1): on the hot path, so the slot is computed inline."""
+        """One request completed at ``now`` (monotonic). O(1): it is on the hot path."""
         second = int(now + self.offset)
         current = self._current
         if second != self._second:
@@ -112,8 +112,7 @@ class TypeSeries:
             counts[3] += retries
         if reconnections:
             counts[4] += reconnections
-        index = int((log2(ms * 1000.0) - MIN_EXPONENT) * SUB) if ms > 0.0 else 0
-        current.latency[0 if index < 0 else (SLOTS - 1 if index >= SLOTS else index)] += 1
+        current.latency[slot(ms)] += 1
 
 
 def merge_series(into: dict[int, Second], other: dict[int, Second]) -> None:
