@@ -28,6 +28,7 @@ from config.loader import ProfileError
 from config.proxy import ProxySettings
 from config.redact import redact_url
 from config.schema import Profile
+from recovery.environment import RunEnvironment
 from scenarios.run import IntegrityResult, RedisClient, RedisRun
 from targets.access import Access, AccessError, admin_url, resolve_access, scheme_error
 from targets.clients import is_cluster_url
@@ -35,7 +36,9 @@ from targets.connect import ConnectError, open_client
 from targets.embedded import EmbeddedRedisError
 from targets.greenlets import describe
 from targets.netproxy import NetworkDriver, NetworkProxyError, open_proxy
+from targets.parsers import ParserUnavailable, parser_kwargs
 from targets.safety import remote_chaos_refusal
+from targets.server_version import ServerVersion, server_versions
 from targets.topologies import TOPOLOGIES, start_topology
 from targets.topology import Topology
 from targets.witness import Node, WitnessError, Witnesses, node_of
@@ -56,7 +59,11 @@ def connect_admin(url: str, name: str, retries: int = 0, access: Access | None =
 def check_connection_mode(profile: Profile, url: str, source: str) -> None:
     """What the cluster client does not take: ``client.connection: dedicated`` (one connection per user; a
     cluster client keeps a pool per node) and ``client.parser: python`` (it takes no parser class: its
-    nodes read with redis-py's default, hiredis)."""
+    nodes read with redis-py's default, hiredis); and a parser this environment does not have."""
+    try:
+        parser_kwargs(profile.client.parser)
+    except ParserUnavailable as exc:
+        raise SetupError(f"{source}: {exc}") from None
     if not is_cluster_url(url):
         return
     if profile.client.connection == "dedicated":
@@ -130,6 +137,18 @@ class TargetSession:
     def primaries(self) -> list[Node]:
         """The data nodes the traffic depends on now (the witness watches them)."""
         return [node_of(client) for client in self.fault_target().node_admins()]
+
+    def read_environment(self) -> RunEnvironment:
+        """What this run runs (the report's ``environment``): the tools' versions here, the profile's client,
+        and ``INFO server`` of each data node the traffic depends on now. Never raises: a node that cannot
+        be asked is an entry with its error."""
+        try:
+            admins = self.fault_target().node_admins()
+        except (redis.RedisError, OSError) as exc:  # a cluster whose slot map cannot be read
+            servers: tuple[ServerVersion, ...] = (ServerVersion(self.label, None, None, describe(exc)),)
+        else:
+            servers = server_versions(admins)
+        return RunEnvironment(self.profile.client, servers)
 
     def start_witnesses(self) -> None:
         """A witness on every primary (``recovery.witness``); one that gets no reply is bad input."""

@@ -183,9 +183,10 @@ class ClientOptions(Strict):
     max_connections: int | None = Field(None, ge=1, description="Pool size per user; null is redis-py's unbounded.")
     connection: Literal["pooled", "dedicated"] = Field(
         "pooled",
-        description="pooled: each user checks a connection out of its own pool per command, as a service "
-        "does; dedicated: each user holds one connection for its life, as a worker with a connection per "
-        "thread does (no checkout; cheaper per command). Both retry and reconnect as redis-py does.",
+        description="pooled: each user checks a connection out of its own redis.ConnectionPool per command, as "
+        "a service does; dedicated: each user's redis.Redis holds one connection for its life "
+        "(redis-py's single_connection_client=True), as a worker with a connection per thread does. Both "
+        "are stock redis-py: they retry and reconnect as redis-py does.",
     )
     parser: Literal["hiredis", "python"] = Field(
         "hiredis",

@@ -4,6 +4,12 @@ In the style of Locust's ``contrib/dns.py``: the client is handed the ``request`
 times each command with ``perf_counter``, catches only the errors a Redis call can raise, and
 lets a task override the request name. On top, it counts what redis-py hides: retries (through
 the backoff it sleeps by) and reconnections (through the connect hook every connection calls).
+
+The client is stock redis-py (DESIGN.md rule 10): a ``redis.Redis`` over a ``redis.ConnectionPool``
+(or a sentinel's pool) built from the profile's client keys as an application builds it, and
+instrumented only through public surfaces: the ``Retry`` object's backoff, ``redis_connect_func``,
+and a wrapper around the public ``execute_command`` and ``Pipeline.execute``. What it reports is
+what the user's own client does; ``tests/conformance/`` proves it against a bare client.
 """
 
 from __future__ import annotations
@@ -12,40 +18,26 @@ from locust.event import EventHook
 from locust.exception import RescheduleTask
 
 import time
-from collections.abc import Callable, Iterator, Sequence
+import weakref
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from functools import cache
 from typing import Any
 
 import redis
-from redis._parsers.helpers import get_response_callbacks
-from redis.backoff import (
-    AbstractBackoff,
-)
-from redis.client import CaseInsensitiveDict, Pipeline
-from redis.connection import HiredisRespSerializer
+from redis.backoff import AbstractBackoff
+from redis.client import Pipeline
+from redis.connection import AbstractConnection
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError, RedisError, ResponseError, WatchError
+from redis.exceptions import NoScriptError, RedisError, WatchError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
 from config.schema import ClientOptions
 from targets.access import Access
 from targets.clients import REDIS_CALL_ERRORS, make_backoff, pool_from_url
-from targets.pools import PARSERS, pool_classes, shared_dispatcher
+from targets.parsers import parser_kwargs
 
-pack_command: Callable[[tuple[Any, ...]], bytes] | None
-try:
-    from hiredis import pack_command
-except ImportError:  # redis-py packs in Python without it
-    pack_command = None
-
-# Bytes a connection reads at a time. redis-py's 65,536 is a buffer hiredis's parser allocates (and zeroes)
-# per connection: 64 KiB of RSS per user, more than all the rest of one (issue 15, bench/throughput.py).
-# The workloads' replies are a few KiB at most; a larger one is read in several reads.
-READ_BUFFER_BYTES = 4_096
-
-# Answers an application handles as part of the protocol: not failures (see InstrumentedRedis.measure).
+# Answers an application handles as part of the protocol: not failures (see Measured.measure).
 HANDLED_ERRORS: tuple[type[RedisError], ...] = (WatchError, NoScriptError)
 
 # Commands that wait on the server by design: their latency is not degradation (only errors are).
@@ -75,28 +67,30 @@ class ConnectionProbe:
     per connection, so the probe hands out itself on ``deepcopy``.
     """
 
-    __slots__ = ("connections", "last_failure_at", "reconnections", "retries")
+    __slots__ = ("__weakref__", "connections", "last_failure_at", "reconnections", "retries", "seen")
 
     def __init__(self) -> None:
         self.retries = 0
         self.connections = 0
         self.reconnections = 0
         self.last_failure_at = 0.0  # monotonic time of the last retried error
+        self.seen: weakref.WeakSet[AbstractConnection] = weakref.WeakSet()
 
     def __deepcopy__(self, memo: dict[int, Any]) -> ConnectionProbe:
         return self
 
-    def on_connect(self, connection: Any) -> None:
+    def on_connect(self, connection: AbstractConnection) -> None:
         """redis-py's ``redis_connect_func``: count, then run the normal handshake."""
         self.count(connection)
         connection.on_connect()
 
-    def count(self, connection: Any) -> None:
-        """Count a connection made (the cluster client calls this after its own handshake)."""
-        if getattr(connection, "_rr_connected_before", False):
+    def count(self, connection: AbstractConnection) -> None:
+        """Count a connection made (the cluster client calls this after its own handshake): the first
+        connect of a connection object is a connection, every later one a reconnection."""
+        if connection in self.seen:
             self.reconnections += 1
         else:
-            connection._rr_connected_before = True
+            self.seen.add(connection)
             self.connections += 1
 
 
@@ -117,20 +111,26 @@ class CountingBackoff(AbstractBackoff):
         return self.inner.compute(failures)
 
 
+def retry_errors(options: ClientOptions) -> tuple[type[Exception], ...]:
+    """The errors redis-py retries under the profile's settings."""
+    errors: tuple[type[Exception], ...] = (RedisConnectionError,)
+    if options.retry_on_timeout:
+        errors += (RedisTimeoutError, TimeoutError)
+    return errors
+
+
 def make_pool(
     url: str, options: ClientOptions, client_name: str, probe: ConnectionProbe, access: Access | None = None
 ) -> redis.ConnectionPool:
-    """A connection pool built from the profile, retry settings always explicit; ``access``: its
-    credentials and TLS. ``client.connection`` chooses the pool: checked out per command, or one
-    connection the user holds (targets/pools.py).
+    """redis-py's own connection pool (``redis.ConnectionPool``, or ``SentinelConnectionPool`` for a
+    sentinel:// URL), built from the profile as an application builds it, retry settings always
+    explicit; ``access``: its credentials and TLS.
 
     redis-py 8 retries by default when a client is built from host/port but not when it is
     built on an explicit pool, so the retry policy is passed here, never left to a default.
     """
-    errors: tuple[type[Exception], ...] = (RedisConnectionError,)
-    if options.retry_on_timeout:
-        errors += (RedisTimeoutError, TimeoutError)
-    retry = Retry(CountingBackoff(make_backoff(options.backoff), probe), options.retries, supported_errors=errors)
+    retry = Retry(CountingBackoff(make_backoff(options.backoff), probe), options.retries,
+                  supported_errors=retry_errors(options))  # fmt: skip
     kwargs: dict[str, Any] = {
         "retry": retry,
         "socket_timeout": options.socket_timeout_s,
@@ -139,13 +139,11 @@ def make_pool(
         "health_check_interval": options.health_check_interval_s,
         "client_name": client_name,
         "redis_connect_func": probe.on_connect,
-        "parser_class": PARSERS[options.parser],
-        "socket_read_size": READ_BUFFER_BYTES,
-        "event_dispatcher": shared_dispatcher(),
+        **parser_kwargs(options.parser),
     }
     if options.max_connections is not None:
         kwargs["max_connections"] = options.max_connections
-    return pool_from_url(url, access, pool_classes(options.connection == "dedicated"), **kwargs)
+    return pool_from_url(url, access, **kwargs)
 
 
 class Measured:
@@ -240,15 +238,12 @@ class Measured:
         )
 
 
-@cache
-def shared_callbacks(protocol: Any, legacy_responses: bool) -> Any:
-    """redis-py's reply callbacks for a protocol, one table for every client of the process (redis-py
-    copies it into each client: 13 KiB a user). The pack never changes a client's callbacks."""
-    return CaseInsensitiveDict(get_response_callbacks(user_protocol=protocol, legacy_responses=legacy_responses))  # type: ignore[arg-type]
-
-
 class InstrumentedRedis(Measured, redis.Redis):
-    """A ``redis.Redis`` whose every command fires ``request`` (type ``REDIS``, name ``"GET cache"``)."""
+    """A ``redis.Redis`` whose every command fires ``request`` (type ``REDIS``, name ``"GET cache"``).
+
+    ``single_connection``: redis-py's ``single_connection_client``, the profile's ``client.connection:
+    dedicated`` (one connection held for the client's life, as a worker with a connection per thread).
+    """
 
     def __init__(
         self,
@@ -257,108 +252,50 @@ class InstrumentedRedis(Measured, redis.Redis):
         label: str,
         user_key: str | int,
         probe: ConnectionProbe,
+        single_connection: bool = False,
     ) -> None:
-        super().__init__(connection_pool=pool, event_dispatcher=shared_dispatcher())
-        kwargs = pool.connection_kwargs
-        self.response_callbacks = shared_callbacks(kwargs.get("protocol"), kwargs.get("legacy_responses", True))
+        super().__init__(connection_pool=pool, single_connection_client=single_connection)
         self.instrument(request_event, label, user_key, probe)
 
     def execute_command(self, *args: Any, **options: Any) -> Any:
         command = args[0]
         blocking = command in BLOCKING_COMMANDS
-        return self.measure(self.request_name(command), 1, self._execute, args, options, blocking=blocking)
-
-    def _execute(self, args: tuple[Any, ...], options: dict[str, Any]) -> Any:
-        return self._on_connection(lambda conn: self._send_command_parse_response(conn, args[0], *args, **options))
-
-    def _on_connection(self, do: Callable[[Any], Any]) -> Any:
-        """``do(connection)`` as redis-py's ``Redis._execute_command`` runs a command (checkout, retry with
-        backoff, disconnect on a retried error, release), without its OpenTelemetry records and closures,
-        which nothing here reads."""
-        pool = self.connection_pool
-        conn = pool.get_connection()
-        try:
-            return conn.retry.call_with_retry(lambda: do(conn), lambda _error: conn.disconnect())
-        finally:
-            if conn.should_reconnect():
-                conn.disconnect()
-                conn.connect()
-            pool.release(conn)
+        return self.measure(self.request_name(command), 1, super().execute_command, *args, blocking=blocking, **options)
 
     def execute_unmeasured(self, *args: Any, **options: Any) -> Any:
         """A set-up command, not traffic: no request event."""
         return super().execute_command(*args, **options)
 
     def batch(self, commands: Sequence[tuple[Any, ...]]) -> list[Any]:
-        """``commands`` (each a tuple such as ``("GET", key)``) in one round trip, as a non-transactional
-        pipeline sends them: one request (``PIPELINE <label>``) of ``len(commands)`` commands.
-
-        Unlike :meth:`pipeline`, no ``Pipeline`` object and no per-command queueing or response
-        callbacks: replies come back as the server sends them, in the connection's protocol (RESP3 by
-        default: bytes, integers, ``None``, and maps, sets or doubles where a command answers so; a
-        cluster's batch is a cluster pipeline, whose callbacks apply). This is
-        how a load generator pipelines at scale (issue 15: 2.3-2.4x the commands per CPU-second of
-        ``pipeline()`` at depth 16, ``bench/throughput.py``). Retried as redis-py retries a pipeline:
-        on a connection error, disconnect and send the whole batch again. An error reply raises ``RedisRequestFailed``
-        (as ``execute()`` would) once every reply is read.
-        """
-        replies: list[Any] = self.measure(self.request_name("PIPELINE"), len(commands), self._batch, commands)
-        return replies
-
-    def _batch(self, commands: Sequence[tuple[Any, ...]]) -> list[Any]:
-        replies: list[Any] = self._on_connection(lambda conn: _round_trip(conn, commands))
-        return replies
+        """``commands`` (each a tuple such as ``("GET", key)``) in one round trip: redis-py's own
+        non-transactional pipeline, one request (``PIPELINE <label>``) of ``len(commands)`` commands."""
+        pipe = self.pipeline(transaction=False)
+        for args in commands:
+            pipe.execute_command(*args)
+        return pipe.execute()
 
     def pipeline(self, transaction: bool = True, shard_hint: Any = None) -> InstrumentedPipeline:
-        return InstrumentedPipeline(self, transaction, shard_hint)
-
-
-def _pack(conn: Any, commands: Sequence[tuple[Any, ...]]) -> Any:
-    """``commands`` in the protocol, with hiredis's packer called directly where the connection uses it
-    (redis-py's wrapper around it re-splits and re-tuples every command: 17% of a pipelining user's CPU).
-    A command name of several words (``"CONFIG GET"``) is split, as redis-py's packer splits it."""
-    if pack_command is not None and isinstance(conn._command_packer, HiredisRespSerializer):
-        try:
-            return b"".join([pack_command(_split_name(command)) for command in commands])
-        except TypeError:
-            pass  # an argument hiredis does not take (a bool, None): redis-py's packer says which
-    return conn.pack_commands(commands)
-
-
-def _split_name(command: tuple[Any, ...]) -> tuple[Any, ...]:
-    name = command[0]
-    several = (isinstance(name, str) and " " in name) or (isinstance(name, bytes) and b" " in name)
-    return (*name.split(), *command[1:]) if several else command
-
-
-def _round_trip(conn: Any, commands: Sequence[tuple[Any, ...]]) -> list[Any]:
-    """Send ``commands`` packed together, read one reply each; the first error reply raised after all."""
-    conn.send_packed_command(_pack(conn, commands))
-    read = conn.read_response
-    replies: list[Any] = []
-    error: ResponseError | None = None
-    for _ in commands:
-        try:
-            replies.append(read())
-        except ResponseError as exc:
-            error = error or exc
-            replies.append(exc)
-    if error is not None:
-        raise error
-    return replies
+        return InstrumentedPipeline.measuring(super().pipeline(transaction, shard_hint), self, transaction)
 
 
 class InstrumentedPipeline(Pipeline):
-    """A pipeline whose ``execute()`` is one request (``PIPELINE <label>`` or ``EXEC <label>``).
+    """redis-py's pipeline, whose ``execute()`` is one request (``PIPELINE <label>`` or ``EXEC <label>``).
 
     Commands run at once while watching (``WATCH``, reads before ``multi()``) are requests of
-    their own, as they are round trips of their own.
+    their own, as they are round trips of their own. It is the very pipeline redis-py's
+    ``pipeline()`` built, given this class (:meth:`measuring`): only the public ``execute`` and
+    ``immediate_execute_command`` are wrapped.
     """
 
-    def __init__(self, client: InstrumentedRedis, transaction: bool, shard_hint: Any) -> None:
-        super().__init__(client.connection_pool, client.response_callbacks, transaction, shard_hint)
-        self.owner = client
-        self.atomic = transaction
+    owner: InstrumentedRedis
+    atomic: bool
+
+    @classmethod
+    def measuring(cls, pipe: Pipeline, owner: InstrumentedRedis, atomic: bool) -> InstrumentedPipeline:
+        pipe.__class__ = cls
+        assert isinstance(pipe, cls)
+        pipe.owner, pipe.atomic = owner, atomic
+        return pipe
 
     def immediate_execute_command(self, *args: Any, **options: Any) -> Any:
         name = self.owner.request_name(str(args[0]))

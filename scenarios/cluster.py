@@ -5,38 +5,36 @@ the slots from them (``CLUSTER SLOTS``), keeps one connection pool per node, and
 node fails or answers MOVED. Every command is one ``request`` event, a pipeline one request, with
 the same names and context as on a single server.
 
-What redis-py 8.1's cluster client makes of the profile's client options (the pack passes them
+What redis-py 8's cluster client makes of the profile's client options (the pack passes them
 all explicitly, and shows what an application would get):
 
 - ``retries``: a command that met ConnectionError, TimeoutError, ClusterDownError or
-  SlotNotCoveredError is sent again up to that many times, the slot map refreshed in between,
-  *without* sleeping by the backoff (the client asks its ``Retry`` for a count only; it sleeps
-  0.25 s on CLUSTERDOWN). MULTI/EXEC pipelines retry through ``Retry.call_with_retry``, backoff
-  included. The nodes' own connections never retry (redis-py gives them ``Retry(NoBackoff(), 0)``).
+  SlotNotCoveredError is sent again up to that many times, the slot map refreshed in between.
+  redis-py 8.2 sleeps by the backoff between those attempts (asking it once per retry, so the pack
+  counts them); 8.1 did not ask the backoff (it sleeps 0.25 s on CLUSTERDOWN only), so on 8.1 a
+  cluster command's hidden retries are not seen, as they are not by the application. MULTI/EXEC
+  pipelines retry through ``Retry.call_with_retry``, backoff included. The nodes' own connections
+  never retry (redis-py gives them ``Retry(NoBackoff(), 0)``).
   ``retries: -1`` (forever) is refused: redis-py's cluster client would not send the command at all.
 - ``retry_on_timeout``: the cluster client retries timeouts whatever it says.
 - ``health_check_interval_s``: not one of the connection settings ``RedisCluster`` hands its
   nodes: dropped, as it is for an application.
 - ``max_connections``: per node.
 
-Hidden retries are counted per spent attempt (:class:`ClusterRetry`) and per backoff asked
-(:class:`CountingBackoff`, MULTI/EXEC); reconnections by every node connection's connect hook.
+Hidden retries are counted per backoff asked (:class:`CountingBackoff`); reconnections by every
+node connection's connect hook. The client and its pipelines are redis-py's own, wrapped only at the
+public ``execute_command`` and ``execute`` (DESIGN.md rule 10).
 """
 
 from __future__ import annotations
 
 from locust.event import EventHook
 
-import time
 from collections.abc import Sequence
 from typing import Any, TypeAlias
 
 import redis
-from redis.backoff import AbstractBackoff
-from redis.cluster import ClusterPipeline, RedisCluster, TransactionStrategy
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisClusterException
-from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.cluster import ClusterPipeline, RedisCluster
 from redis.retry import Retry
 
 from config.schema import ClientOptions
@@ -47,45 +45,11 @@ from scenarios.client import (
     InstrumentedRedis,
     Measured,
     make_pool,
+    retry_errors,
 )
 from scenarios.run import Pools
 from targets.access import Access
 from targets.clients import is_cluster_url, make_backoff, parse_cluster_url
-
-
-class SpentRetries(int):
-    """The retry count redis-py's cluster client spends, one ``- 1`` per retry: each is counted."""
-
-    probe: ConnectionProbe
-
-    def __new__(cls, value: int, probe: ConnectionProbe) -> SpentRetries:
-        budget = super().__new__(cls, value)
-        budget.probe = probe
-        return budget
-
-    def __sub__(self, other: int) -> int:
-        probe = self.probe
-        probe.retries += other
-        probe.last_failure_at = time.monotonic()
-        return SpentRetries(int(self) - other, probe)
-
-
-class ClusterRetry(Retry):
-    """The cluster client's retry policy. redis-py 8.1's ``RedisCluster`` (and its non-transactional
-    pipeline) only asks it for a count (``get_retries()``) and spends it one retry at a time."""
-
-    def __init__(
-        self,
-        backoff: AbstractBackoff,
-        retries: int,
-        supported_errors: tuple[type[Exception], ...],
-        probe: ConnectionProbe,
-    ) -> None:
-        super().__init__(backoff, retries, supported_errors=supported_errors)
-        self.probe = probe
-
-    def get_retries(self) -> int:
-        return SpentRetries(super().get_retries(), self.probe)
 
 
 def cluster_kwargs(
@@ -96,13 +60,10 @@ def cluster_kwargs(
     if options.retries < 0:
         raise ValueError("client.retries: -1 (retry forever) does not work with redis-py's cluster client")
     nodes, credentials = parse_cluster_url(url)
-    errors: tuple[type[Exception], ...] = (RedisConnectionError,)
-    if options.retry_on_timeout:
-        errors += (RedisTimeoutError, TimeoutError)
     backoff = CountingBackoff(make_backoff(options.backoff), probe)
     kwargs: dict[str, Any] = {
         "startup_nodes": nodes,
-        "retry": ClusterRetry(backoff, options.retries, errors, probe),
+        "retry": Retry(backoff, options.retries, supported_errors=retry_errors(options)),
         "socket_timeout": options.socket_timeout_s,
         "socket_connect_timeout": options.socket_connect_timeout_s,
         "socket_keepalive": options.socket_keepalive,
@@ -174,9 +135,7 @@ class InstrumentedCluster(Measured, RedisCluster):
         return super().execute_command(*args, **kwargs)
 
     def pipeline(self, transaction: Any = None, shard_hint: Any = None) -> InstrumentedClusterPipeline:
-        if shard_hint:
-            raise RedisClusterException("shard_hint is deprecated in cluster mode")
-        return InstrumentedClusterPipeline(self, bool(transaction))
+        return InstrumentedClusterPipeline.measuring(super().pipeline(transaction, shard_hint), self, bool(transaction))
 
     def batch(self, commands: Sequence[tuple[Any, ...]]) -> list[Any]:
         """``InstrumentedRedis.batch`` on a cluster: a non-transactional cluster pipeline (one request,
@@ -188,44 +147,57 @@ class InstrumentedCluster(Measured, RedisCluster):
 
 
 class InstrumentedClusterPipeline(ClusterPipeline):
-    """A cluster pipeline whose ``execute()`` is one request (``PIPELINE <label>``, or ``EXEC <label>``
-    for a transaction), however many nodes it reaches. In a transaction, commands run at once while
-    watching (``WATCH``, reads before ``multi()``) are requests of their own."""
+    """redis-py's cluster pipeline, whose ``execute()`` is one request (``PIPELINE <label>``, or ``EXEC
+    <label>`` for a transaction), however many nodes it reaches. In a transaction, the commands redis-py
+    runs at once (``WATCH``, ``UNWATCH``, reads between ``WATCH`` and ``multi()``) are requests of their own.
+    It is the very pipeline redis-py's ``pipeline()`` built, given this class (:meth:`measuring`); only
+    public methods are wrapped, and whether a command runs at once is followed from them."""
 
-    def __init__(self, client: InstrumentedCluster, transaction: bool) -> None:
-        super().__init__(  # what RedisCluster.pipeline() passes
-            nodes_manager=client.nodes_manager,
-            commands_parser=client.commands_parser,
-            startup_nodes=client.nodes_manager.startup_nodes,  # type: ignore[arg-type]  # a dict, as redis-py passes
-            result_callbacks=client.result_callbacks,
-            cluster_response_callbacks=client.cluster_response_callbacks,
-            read_from_replicas=client.read_from_replicas,
-            load_balancing_strategy=client.load_balancing_strategy,
-            reinitialize_steps=client.reinitialize_steps,
-            retry=client.retry,
-            lock=client._lock,
-            transaction=transaction,
-            event_dispatcher=client._event_dispatcher,
-        )
-        self.owner = client
-        self.atomic = transaction
-        if transaction:
-            self._execution_strategy = MeasuredTransaction(self)
+    owner: InstrumentedCluster
+    atomic: bool
+    watching: bool
+
+    @classmethod
+    def measuring(cls, pipe: ClusterPipeline, owner: InstrumentedCluster, atomic: bool) -> InstrumentedClusterPipeline:
+        pipe.__class__ = cls
+        assert isinstance(pipe, cls)
+        pipe.owner, pipe.atomic, pipe.watching = owner, atomic, False
+        return pipe
+
+    def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        command = str(args[0]).upper()
+        if not self.atomic or not (self.watching or command in IMMEDIATE):
+            return super().execute_command(*args, **kwargs)
+        return self._immediate(command, super().execute_command, *args, **kwargs)
+
+    def watch(self, *names: Any) -> Any:
+        return self._immediate("WATCH", super().watch, *names)
+
+    def unwatch(self) -> Any:
+        return self._immediate("UNWATCH", super().unwatch)
+
+    def _immediate(self, command: str, call: Any, *args: Any, **kwargs: Any) -> Any:
+        self.watching = command != "UNWATCH"
+        owner = self.owner
+        return owner.measure(owner.request_name(command), 1, call, *args, **kwargs)
+
+    def multi(self) -> None:
+        self.watching = False
+        super().multi()
+
+    def reset(self) -> None:  # type: ignore[override]  # ClusterPipeline.reset, not the RESET command
+        self.watching = False
+        super().reset()
 
     def execute(self, raise_on_error: bool = True) -> list[Any]:
+        self.watching = False
         name = self.owner.request_name("EXEC" if self.atomic else "PIPELINE")
         result: list[Any] = self.owner.measure(name, len(self), super().execute, raise_on_error)
         return result
 
 
-class MeasuredTransaction(TransactionStrategy):
-    """redis-py's cluster MULTI/EXEC, its immediate commands (WATCH, reads while watching) measured."""
-
-    _pipe: InstrumentedClusterPipeline
-
-    def _immediate_execute_command(self, *args: Any, **options: Any) -> Any:
-        owner = self._pipe.owner
-        return owner.measure(owner.request_name(str(args[0])), 1, super()._immediate_execute_command, *args, **options)
+# What a cluster transaction runs at once, not queued (redis-py's TransactionStrategy).
+IMMEDIATE = frozenset({"WATCH", "UNWATCH"})
 
 
 # ---- one client per user, whatever the target ----------------------------------------------
@@ -248,7 +220,8 @@ def traffic_client(
         cluster = InstrumentedCluster(url, options, client_name, probe, request_event, label, user_key, access)
         return cluster, cluster.pools
     pool = make_pool(url, options, client_name, probe, access)
-    return InstrumentedRedis(pool, request_event, label, user_key, probe), pool
+    client = InstrumentedRedis(pool, request_event, label, user_key, probe, options.connection == "dedicated")
+    return client, pool
 
 
 def plain_client(
@@ -259,4 +232,4 @@ def plain_client(
         cluster = RedisCluster(**cluster_kwargs(url, options, client_name, probe, access))
         return cluster, ClusterPools(cluster)
     pool = make_pool(url, options, client_name, probe, access)
-    return redis.Redis(connection_pool=pool), pool
+    return redis.Redis(connection_pool=pool, single_connection_client=options.connection == "dedicated"), pool

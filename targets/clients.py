@@ -82,26 +82,20 @@ def parse_sentinel_url(url: str) -> tuple[list[tuple[str, int]], str, dict[str, 
 def pool_from_url(
     url: str,
     access: Access | None = None,
-    classes: tuple[type[redis.ConnectionPool], type[SentinelConnectionPool]] = (
-        redis.ConnectionPool,
-        SentinelConnectionPool,
-    ),
     **kwargs: Any,
 ) -> redis.ConnectionPool:
     """A pool for a redis:// or rediss:// URL, or one that follows the primary a sentinel:// URL names.
 
     ``access`` gives credentials and TLS (a sentinel:// URL's sentinels get its TLS, not its
-    credentials); credentials in the URL itself win, as in redis-py. ``classes``: the pool class for
-    each kind of URL (the traffic's are in targets/pools.py).
+    credentials); credentials in the URL itself win, as in redis-py.
     """
     access = access or Access()
-    plain, sentinel = classes
     if not url.startswith("sentinel://"):
-        return plain.from_url(url, **{**access.kwargs(url), **kwargs})
+        return redis.ConnectionPool.from_url(url, **{**access.kwargs(url), **kwargs})
     sentinels, service, server_kwargs = parse_sentinel_url(url)
     timeouts = {k: kwargs[k] for k in ("socket_timeout", "socket_connect_timeout") if kwargs.get(k) is not None}
     manager = Sentinel(sentinels, sentinel_kwargs={**timeouts, **access.tls_only().kwargs(url)})
-    return sentinel(service, manager, **{**access.kwargs(url), **kwargs, **server_kwargs})
+    return SentinelConnectionPool(service, manager, **{**access.kwargs(url), **kwargs, **server_kwargs})
 
 
 CLUSTER_SCHEME = "cluster://"

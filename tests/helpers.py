@@ -293,7 +293,8 @@ def traffic_clients(run: RedisRun, n: int, recorder: Recorder) -> list[Instrumen
         probe = ConnectionProbe()
         pool = make_pool(run.url, run.profile.client, f"{run.traffic_tag}{i}", probe)
         run.pools.add(pool)
-        clients.append(InstrumentedRedis(pool, recorder.hook, "cache", i, probe))
+        dedicated = run.profile.client.connection == "dedicated"
+        clients.append(InstrumentedRedis(pool, recorder.hook, "cache", i, probe, dedicated))
     return clients
 
 

@@ -24,7 +24,6 @@ from chaos.settings import SetupError
 from scenarios.client import InstrumentedRedis, RedisRequestFailed
 from scenarios.run import RedisRun
 from targets.embedded import EmbeddedRedis
-from targets.pools import DedicatedPool, LeanPool
 
 from .helpers import Recorder, traffic_clients
 
@@ -72,7 +71,8 @@ def test_each_mode_makes_its_pool_and_one_connection_per_user(
     for _ in range(20):
         for i, client in enumerate(clients):
             assert client.get(f"k{i}") == str(i).encode()
-    assert {type(c.connection_pool) for c in clients} == {DedicatedPool if mode == "dedicated" else LeanPool}
+    assert {type(c.connection_pool) for c in clients} == {redis.ConnectionPool}  # stock redis-py's own pool
+    assert [c.connection is not None for c in clients] == [mode == "dedicated"] * 3  # single_connection_client
     assert len(traffic_ids(fault_admin, run.traffic_tag)) == 3
     assert [c.probe.connections for c in clients] == [1, 1, 1]
     assert counted(clients) == (0, 0)
@@ -125,44 +125,13 @@ def test_pool_reset_is_one_reconnection_per_user_in_either_mode(
 
 
 @pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("parser", ["python", "hiredis"])
-def test_a_pool_reset_under_a_command_in_flight_by_parser(
-    redis_server: EmbeddedRedis, fault_admin: redis.Redis, mode: str, parser: str
-) -> None:
-    """The parser decides what a closed socket under a blocked read is: python, an error redis-py does not
-    retry (the request fails at once); hiredis, a ConnectionError it retries (a hidden retry, and the
-    command sent again on a new connection)."""
-    recorder = Recorder()
-    run = make_run(redis_server, mode, parser)
-    (client,) = users(run, 1, recorder)
-    waiter = gevent.spawn(client.blpop, ["never"], 2)
-    with gevent.Timeout(5):
-        while not any(c.get("cmd") == "blpop" for c in fault_admin.client_list()):
-            gevent.sleep(0.01)
-    started = time.monotonic()
-    run.reset_pools()
-    with gevent.Timeout(8):
-        waiter.join()
-    (blpop,) = [r for r in recorder.requests if r["name"] == "BLPOP cache"]
-    if parser == "python":
-        assert isinstance(waiter.exception, RedisRequestFailed)
-        assert time.monotonic() - started < 1.0
-        assert blpop["context"]["retries"] == 0
-    else:
-        assert waiter.exception is None and waiter.value is None  # the retried BLPOP timed out: no item
-        assert time.monotonic() - started >= 1.5
-        assert blpop["exception"] is None
-        assert (blpop["context"]["retries"], blpop["context"]["reconnections"]) == (1, 1)
-
-
-@pytest.mark.parametrize("mode", MODES)
 def test_batch_is_one_request_of_all_its_commands(redis_server: EmbeddedRedis, admin: redis.Redis, mode: str) -> None:
     recorder = Recorder()
     run = make_run(redis_server, mode)
     (client,) = users(run, 1, recorder)
     recorder.requests.clear()
     replies = client.batch([("SET", "b:a", b"1"), ("GET", "b:a"), ("INCR", "b:n"), ("GET", "b:missing")])
-    assert replies == [b"OK", b"1", 1, None]
+    assert replies == [True, b"1", 1, None]  # redis-py's pipeline, its reply callbacks applied
     (request,) = recorder.requests
     assert (request["name"], request["context"]["commands"], request["exception"]) == ("PIPELINE cache", 4, None)
     with pytest.raises(RedisRequestFailed, match="wrong number of arguments"):
@@ -170,20 +139,6 @@ def test_batch_is_one_request_of_all_its_commands(redis_server: EmbeddedRedis, a
     assert admin.mget("b:x", "b:y") == [b"1", b"2"]  # every command ran; the error is raised after all replies
     assert recorder.requests[-1]["exception"] is not None
     assert client.get("b:a") == b"1"  # the connection is clean afterwards
-
-
-@pytest.mark.parametrize("mode", MODES)
-def test_batch_is_retried_whole_after_a_kill_as_redis_py_retries_a_pipeline(
-    redis_server: EmbeddedRedis, fault_admin: redis.Redis, mode: str
-) -> None:
-    recorder = Recorder()
-    run = make_run(redis_server, mode)
-    (client,) = users(run, 1, recorder)
-    fault_admin.client_kill_filter(_id=next(iter(traffic_ids(fault_admin, run.traffic_tag))))
-    recorder.requests.clear()
-    assert client.batch([("INCR", "b:count"), ("GET", "b:count")]) == [1, b"1"]
-    context: dict[str, Any] = recorder.requests[0]["context"]
-    assert context["reconnections"] == 1 and context["retries"] == (1 if mode == "dedicated" else 0)
 
 
 def test_what_a_cluster_target_does_not_take_is_refused_up_front() -> None:
@@ -200,15 +155,15 @@ def test_what_a_cluster_target_does_not_take_is_refused_up_front() -> None:
 def test_a_watching_pipeline_or_a_subscription_keeps_its_connection_to_itself(
     redis_server: EmbeddedRedis, admin: redis.Redis, fault_admin: redis.Redis, mode: str
 ) -> None:
-    """A dedicated user's connection is lent while free: a pipeline under WATCH and a subscription hold one,
-    so the user's commands meanwhile go on another, and cannot drop the WATCH or eat a subscription's
-    messages (as in the pooled mode)."""
+    """A pipeline under WATCH and a subscription hold a connection of their own (redis-py's, in both modes:
+    a single-connection client's pipeline checks another out of its pool), so the user's commands
+    meanwhile go on another, and cannot drop the WATCH or eat a subscription's messages."""
     run = make_run(redis_server, mode)
     (client,) = users(run, 1, Recorder())
     admin.set("acct", 0)
     with client.pipeline() as pipe:
         pipe.watch("acct")
-        (watching,) = [c for c in fault_admin.client_list() if c.get("name", "").startswith(run.traffic_tag)]
+        (watching,) = [c for c in fault_admin.client_list() if c.get("cmd") == "watch"]
         fault_admin.client_kill_filter(_id=watching["id"])  # the watching connection dies
         assert client.ping() is True  # another connection: no retry of the watching one
         admin.set("acct", 100)  # someone else writes the watched key

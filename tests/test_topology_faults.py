@@ -25,7 +25,6 @@ from chaos.faults.server_restart import ServerRestartParams
 from chaos.profile import parse_profile
 from chaos.scheduler import ChaosScheduler
 from targets.clients import pool_from_url
-from targets.pools import pool_classes
 from targets.topology import TILT_PERIOD_S, SentinelTopology, Topology, link_up, role
 
 from .helpers import HEAVY, ROOT, eventually, finish, locust, no_pools, pid_alive, write_profile
@@ -117,8 +116,9 @@ def test_after_a_failover_the_sentinel_client_writes_to_the_new_primary(
     eventually("every sentinel sees a healthy replica", sentinel_topology.settled, SENTINEL_SETTLE_S, explain)
     target = fault_target(sentinel_topology)
     client = redis.Redis.from_pool(pool_from_url(sentinel_topology.url, socket_timeout=2, retry=Retry(NoBackoff(), 3)))
-    dedicated = redis.Redis.from_pool(  # client.connection: dedicated, one connection held throughout
-        pool_from_url(sentinel_topology.url, None, pool_classes(True), socket_timeout=2, retry=Retry(NoBackoff(), 3))
+    dedicated = redis.Redis(  # client.connection: dedicated, one connection held throughout
+        connection_pool=pool_from_url(sentinel_topology.url, socket_timeout=2, retry=Retry(NoBackoff(), 3)),
+        single_connection_client=True,
     )
     client.set("before", "1")
     dedicated.set("before", "1")
