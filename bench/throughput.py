@@ -7,10 +7,10 @@ Every figure in one run, against embedded redis-servers, with --users users and 
   pooled      the pack's user (RedisUser, ``client.connection: pooled``) with the pack's request
               listener, the recovery trackers (per type, per-second series) and a fault window open
               all along, and once a second what a live view or a Prometheus scrape computes
-  dedicated   the same with ``client.connection: dedicated`` (one connection per user, no checkout)
+  dedicated   the same with ``client.connection: dedicated`` (redis-py's ``single_connection_client``)
   pipelined   the pack's ``pipeline`` workload at ``depth`` 16, pooled, the same 90/10 GET/SET mix;
-              its ops are commands (16 per request), sent with ``client.batch()``
-  pipeline()  the same traffic through redis-py's ``pipeline()``, for comparison
+              its ops are commands (16 per request), sent with ``client.batch()`` (redis-py's pipeline)
+  pipeline()  the same traffic through ``client.pipeline()`` directly, for comparison
   redis-benchmark, for reference (its own process, GET/SET; ops/s only)
 
 The four run in-process, interleaved for --rounds (each round starts with another), same keys and
@@ -22,8 +22,9 @@ value size. Then:
   RSS         a fresh process spawns 1 then --rss-users pack users (pooled, and dedicated), each
               connected and making requests once a second: the RSS growth per 100 users
 
-Targets (issue 15): pooled >= 100% of bare ops per CPU-second, dedicated >= 1.8x bare, pipelined
->= 150k ops per CPU-second, scaling ratio >= 1.7, RSS growth <= 4 MiB per 100 users.
+Every variant is stock redis-py, instrumented only at its public surfaces (DESIGN.md rule 10). Target
+(issue 21): pooled, the default, >= 95% of bare ops per CPU-second. The others are figures, not targets
+(issue 15's targets were met by copies of redis-py internals, since removed: docs/benchmarks.md).
 
     .venv/bin/python bench/throughput.py                       # about 3 minutes
     .venv/bin/python bench/throughput.py --seconds 5 --rounds 1 --scaling-seconds 15
@@ -340,12 +341,8 @@ def main() -> None:
     for connection, (mib, base) in rss.items():
         print(f"RSS        {connection}: {mib:.2f} MiB per 100 users ({args.rss_users} users; baseline {base} MiB)")
     checks = [
-        ("pooled >= 100% of bare ops/cpu-s", per_cpu["pooled"] / bare >= 1.0, f"{per_cpu['pooled'] / bare:.1%}"),
-        ("dedicated >= 1.8x bare", per_cpu["dedicated"] / bare >= 1.8, f"{per_cpu['dedicated'] / bare:.2f}x"),
-        ("pipelined >= 150k ops/cpu-s", per_cpu["pipelined"] >= 150_000, f"{per_cpu['pipelined']:.0f}"),
-        ("scaling ratio >= 1.7", ratio is not None and ratio >= 1.7, f"{ratio or 0:.2f}"),
-        ("RSS <= 4 MiB per 100 users", max(m for m, _ in rss.values()) <= 4.0,
-         ", ".join(f"{c} {m:.2f}" for c, (m, _) in rss.items())),
+        ("pooled (stock, instrumented) >= 95% of bare ops/cpu-s", per_cpu["pooled"] / bare >= 0.95,
+         f"{per_cpu['pooled'] / bare:.1%}"),
     ]  # fmt: skip
     for what, met, figure in checks:
         print(f"target: {what}: {'met' if met else 'NOT met'} ({figure})")
