@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from recovery.environment import RunEnvironment
 from recovery.records import FaultRecord
 from recovery.results import NodeResult, TypeTotals, per_fault
 from recovery.series import timeline
@@ -37,6 +38,7 @@ class RunFacts:
     chaos: bool
     started_at: float  # epoch seconds
     duration_s: float
+    environment: RunEnvironment  # what ran: the tools', the client's and the servers' versions
     interrupted: str | None = None  # the test was cut short: by which signal (or "quit")
     aborted: str | None = None  # the pack stopped the test itself, and why (e.g. the embedded server died)
 
@@ -218,6 +220,7 @@ def build_report(
         "chaos": facts.chaos,
         "started_at": round(facts.started_at, 3),
         "duration_s": _r(facts.duration_s),
+        "environment": facts.environment.as_report(),
         "baseline": {
             "requests": result.baseline.count,
             "p50_ms": _r(result.baseline.percentile(0.5)),

@@ -76,6 +76,7 @@ class SchedulingRole(Role[R]):
     def __init__(self, environment: Environment, settings: Settings, events: ResilienceEvents) -> None:
         super().__init__(environment, settings, events)
         self.session: TargetSession = open_session(settings)
+        self.what_runs = self.session.read_environment()  # once, before any test: what the reports name
         self.tests_started = 0
         try:
             environment.user_classes = apply_profile_weights(environment.user_classes, self.session.profile)
@@ -216,6 +217,7 @@ class SchedulingRole(Role[R]):
             chaos=session.chaos_enabled,
             started_at=run.started_wall,
             duration_s=time.monotonic() - run.started_at,
+            environment=self.what_runs,
             interrupted=run.interrupted,
             aborted=run.aborted,
         )
