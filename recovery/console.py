@@ -1,10 +1,11 @@
-"""The report as the console shows it at the end of a run: one row per fault (and, in a run with several
-request types, one sub-row per type), the summary, the SLO lines and the verdict."""
+"""The report as the console shows it at the end of a run: what ran (one line), one row per fault (and, in
+a run with several request types, one sub-row per type), the summary, the SLO lines and the verdict."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from recovery.environment import versions_line
 from recovery.verdict import SloResult
 
 HEADER = (
@@ -76,7 +77,11 @@ def console_lines(report: dict[str, Any], slo_results: list[SloResult]) -> list[
         if note is not None:
             notes[len(rows) - 1] = note
     widths = [max(len(r[i]) for r in rows) for i in range(len(HEADER))]
-    lines = ["", f"Redis resilience report (run {report['run_id']}, target {report['target']})"]
+    lines = [
+        "",
+        f"Redis resilience report (run {report['run_id']}, target {report['target']})",
+        versions_line(report.get("environment")),
+    ]
     for i, row in enumerate(rows):
         lines.append(
             "  ".join(

@@ -2,19 +2,23 @@
 
 ``render(report)`` gives the page: the report embedded as JSON, uPlot (vendored under
 ``recovery/static/uplot``, MIT, its licence beside it) and the page's own script and style inlined, so
-it opens with no network. ``--resilience-html PATH`` writes it at the end of each test, and
-``redis-resilience-report report.json -o report.html`` renders a saved report (exit 2 and one line
-on bad input).
+it opens with no network. The header's line of what ran is the console's (``versions_line``), written in
+the page here (it does not change while a live page redraws). ``--resilience-html PATH`` writes the page
+at the end of each test, and ``redis-resilience-report report.json -o report.html`` renders a saved
+report (exit 2 and one line on bad input).
 """
 
 from __future__ import annotations
 
 import argparse
+import html
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
 
+from recovery.environment import versions_line
 from recovery.report import ReportError, read_report, write_atomically
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -28,6 +32,7 @@ header { background: #1c2833; color: #fdfefe; padding: 14px 24px; display: flex;
          align-items: baseline; }
 header h1 { font-size: 19px; margin: 0; font-weight: 600; }
 #facts { display: flex; flex-wrap: wrap; gap: 4px 16px; color: #d5d8dc; font-size: 13px; }
+#versions { flex-basis: 100%; color: #fdfefe; font: 13px ui-monospace, "SFMono-Regular", Menlo, monospace; }
 .verdict { font-weight: 700; padding: 3px 12px; border-radius: 4px; }
 .verdict.pass { background: var(--good); } .verdict.fail { background: var(--bad); }
 .verdict.running { background: #2471a3; }
@@ -61,7 +66,8 @@ PAGE = """<!doctype html>
 <title>Resilience report __TITLE__</title>
 <style>__UPLOT_CSS__</style><style>__STYLE__</style></head>
 <body data-live="__LIVE__">
-<header><h1>Redis resilience report</h1><span id="verdict" class="verdict"></span><div id="facts"></div></header>
+<header><h1>Redis resilience report</h1><span id="verdict" class="verdict"></span><div id="facts"></div>
+<div id="versions" title="what ran: the client, its parser, the server">__VERSIONS__</div></header>
 <main>
 <div id="notes"></div>
 <div id="totals"></div>
@@ -101,17 +107,16 @@ def render(report: dict[str, Any], live_url: str = "") -> str:
     every 2 s and draws it again (the web UI's live Resilience view)."""
     parts = {
         "__LIVE__": live_url.replace('"', "%22"),
-        "__TITLE__": str(report.get("run_id", "")),
+        "__TITLE__": html.escape(str(report.get("run_id", ""))),
+        "__VERSIONS__": html.escape(versions_line(report.get("environment"))),
         "__UPLOT_CSS__": (STATIC / "uplot" / "uPlot.min.css").read_text(encoding="utf-8"),
         "__STYLE__": STYLE,
         "__DATA__": _inline_json(report),
         "__UPLOT_JS__": (STATIC / "uplot" / "uPlot.iife.min.js").read_text(encoding="utf-8"),
         "__APP_JS__": (STATIC / "report.js").read_text(encoding="utf-8"),
     }
-    page = PAGE
-    for key in ("__LIVE__", "__TITLE__", "__UPLOT_CSS__", "__STYLE__", "__UPLOT_JS__", "__APP_JS__", "__DATA__"):
-        page = page.replace(key, parts[key], 1)  # the data last: it may hold any text
-    return page
+    # One pass over the template: what is put in (the report's text among it) is never searched again.
+    return re.sub("|".join(parts), lambda match: parts[match.group(0)], PAGE)
 
 
 def write_html(report: dict[str, Any], path: str | Path) -> None:

@@ -3,7 +3,10 @@ server scraping the web UI's /chaos/metrics), the live Resilience view, all on r
 
 from __future__ import annotations
 
+import html as html_text
+import importlib.metadata
 import json
+import platform
 import re
 import shutil
 import subprocess
@@ -29,6 +32,14 @@ def embedded_data(html: str) -> dict[str, Any]:
     match = re.search(r'<script id="report-data" type="application/json">(.*?)</script>', html, re.S)
     assert match, "no embedded report"
     return dict(json.loads(match.group(1).replace("<\\/", "</")))
+
+
+def redis_server_version() -> str:
+    """What ``redis-server --version`` prints as its version (``v=7.0.15``)."""
+    out = subprocess.run(["redis-server", "--version"], capture_output=True, text=True, timeout=10, check=True).stdout
+    match = re.search(r"\bv=(\S+)", out)
+    assert match, out
+    return match.group(1)
 
 
 def chromium_dom(page: Path | str, tmp_path: Path) -> str:
@@ -77,8 +88,24 @@ def test_a_headless_run_writes_the_html_report_junit_and_progress_and_serves_met
     assert sum(timeline["types"]["REDIS"]["requests"]) == report["summary"]["requests"]
     assert sum(timeline["types"]["REDIS"]["failures"]) == report["summary"]["failures"]
     assert max(u or 0 for u in timeline["users"]) == 10 and timeline["witness_outage_ms"] is not None
+    # what ran: this venv's versions, the profile's client, the embedded server's INFO
+    environment, server = report["environment"], redis_server_version()
+    tools = ("locust", "gevent", "redis", "hiredis")
+    assert {k: environment[k] for k in tools} == {k: importlib.metadata.version(k) for k in tools}, environment
+    assert environment["python"] == platform.python_version()
+    assert environment["client"] == {"implementation": "redis-py", "parser": "hiredis", "connection": "pooled"}
+    port = re.search(r"redis://127\.0\.0\.1:(\d+)/", report["target"])
+    assert port, report["target"]
+    assert environment["servers"] == [{"node": f"127.0.0.1:{port.group(1)}", "server": "redis", "version": server}]
+    versions = f"redis-py {environment['redis']} + hiredis {environment['hiredis']} → redis {server}"
+    printed = out.splitlines()
+    title = next(i for i, line in enumerate(printed) if "Redis resilience report (run" in line)
+    assert printed[title + 1] == versions, out[-3000:]  # the console's header, under its title
     dom = chromium_dom(html, tmp_path)
     assert 'data-ready="1"' in dom, dom[:2000]  # its script ran to the end
+    header = re.search(r"<header>.*?</header>", dom, re.S)
+    shown = re.search(r'<div id="versions"[^>]*>([^<]*)</div>', header.group(0) if header else "")
+    assert shown and html_text.unescape(shown.group(1)) == versions, dom[:2000]  # the page's header says it too
     sizes = re.findall(r'<canvas width="(\d+)" height="(\d+)"', dom)
     assert len(sizes) == 3 and all(int(w) > 300 and int(h) > 100 for w, h in sizes), sizes
     # JUnit: a testcase per SLO and per fault, failures where they failed
@@ -102,6 +129,7 @@ def test_the_report_command_renders_a_saved_report_and_refuses_bad_input(
     assert render_main([str(saved), "-o", str(tmp_path / "out.html")]) == 0
     page = (tmp_path / "out.html").read_text()
     assert embedded_data(page)["target"] == "</script><script>alert(1)</script>"  # data, never markup
+    assert '<div id="versions" title="what ran: the client, its parser, the server">versions not recorded' in page
     (tmp_path / "bad.json").write_text("{not json")
     assert render_main([str(tmp_path / "bad.json")]) == 2
     assert render_main([str(tmp_path / "missing.json")]) == 2
