@@ -1,7 +1,7 @@
 """``redis-resilience``: the pack's tools over reports (the ``locust -f locustfile.py`` entry stays the main one).
 
     redis-resilience compare BASELINE CURRENT [--alpha 0.01] [--min-change 20] [--min-change-ms 50]
-                             [--markdown PATH] [--junit PATH] [--force]
+                             [--markdown PATH] [--junit PATH] [--force] [--allow-version-change]
     redis-resilience history DIR -o trend.html [--baseline-runs 3]
     redis-resilience matrix PROFILE --clients config/clients.yaml [--preset NAME]... [-u 20] [-t 30] [--repeat 1]
 
@@ -19,6 +19,7 @@ from recovery.compare import (
     CompareError,
     Comparison,
     check_comparable,
+    check_versions,
     compare,
     console_lines,
     load_reports,
@@ -44,6 +45,11 @@ def _parser() -> argparse.ArgumentParser:
     cmp.add_argument("--markdown", metavar="PATH", help="also write the comparison as Markdown (a PR comment)")
     cmp.add_argument("--junit", metavar="PATH", help="also write it as JUnit XML (a testcase per judged figure)")
     cmp.add_argument("--force", action="store_true", help="compare reports of different profiles or targets")
+    cmp.add_argument(
+        "--allow-version-change",
+        action="store_true",
+        help="compare runs of other redis-py, hiredis or server versions (every verdict line says so)",
+    )
     hist = commands.add_parser("history", help="every report of a directory, as a trend page (HTML)")
     hist.add_argument("directory", help="a directory of JSON reports")
     hist.add_argument("-o", "--output", default="trend.html", help="the HTML page to write (default trend.html)")
@@ -62,10 +68,13 @@ def _parser() -> argparse.ArgumentParser:
 
 def junit(comparison: Comparison) -> str:
     suite = ET.Element("testsuite", name="redis-resilience compare")
+    if comparison.version_change is not None:
+        properties = ET.SubElement(suite, "properties")
+        ET.SubElement(properties, "property", name="version_change", value=comparison.version_change)
     for f in comparison.findings:
         case = ET.SubElement(suite, "testcase", name=f"{f.fault} {f.figure}", classname="compare")
         if f.regression:
-            message = f"REGRESSION {f.fault} {f.figure}: {f.baseline} -> {f.current} ({f.why})"
+            message = f"REGRESSION {f.fault} {f.figure}: {f.baseline} -> {f.current} ({f.why}){comparison.across}"
             ET.SubElement(case, "failure", message=message, type="regression").text = message
     suite.set("tests", str(len(comparison.findings)))
     suite.set("failures", str(len(comparison.regressions)))
@@ -79,6 +88,8 @@ def run_compare(args: argparse.Namespace) -> int:
     baseline, current = load_reports(args.baseline), load_reports(args.current)
     if not args.force:
         check_comparable(baseline, current)
+    if not args.allow_version_change:
+        check_versions(baseline, current)
     comparison = compare(baseline, current, args.alpha, args.min_change / 100, args.min_change_ms)
     for line in console_lines(comparison):
         print(line)

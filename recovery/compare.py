@@ -11,7 +11,9 @@ Each side is one JSON report or a directory of them (pooled). Per fault name:
 - lost writes (run-wide): any rise is a regression.
 
 Hidden retries and duplicated writes are shown, not judged. Reports from different profiles, targets
-or schema versions are refused (:class:`CompareError`, exit 2) unless forced.
+or schema versions are refused (:class:`CompareError`, exit 2) unless forced; reports that ran another
+redis-py, hiredis or server major.minor version (or do not say which: made before reports named them)
+are refused unless allowed, and then every verdict line names the change (:func:`check_versions`).
 """
 
 from __future__ import annotations
@@ -22,11 +24,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from recovery.environment import VersionKey, version_key, versions_line
 from recovery.report import ReportError, read_report
 from recovery.stats import proportion_test_greater, rank_test_greater
 
 EXIT_NO_REGRESSION = 0
 EXIT_REGRESSION = 4
+UNKNOWN = "unknown versions (not recorded: made before reports named them)"
 
 
 class CompareError(ReportError):
@@ -64,6 +68,43 @@ def check_comparable(baseline: list[dict[str, Any]], current: list[dict[str, Any
             f"{file_a} and {file_b} differ in {names[i]} ({a[i]!r} against {b[i]!r}): "
             "compare runs of one profile and target, or pass --force"
         )
+
+
+def _side_versions(reports: list[dict[str, Any]]) -> dict[VersionKey, tuple[str, list[str]]]:
+    """A side's distinct versions: each one's line (servers by major.minor) and the reports that ran it."""
+    found: dict[VersionKey, tuple[str, list[str]]] = {}
+    for report in reports:
+        environment = report.get("environment")
+        line = versions_line(environment, major_minor=True)
+        found.setdefault(version_key(environment), (line, []))[1].append(Path(report["_file"]).name)
+    return found
+
+
+def _ran(side: str, versions: dict[VersionKey, tuple[str, list[str]]]) -> str:
+    """``baseline ran redis-py 8.2.0 + hiredis 3.5.0 → redis 7.0`` (``current`` without "ran"); when a side's
+    reports disagree, each version with the reports that ran it."""
+    described = {key: UNKNOWN if key is None else line for key, (line, _) in versions.items()}
+    if len(versions) > 1:
+        each = "; ".join(f"{described[key]} in {', '.join(files)}" for key, (_, files) in versions.items())
+        return f"{side}'s reports disagree ({each})"
+    [text] = described.values()
+    return f"{side} ran {text}" if side == "baseline" else f"{side} {text}"
+
+
+def version_change(baseline: list[dict[str, Any]], current: list[dict[str, Any]]) -> str | None:
+    """None when every report ran the same redis-py, hiredis and server major.minor versions; else one
+    line naming both sides (and a side whose reports disagree among themselves)."""
+    base, cur = _side_versions(baseline), _side_versions(current)
+    if len(base) == 1 and len(cur) == 1 and base.keys() == cur.keys() and None not in base:
+        return None
+    return f"{_ran('baseline', base)}, {_ran('current', cur)}"
+
+
+def check_versions(baseline: list[dict[str, Any]], current: list[dict[str, Any]]) -> None:
+    """:class:`CompareError` naming both sides when they ran different versions (unless allowed, see the CLI)."""
+    change = version_change(baseline, current)
+    if change is not None:
+        raise CompareError(f"compare: {change}: pass --allow-version-change to compare across versions")
 
 
 @dataclass
@@ -120,6 +161,12 @@ class Finding:
 class Comparison:
     rows: list[dict[str, Any]]
     findings: list[Finding]
+    version_change: str | None = None  # compared across versions (allowed): what changed, in one line
+
+    @property
+    def across(self) -> str:
+        """What a verdict line adds when the sides ran different versions (else nothing)."""
+        return "" if self.version_change is None else f" [across versions: {self.version_change}]"
 
     @property
     def regressions(self) -> list[Finding]:
@@ -181,7 +228,7 @@ def compare(
         regression = judged and lc is not None and lc > (lb or 0)
         note = " (any rise in lost writes fails)" if judged else " (shown, not judged)"
         findings.append(Finding("(run)", key, str(lb), str(lc), None, regression, f"{lb} -> {lc}{note}"))
-    return Comparison(rows, findings)
+    return Comparison(rows, findings, version_change(baseline, current))
 
 
 def _unless(regression: bool, p: float, alpha: float) -> str:
@@ -215,9 +262,9 @@ def console_lines(comparison: Comparison) -> list[str]:
         lines.append("  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(cells)))
     lines.extend(f"{f.figure}: {f.why}" for f in comparison.findings if f.fault == "(run)")
     for f in comparison.regressions:
-        lines.append(f"REGRESSION {f.fault} {f.figure}: {f.baseline} -> {f.current} ({f.why})")
+        lines.append(f"REGRESSION {f.fault} {f.figure}: {f.baseline} -> {f.current} ({f.why}){comparison.across}")
     verdict = "REGRESSION" if comparison.regressions else "no regression"
-    lines.append(f"Verdict: {verdict} (exit code {comparison.exit_code})")
+    lines.append(f"Verdict: {verdict} (exit code {comparison.exit_code}){comparison.across}")
     return lines
 
 
@@ -228,9 +275,9 @@ def markdown(comparison: Comparison) -> str:
         out.append(f"| {row['fault']} | " + " | ".join(f"{b} → {c}" for b, c in _changes(row)) + " |")
     out.append("")
     for f in comparison.regressions:
-        out.append(f"- **Regression** {f.fault} `{f.figure}`: {f.baseline} → {f.current} ({f.why})")
+        out.append(f"- **Regression** {f.fault} `{f.figure}`: {f.baseline} → {f.current} ({f.why}){comparison.across}")
     if not comparison.regressions:
-        out.append("No regression.")
+        out.append(f"No regression.{comparison.across}")
     return "\n".join(out) + "\n"
 
 

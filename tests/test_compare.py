@@ -8,6 +8,7 @@ import re
 import signal
 import subprocess
 import time
+import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
@@ -176,3 +177,91 @@ def test_ctrl_c_stops_the_running_cell_and_prints_the_table_so_far(tmp_path: Pat
     assert [c["preset"] for c in matrix["ranked"]] == ["no-retry"]
     report = json.loads((out_dir / "no-retry-1.json").read_text())
     assert report["interrupted"] == "SIGINT" and all(f.get("revert_error") is None for f in report["faults"])
+
+
+def _refusal(capsys: pytest.CaptureFixture[str], *args: str) -> str:
+    """compare's one line on stderr for a refusal (exit 2)."""
+    assert cli(["compare", *args]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    return err.strip()
+
+
+def test_compare_refuses_other_versions_in_one_line_and_names_them_when_allowed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A real run (redis-py's python parser, a dedicated connection per user); copies of its report, their
+    environment edited, stand for runs of other versions."""
+    client = {"parser": "python", "connection": "dedicated"}
+    chaos = {"start_after_s": 1.5, "every_s": 2, "count": 2}
+    relaxed = {"max_recovery_p95_s": None}
+    profile = write_profile(tmp_path / "p.yaml", {"client": client, "chaos": chaos, "slo": relaxed})
+    path = tmp_path / "run.json"
+    proc = locust(["-u", "4", "-r", "4", "-t", "7s", "--resilience-profile", str(profile),
+                   "--resilience-report", str(path)])  # fmt: skip
+    out = finish(proc, timeout=60)
+    assert path.exists(), out[-3000:]
+    env = json.loads(path.read_text())["environment"]
+    server = env["servers"][0]["version"]
+    assert env["client"] == {"implementation": "redis-py", "parser": "python", "connection": "dedicated"}
+    assert f"redis-py {env['redis']} (python parser, dedicated connection) → redis {server}" in out.splitlines()
+    minor = ".".join(server.split(".")[:2])
+
+    def copy(name: str, edit: dict[str, Any] | None = None, server_version: str | None = None) -> str:
+        """The run's report with its environment edited (None: removed, as a report made before it existed)."""
+        data = json.loads(path.read_text())
+        if edit is None:
+            del data["environment"]
+        else:
+            data["environment"].update(edit)
+        if server_version is not None:
+            data["environment"]["servers"][0]["version"] = server_version
+        (tmp_path / name).write_text(json.dumps(data))
+        return str(tmp_path / name)
+
+    ran = f"redis-py {env['redis']} (python parser, dedicated connection) → redis {minor}"
+    was = f"redis-py 8.1.0 (python parser, dedicated connection) → redis {minor}"
+    older = copy("older.json", {"redis": "8.1.0"})
+    refused = (f"redis-resilience: compare: baseline ran {was}, current {ran}: "
+               "pass --allow-version-change to compare across versions")  # fmt: skip
+    assert _refusal(capsys, older, str(path)) == refused
+    with_hiredis = {"hiredis": "9.9.9", "client": {**env["client"], "parser": "hiredis"}}
+    line = _refusal(capsys, copy("h.json", with_hiredis), str(path))
+    assert f"baseline ran redis-py {env['redis']} + hiredis 9.9.9 (dedicated connection) → redis {minor}," in line
+    line = _refusal(capsys, str(path), copy("next.json", {}, server_version="99.1.0"))
+    assert f"baseline ran {ran}, current {ran.replace(f'redis {minor}', 'redis 99.1')}:" in line, line
+    assert cli(["compare", str(path), copy("patch.json", {}, server_version=f"{minor}.999")]) == 0  # same minor
+    capsys.readouterr()
+    line = _refusal(capsys, copy("old.json"), str(path))  # made before reports named their versions
+    assert line.startswith("redis-resilience: compare: baseline ran unknown versions (not recorded"), line
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    copy("mixed/a.json", {"redis": "8.1.0"})
+    copy("mixed/b.json", {})
+    line = _refusal(capsys, str(mixed), str(path))
+    assert f"compare: baseline's reports disagree ({was} in a.json; {ran} in b.json), current {ran}:" in line, line
+    # allowed: it compares, and every verdict line names the change
+    across = f"[across versions: baseline ran {was}, current {ran}]"
+    assert cli(["compare", older, str(path), "--allow-version-change"]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[-1] == f"Verdict: no regression (exit code 0) {across}", printed
+    worse = tmp_path / "worse.json"
+    data = json.loads(path.read_text())
+    data["summary"]["lost_writes"] = (data["summary"]["lost_writes"] or 0) + 1  # a regression, to see its lines
+    worse.write_text(json.dumps(data))
+    markdown, junit = tmp_path / "cmp.md", tmp_path / "cmp.xml"
+    args = ["compare", older, str(worse), "--allow-version-change", "--markdown", str(markdown), "--junit", str(junit)]
+    assert cli(args) == 4
+    printed = capsys.readouterr().out.splitlines()
+    verdicts = [line for line in printed if line.startswith(("REGRESSION", "Verdict"))]
+    assert len(verdicts) == 2 and all(line.endswith(across) for line in verdicts), printed
+    bullets = [line for line in markdown.read_text().splitlines() if line.startswith("- **Regression**")]
+    assert len(bullets) == 1 and bullets[0].endswith(across), markdown.read_text()
+    suite = ET.parse(junit).getroot()
+    failures = [f.get("message", "") for f in suite.iter("failure")]
+    assert len(failures) == 1 and failures[0].endswith(across), failures
+    assert [p.get("value") for p in suite.iter("property")] == [f"baseline ran {was}, current {ran}"]
+    # the console script, as CI runs it: that one line on stderr, nothing else
+    tool = str(Path(LOCUST).with_name("redis-resilience"))
+    done = subprocess.run([tool, "compare", older, str(path)], capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 2 and done.stderr == refused + "\n", done.stderr
