@@ -4,6 +4,7 @@
                              [--markdown PATH] [--junit PATH] [--force] [--allow-version-change]
     redis-resilience history DIR -o trend.html [--baseline-runs 3]
     redis-resilience matrix PROFILE --clients config/clients.yaml [--preset NAME]... [-u 20] [-t 30] [--repeat 1]
+                            [--client-versions redis==8.1.0 redis==8.2.0 ...] [--envs-dir DIR]
 
 Exit codes: 0 no regression, 4 a regression, 2 bad input (one line, no traceback).
 """
@@ -11,6 +12,7 @@ Exit codes: 0 no regression, 4 a regression, 2 bad input (one line, no traceback
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -56,13 +58,19 @@ def _parser() -> argparse.ArgumentParser:
     hist.add_argument("--baseline-runs", type=int, default=3, help="how many first runs make the baseline (3)")
     mat = commands.add_parser("matrix", help="one profile, once per named client configuration, ranked")
     mat.add_argument("profile", help="the profile (its faults run the same in every cell: the seed is fixed)")
-    mat.add_argument("--clients", default="config/clients.yaml", help="the presets (default config/clients.yaml)")
+    mat.add_argument("--clients", help="the presets (default config/clients.yaml)")
     mat.add_argument("--preset", action="append", help="run only this preset (repeatable); default: all")
     mat.add_argument("-u", "--users", type=int, default=20, help="users per cell (20)")
     mat.add_argument("-t", "--seconds", type=int, default=30, help="seconds per cell (30)")
     mat.add_argument("--repeat", type=int, default=1, help="runs per cell, to see the spread (1)")
     mat.add_argument("--seed", type=int, default=1, help="the chaos seed of every cell (1)")
     mat.add_argument("-o", "--output", default="out/matrix", help="the cells' reports and matrix.json (out/matrix)")
+    mat.add_argument("--client-versions", nargs="+", metavar="NAME==VERSION",
+                     help="run each cell once per requirement, in an environment of requirements.lock with that one "
+                          "requirement changed (built with uv, cached); with --clients/--preset: presets x versions")
+    mat.add_argument("--envs-dir", default=os.environ.get("REDIS_RESILIENCE_ENVS"),
+                     help="where the environments of --client-versions are cached "
+                          "(env REDIS_RESILIENCE_ENVS; default ~/.cache/redis-resilience/envs)")
     return parser
 
 
@@ -119,7 +127,7 @@ def run_matrix_command(args: argparse.Namespace) -> int:
     if args.users < 1 or args.seconds < 1 or args.repeat < 1:
         raise CompareError("-u, -t and --repeat must be at least 1")
     cells, result = run_matrix(args.profile, args.clients, args.preset, args.users, args.seconds, args.repeat,
-                               args.output, args.seed)  # fmt: skip
+                               args.output, args.seed, args.client_versions, args.envs_dir)  # fmt: skip
     for line in [*table_lines(cells), *spread_lines(cells)]:
         print(line)
     print(f"wrote {result}")

@@ -1,5 +1,9 @@
 """``redis-resilience matrix PROFILE --clients clients.yaml``: one profile, once per named client configuration.
 
+With ``--client-versions redis==8.1.0 redis==8.2.0`` each cell runs in an environment of its own, the lock with
+that one requirement changed (``chaos/matrix_envs.py``), and the cells are presets x versions; without
+``--clients``/``--preset`` the one preset is ``profile``, the profile's own client settings.
+
 Each cell is a real headless ``locust`` process (this tool does not re-implement Locust) on the
 profile with the preset's keys merged into its ``client:`` section and a fixed chaos seed, so that
 every cell gets the same fault schedule, on a fresh embedded target. A cell that fails to start is
@@ -24,6 +28,7 @@ from typing import Any
 
 import yaml
 
+from chaos.matrix_envs import ClientVersion, EnvError, Environments
 from chaos.profile import parse_profile
 from config.loader import ProfileError
 from recovery.compare import CompareError
@@ -31,6 +36,8 @@ from recovery.html import STYLE
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCUST = str(Path(sys.executable).with_name("locust"))
+DEFAULT_CLIENTS = "config/clients.yaml"
+PROFILE_CLIENT = "profile"  # the one preset of --client-versions alone: the profile's own client settings
 
 
 @dataclass
@@ -40,6 +47,16 @@ class Cell:
     report: dict[str, Any] | None
     exit_code: int | None
     error: str | None = None
+    version: str | None = None  # the --client-versions requirement of its environment; None: the running one
+
+    @property
+    def stem(self) -> str:
+        """The name of its profile and report files (``no-retry-1``, ``no-retry-redis-8.1.0-1``)."""
+        return f"{self.preset}{'-' + self.version.replace('==', '-') if self.version else ''}-{self.repeat + 1}"
+
+    @property
+    def label(self) -> str:
+        return self.preset if self.repeat == 0 else f"{self.preset} (repeat {self.repeat + 1})"
 
     def figures(self) -> dict[str, Any]:
         if self.report is None:
@@ -120,10 +137,10 @@ class Interrupt:
 
 
 def run_cell(
-    profile: Path, report: Path, users: int, seconds: int, timeout_s: float, interrupt: Interrupt
+    profile: Path, report: Path, users: int, seconds: int, timeout_s: float, interrupt: Interrupt, locust: str = LOCUST
 ) -> tuple[int | None, str]:
-    """One headless locust run; (its exit code, the tail of its output)."""
-    command = [LOCUST, "-f", str(ROOT / "locustfile.py"), "--headless", "-u", str(users), "-r", str(users),
+    """One headless locust run (``locust``: the one of the cell's environment); (its exit code, its output's tail)."""
+    command = [locust, "-f", str(ROOT / "locustfile.py"), "--headless", "-u", str(users), "-r", str(users),
                "-t", f"{seconds}s", "--resilience-profile", str(profile), "--resilience-report", str(report),
                "--no-resilience-progress"]  # fmt: skip
     proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -162,89 +179,153 @@ COLUMNS = ("recovery_p95_s", "failures_in_windows", "error_rate_in_windows", "hi
 
 
 def table_lines(cells: list[Cell]) -> list[str]:
-    rows = [["#", "preset", *COLUMNS]]
+    versions = any(c.version for c in cells)
+    head = ["#", "preset", *(["version"] if versions else [])]
+    rows = [[*head, *COLUMNS]]
     notes = []
     for i, cell in enumerate(rank(cells), 1):
         f = cell.figures()
-        name = cell.preset if cell.repeat == 0 else f"{cell.preset} (repeat {cell.repeat + 1})"
+        left = [str(i), cell.label, *([cell.version or "-"] if versions else [])]
         if not f:
-            rows.append([str(i), name] + ["-"] * (len(COLUMNS) - 1) + ["no report"])
-            notes.append(f"{name}: no report: {cell.error or f'exit {cell.exit_code}'}")
+            rows.append(left + ["-"] * (len(COLUMNS) - 1) + ["no report"])
+            what = f"{cell.label} {cell.version}" if cell.version else cell.label
+            notes.append(f"{what}: no report: {cell.error or f'exit {cell.exit_code}'}")
             continue
-        rows.append([str(i), name, *("-" if f[c] is None else str(f[c]) for c in COLUMNS)])
+        rows.append([*left, *("-" if f[c] is None else str(f[c]) for c in COLUMNS)])
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(c.ljust(w) if j < 2 else c.rjust(w) for j, (c, w) in enumerate(zip(r, widths, strict=True)))
-             for r in rows]  # fmt: skip
+    lines = [
+        "  ".join(c.ljust(w) if j < len(head) else c.rjust(w) for j, (c, w) in enumerate(zip(r, widths, strict=True)))
+        for r in rows
+    ]
     return lines + notes
 
 
 def spread_lines(cells: list[Cell]) -> list[str]:
-    """With --repeat: each preset's spread over its runs (recovery p95 and failures in windows, lowest to highest)."""
+    """With --repeat: each cell's spread over its runs (recovery p95 and failures in windows, lowest to highest)."""
     lines = []
-    for preset in dict.fromkeys(c.preset for c in cells):
-        runs = [c.figures() for c in cells if c.preset == preset and c.report is not None]
+    for preset, version in dict.fromkeys((c.preset, c.version) for c in cells):
+        runs = [c.figures() for c in cells if (c.preset, c.version) == (preset, version) and c.report is not None]
         if len(runs) < 2:
             continue
         recovery = [r["recovery_p95_s"] for r in runs if r["recovery_p95_s"] is not None]
         failures = [r["failures_in_windows"] for r in runs]
         shown = f"{min(recovery)}-{max(recovery)} s" if recovery else "-"
-        lines.append(f"spread of {preset} over {len(runs)} runs: recovery p95 {shown}, "
-                     f"failures in windows {min(failures)}-{max(failures)}")  # fmt: skip
+        lines.append(
+            f"spread of {preset}{f' {version}' if version else ''} over {len(runs)} runs: recovery p95 {shown}, "
+            f"failures in windows {min(failures)}-{max(failures)}"
+        )
     return lines
 
 
-def run_matrix(profile: str, clients: str, presets: list[str] | None, users: int, seconds: int, repeat: int,
-               out_dir: str, seed: int) -> tuple[list[Cell], Path]:  # fmt: skip
-    """Every cell, in order; the JSON of the matrix written to ``out_dir``. CompareError on bad input."""
-    base = Path(profile)
-    try:
-        parse_profile(yaml.safe_load(base.read_text(encoding="utf-8")), str(base), base.parent)
-    except (OSError, yaml.YAMLError, ProfileError) as exc:
-        raise CompareError(f"{profile}: not a usable profile: {' '.join(str(exc).split())}") from None
+def choose_presets(
+    clients: str | None, presets: list[str] | None, versions: bool
+) -> tuple[str | None, dict[str, dict[str, Any]]]:
+    """The clients file and the presets to run, in order: those named, else all of the file's; with
+    --client-versions alone, none and the profile's own client settings (CompareError: an unknown preset, a bad
+    file)."""
+    if versions and clients is None and presets is None:
+        return None, {PROFILE_CLIENT: {}}
+    clients = clients or DEFAULT_CLIENTS
     available = load_presets(clients)
     chosen = presets or list(available)
     unknown = [p for p in chosen if p not in available]
     if unknown:
         raise CompareError(f"{clients}: no preset {', '.join(unknown)} (there are {', '.join(available)})")
+    return clients, {name: available[name] for name in chosen}
+
+
+def run_matrix(
+    profile: str,
+    clients: str | None,
+    presets: list[str] | None,
+    users: int,
+    seconds: int,
+    repeat: int,
+    out_dir: str,
+    seed: int,
+    client_versions: list[str] | None = None,
+    envs_dir: str | None = None,
+) -> tuple[list[Cell], Path]:
+    """Every cell, in order; the JSON of the matrix written to ``out_dir``. CompareError on bad input, all of it
+    found before the first cell: the profile, the presets, and each client version (resolved with the lock)."""
+    base = Path(profile)
+    try:
+        parse_profile(yaml.safe_load(base.read_text(encoding="utf-8")), str(base), base.parent)
+    except (OSError, yaml.YAMLError, ProfileError) as exc:
+        raise CompareError(f"{profile}: not a usable profile: {' '.join(str(exc).split())}") from None
+    clients, chosen = choose_presets(clients, presets, bool(client_versions))
+    envs = Environments(client_versions, envs_dir) if client_versions else None
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     cells: list[Cell] = []
+    versions: list[ClientVersion | None] = list(envs.versions) if envs else [None]
     with Interrupt() as interrupt:
-        for name, r in ((name, r) for name in chosen for r in range(repeat)):
+        for name, cv, r in ((name, cv, r) for name in chosen for cv in versions for r in range(repeat)):
             if interrupt.requested:
                 break
-            cell_path = cell_profile(base, available[name], seed, out / f"{name}-{r + 1}.yaml")
-            report_path = out / f"{name}-{r + 1}.json"
+            cell = Cell(name, r, None, None, version=cv.spec if cv else None)
+            which = f"{name}{f' {cv.spec}' if cv else ''}{f' (repeat {r + 1})' if repeat > 1 else ''}"
+            print(f"matrix: {which}...", flush=True)
+            locust = LOCUST
+            if envs is not None and cv is not None:
+                try:
+                    locust = str(cell_env(envs, cv))
+                except EnvError as exc:
+                    cell.error = f"environment {cv.spec} not built: {exc}"
+                    cells.append(cell)
+                    continue
+                if interrupt.requested:  # stopped while its environment was being built
+                    break
+            cell_path = cell_profile(base, chosen[name], seed, out / f"{cell.stem}.yaml")
+            report_path = out / f"{cell.stem}.json"
             report_path.unlink(missing_ok=True)
-            print(f"matrix: {name}{f' (repeat {r + 1})' if repeat > 1 else ''}...", flush=True)
-            code, tail = run_cell(cell_path, report_path, users, seconds, seconds + 120, interrupt)
-            report = json.loads(report_path.read_text()) if report_path.exists() else None
-            error = None if report is not None else (tail.strip().splitlines() or ["no output"])[-1]
-            cells.append(Cell(name, r, report, code, error))
+            cell.exit_code, tail = run_cell(cell_path, report_path, users, seconds, seconds + 120, interrupt, locust)
+            cell.report = json.loads(report_path.read_text()) if report_path.exists() else None
+            cell.error = None if cell.report is not None else (tail.strip().splitlines() or ["no output"])[-1]
+            cells.append(cell)
     result = out / "matrix.json"
-    result.write_text(json.dumps({
-        "profile": str(base), "clients": str(clients), "seed": seed, "users": users, "seconds": seconds,
-        "ranked": [{"preset": c.preset, "repeat": c.repeat + 1, "exit_code": c.exit_code, "error": c.error,
-                    **c.figures()} for c in rank(cells)],
-        "created_at": time.time(), "host_cpus": os.cpu_count(),
-    }, indent=2) + "\n")  # fmt: skip
+    matrix: dict[str, Any] = {"profile": str(base), "clients": clients, "seed": seed}
+    matrix.update({"users": users, "seconds": seconds})
+    if envs is not None:
+        matrix["client_versions"] = [cv.spec for cv in envs.versions]
+        matrix["environments"] = envs.summary()
+    matrix["ranked"] = [ranked_entry(c) for c in rank(cells)]
+    matrix.update({"created_at": time.time(), "host_cpus": os.cpu_count()})
+    result.write_text(json.dumps(matrix, indent=2) + "\n")
     (out / "matrix.html").write_text(table_html(cells, str(base)), encoding="utf-8")
     return cells, result
 
 
+def cell_env(envs: Environments, cv: ClientVersion) -> Path:
+    """The ``locust`` of the cell's environment, built or found at its first cell (EnvError: why not)."""
+    env = envs.get(cv)
+    how = "reused" if env.reused else f"built in {env.seconds} s"
+    print(f"matrix: environment {cv.spec}: {how} ({cv.path})", flush=True)
+    return env.locust
+
+
+def ranked_entry(cell: Cell) -> dict[str, Any]:
+    entry: dict[str, Any] = {"preset": cell.preset, "repeat": cell.repeat + 1}
+    if cell.version is not None:
+        entry["version"] = cell.version
+    return {**entry, "exit_code": cell.exit_code, "error": cell.error, **cell.figures()}
+
+
 def table_html(cells: list[Cell], profile: str) -> str:
     """The ranked table as one self-contained page, in the run report's look; each preset links to its report."""
-    head = "".join(f"<th class='num'>{escape(c)}</th>" for c in COLUMNS)
+    versions = any(c.version for c in cells)
+    head = ("<th>version</th>" if versions else "") + "".join(f"<th class='num'>{escape(c)}</th>" for c in COLUMNS)
     rows = []
     for i, cell in enumerate(rank(cells), 1):
         f = cell.figures()
-        link = f"<a href='{escape(cell.preset)}-{cell.repeat + 1}.json'>{escape(cell.preset)}</a>"
+        link = f"<a href='{escape(cell.stem)}.json'>{escape(cell.preset)}</a>"
+        left = f"<td>{i}</td><td>{link}</td>" + (f"<td>{escape(cell.version or '-')}</td>" if versions else "")
         if not f:
-            rows.append(f"<tr class='breach'><td>{i}</td><td>{link}</td><td colspan='{len(COLUMNS)}'>no report: "
-                        f"{escape(cell.error or str(cell.exit_code))}</td></tr>")  # fmt: skip
+            why = escape(cell.error or str(cell.exit_code))
+            rows.append(f"<tr class='breach'>{left}<td colspan='{len(COLUMNS)}'>no report: {why}</td></tr>")
             continue
         values = "".join(f"<td class='num'>{escape('-' if f[c] is None else str(f[c]))}</td>" for c in COLUMNS)
-        rows.append(f"<tr><td>{i}</td><td>{link}</td>{values}</tr>")
+        rows.append(f"<tr>{left}{values}</tr>")
     return (f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>Client matrix</title>"
             f"<style>{STYLE}</style></head><body><header><h1>Client matrix</h1><div id='facts'>{escape(profile)}"
             f"</div></header><main><section><h2>Ranked: recovery p95, then errors, retries, writes, excess</h2>"
