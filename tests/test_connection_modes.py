@@ -5,11 +5,8 @@ request of all its commands."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
-from typing import Any
 
-import gevent
 import pytest
 import redis
 from redis.backoff import NoBackoff

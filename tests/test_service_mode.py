@@ -71,7 +71,10 @@ def test_killing_the_service_connections_shows_http_failures_and_their_recovery(
     assert details["connections_at_window_close"] >= 1, details  # the service reconnected
     assert faults[1]["details"]["status"] == 200  # POST <service>/chaos/redis-reset
     http = [f["by_type"]["HTTP"] for f in faults]
-    assert http[0]["failures"] + http[0]["degraded"] > 0, http  # the kill hit the service's requests
+    # Whether the kill itself fails requests is the service's redis-py's doing: redis.asyncio 8.1's pool
+    # hands out a killed idle connection (a 503 with no retry), 8.2's reconnects it at checkout (none).
+    # The forced reset closes connections in use: 503s on either.
+    assert http[1]["failures"] > 0, http
     assert "BadAnswer('status 503" in out  # Locust's error report: the service's 503s
     assert "connections:" in out and "at the window's close" in out
     assert report["service"]["health_at_end"]["healthy"] is True
@@ -96,7 +99,8 @@ def test_scope_others_kills_the_service_and_never_the_pack_and_the_report_splits
         assert f["outage_s"] is not None  # the witness lived on
     summary = report["summary"]["by_type"]
     assert summary["REDIS"]["failures"] == 0 and summary["HTTP"]["requests"] > 0
-    assert sum(f["by_type"]["HTTP"]["failures"] for f in faults) > 0
+    # The service's own requests may fail or not: redis.asyncio 8.2 reconnects a killed idle connection at
+    # checkout, 8.1 handed it out (test_killing_the_service_connections_...). The pack's were never touched.
     assert report["integrity"]["ledger"]["lost"] == 0
     lines = out.splitlines()
     row = next(i for i, line in enumerate(lines) if line.startswith("1  client_kill"))
