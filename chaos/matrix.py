@@ -259,6 +259,7 @@ def run_matrix(
     out.mkdir(parents=True, exist_ok=True)
     cells: list[Cell] = []
     versions: list[ClientVersion | None] = list(envs.versions) if envs else [None]
+    announced: set[str] = set()
     with Interrupt() as interrupt:
         for name, cv, r in ((name, cv, r) for name in chosen for cv in versions for r in range(repeat)):
             if interrupt.requested:
@@ -269,7 +270,7 @@ def run_matrix(
             locust = LOCUST
             if envs is not None and cv is not None:
                 try:
-                    locust = str(cell_env(envs, cv))
+                    locust = str(cell_env(envs, cv, announced))
                 except EnvError as exc:
                     cell.error = f"environment {cv.spec} not built: {exc}"
                     cells.append(cell)
@@ -296,11 +297,13 @@ def run_matrix(
     return cells, result
 
 
-def cell_env(envs: Environments, cv: ClientVersion) -> Path:
-    """The ``locust`` of the cell's environment, built or found at its first cell (EnvError: why not)."""
+def cell_env(envs: Environments, cv: ClientVersion, announced: set[str]) -> Path:
+    """The ``locust`` of the cell's environment, built or found at its first cell, said once (EnvError: why not)."""
     env = envs.get(cv)
-    how = "reused" if env.reused else f"built in {env.seconds} s"
-    print(f"matrix: environment {cv.spec}: {how} ({cv.path})", flush=True)
+    if cv.spec not in announced:
+        announced.add(cv.spec)
+        how = "reused" if env.reused else f"built in {env.seconds} s"
+        print(f"matrix: environment {cv.spec}: {how} ({cv.path})", flush=True)
     return env.locust
 
 

@@ -130,3 +130,24 @@ def test_an_environment_that_cannot_be_built_is_a_row_saying_why(
         assert cell["error"].startswith(f"environment {cell['version']} not built: {envs}/"), cell
         assert f"profile {cell['version']}: no report: environment {cell['version']} not built" in printed
     assert set(matrix["environments"]) == {OLD, NEW} and all("error" in e for e in matrix["environments"].values())
+
+
+def test_the_table_and_the_spread_name_each_cells_version() -> None:
+    from chaos.matrix import Cell, spread_lines, table_lines
+
+    def cell(version: str, recovery: float, failures: int, repeat: int) -> Cell:
+        summary = {"recovery_p95_s": recovery, "in_windows": {"failures": failures, "error_rate": 0.0},
+                   "hidden_retries": 0, "duplicated_writes": 0, "lost_writes": 0, "client_excess_p95_s": None}
+        return Cell("no-retry", repeat, {"summary": summary, "faults": [], "verdict": "pass"}, 0, version=version)
+
+    cells = [cell(OLD, 0.3, 9, 0), cell(OLD, 0.2, 7, 1), cell(NEW, 0.1, 1, 0), cell(NEW, 0.1, 2, 1)]
+    cells.append(Cell("no-retry", 0, None, None, "environment redis==8.2.1 not built: why", version="redis==8.2.1"))
+    assert spread_lines(cells) == [
+        "spread of no-retry redis==8.1.0 over 2 runs: recovery p95 0.2-0.3 s, failures in windows 7-9",
+        "spread of no-retry redis==8.2.0 over 2 runs: recovery p95 0.1-0.1 s, failures in windows 1-2",
+    ]
+    lines = table_lines(cells)
+    versions = [line.split()[2 if "repeat" not in line else 4] for line in lines[1:6]]
+    assert versions == [NEW, NEW, OLD, OLD, "redis==8.2.1"], lines
+    assert lines[-1] == "no-retry redis==8.2.1: no report: environment redis==8.2.1 not built: why"
+    assert cells[0].stem == "no-retry-redis-8.1.0-1" and Cell("a", 1, None, None).stem == "a-2"
