@@ -116,12 +116,7 @@ def test_after_a_failover_the_sentinel_client_writes_to_the_new_primary(
     eventually("every sentinel sees a healthy replica", sentinel_topology.settled, SENTINEL_SETTLE_S, explain)
     target = fault_target(sentinel_topology)
     client = redis.Redis.from_pool(pool_from_url(sentinel_topology.url, socket_timeout=2, retry=Retry(NoBackoff(), 3)))
-    dedicated = redis.Redis(  # client.connection: dedicated, one connection held throughout
-        connection_pool=pool_from_url(sentinel_topology.url, socket_timeout=2, retry=Retry(NoBackoff(), 3)),
-        single_connection_client=True,
-    )
     client.set("before", "1")
-    dedicated.set("before", "1")
     old = sentinel_topology.primary()
     fault = build_fault(FailoverParams(name="failover", method=method, down_s=0.5), target)
     fault.check()
@@ -134,9 +129,6 @@ def test_after_a_failover_the_sentinel_client_writes_to_the_new_primary(
     # seconds): clients on it go on writing there until then. Bounded wait for the switch.
     eventually("a write through the sentinel client lands on the new primary",
                lambda: served_by_primary(client, sentinel_topology, old.port), SENTINEL_SETTLE_S, explain)  # fmt: skip
-    eventually("a write through the dedicated connection lands on the new primary",
-               lambda: served_by_primary(dedicated, sentinel_topology, old.port), SENTINEL_SETTLE_S,
-               explain)  # fmt: skip
     eventually("the old primary rejoins as a replica", lambda: role(old) == "slave", SENTINEL_SETTLE_S,
                explain)  # fmt: skip
     if method == "sentinel_failover":  # the watcher polls every 0.1 s: it may lag behind the check above
@@ -153,7 +145,6 @@ def test_after_a_failover_the_sentinel_client_writes_to_the_new_primary(
     assert role(new) == "master"
     eventually("the replica syncs from the restarted primary", lambda: link_up(old), 10, explain)
     client.close()
-    dedicated.close()
     target.admin.close()
 
 
