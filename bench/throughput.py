@@ -13,8 +13,8 @@ Every figure in one run, against embedded redis-servers, with --users users and 
   pipeline()  the same traffic through ``client.pipeline()`` directly, for comparison
   redis-benchmark, for reference (its own process, GET/SET; ops/s only)
 
-The four run in-process, interleaved for --rounds (each round starts with another), same keys and
-value size. Then:
+Each runs in-process in a fresh process of its own, interleaved for --rounds (each round starts with
+another), same keys and value size. Then:
 
   scaling     (bench/scaling.py) real headless ``locust --processes 1`` and ``--processes 2`` runs of one profile (the
               cache workload, pooled, zero think time, --users users): the steady-state requests/s
@@ -270,6 +270,18 @@ def rss_child(connection: str, users: int) -> None:
     print(json.dumps({"base_kib": base, "kib": grown, "users": users, "requests": env.stats.total.num_requests}))
 
 
+def variant_in_child(name: str, users: int, seconds: float, url: str) -> tuple[int, float, float]:
+    """One in-process variant run in a fresh process: what one variant leaves behind (its users' clients,
+    their garbage, the hub's timers) is not charged to the next one's CPU."""
+    out = subprocess.run(
+        [sys.executable, __file__, "--variant-child", name, "--users", str(users), "--seconds", str(seconds),
+         "--url", url],
+        cwd=ROOT, capture_output=True, text=True, check=True, timeout=seconds + 120,
+    ).stdout  # fmt: skip
+    requests, cpu, wall = json.loads(out.strip().splitlines()[-1])
+    return int(requests), float(cpu), float(wall)
+
+
 def rss_per_100(connection: str, users: int, url: str) -> tuple[float, int]:
     """(MiB of RSS per 100 users beyond the first, the baseline process's RSS in MiB)."""
     out = subprocess.run(
@@ -290,11 +302,17 @@ def main() -> None:
     parser.add_argument("--scaling-seconds", type=int, default=20, help="length of each --processes run")
     parser.add_argument("--rss-users", type=int, default=1000)
     parser.add_argument("--rss-child", choices=["pooled", "dedicated"], help=argparse.SUPPRESS)
+    parser.add_argument("--variant-child", choices=list(VARIANTS), help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.rss_child:
         URL = args.url
         rss_child(args.rss_child, args.rss_users)
+        return
+    if args.variant_child:
+        URL = args.url
+        cls, connection, _ = VARIANTS[args.variant_child]
+        print(json.dumps(run_locust(cls, connection, args.users, args.seconds)))
         return
     variants = VARIANTS
     totals = {name: [0.0, 0.0, 0.0] for name in variants}  # ops, CPU s, wall s
@@ -303,8 +321,8 @@ def main() -> None:
         URL = server.url
         for round_ in range(args.rounds):  # each round starts with another variant: none always runs first
             for name in names[round_ % len(names) :] + names[: round_ % len(names)]:
-                cls, connection, ops_per_request = variants[name]
-                requests, cpu, wall = run_locust(cls, connection, args.users, args.seconds)
+                requests, cpu, wall = variant_in_child(name, args.users, args.seconds, server.url)
+                ops_per_request = variants[name][2]
                 totals[name][0] += requests * ops_per_request
                 totals[name][1] += cpu
                 totals[name][2] += wall

@@ -159,6 +159,7 @@ class Measured:
     user_key: str | int
     probe: ConnectionProbe
     _names: dict[str, str]
+    _kinds: dict[str, tuple[str, bool]]
     _name_override: str | None
 
     def instrument(self, request_event: EventHook, label: str, user_key: str | int, probe: ConnectionProbe) -> None:
@@ -167,6 +168,7 @@ class Measured:
         self.user_key = user_key
         self.probe = probe
         self._names = {}
+        self._kinds = {}
         self._name_override = None
 
     @contextmanager
@@ -184,8 +186,20 @@ class Measured:
             name = self._names[command] = f"{command} {self.label}"
         return name
 
-    def measure(self, name: str, commands: int, call: Any, *args: Any, blocking: bool = False, **options: Any) -> Any:
-        """Run ``call``, fire one request for it, and raise :class:`RedisRequestFailed` if it failed.
+    def measure_command(self, call: Any, args: tuple[Any, ...], options: dict[str, Any]) -> Any:
+        """:meth:`measure` one command, ``args[0]`` its name: its request name, and whether it waits on the
+        server by design (its latency is then not degradation), found once per command."""
+        command = args[0]
+        kind = self._kinds.get(command)
+        if kind is None:
+            kind = self._kinds[command] = (f"{command} {self.label}", str(command).upper() in BLOCKING_COMMANDS)
+        name, blocking = kind
+        return self.measure(self._name_override or name, 1, blocking, call, args, options)
+
+    def measure(
+        self, name: str, commands: int, blocking: bool, call: Any, args: tuple[Any, ...], options: dict[str, Any]
+    ) -> Any:
+        """Run ``call(*args, **options)``, fire one request for it, and raise :class:`RedisRequestFailed` if it failed.
 
         A ``WatchError`` (an optimistic transaction lost a race) or a ``NoScriptError`` (the
         script cache is empty: load, then call again) is the protocol working, not a failure:
@@ -258,9 +272,7 @@ class InstrumentedRedis(Measured, redis.Redis):
         self.instrument(request_event, label, user_key, probe)
 
     def execute_command(self, *args: Any, **options: Any) -> Any:
-        command = args[0]
-        blocking = command in BLOCKING_COMMANDS
-        return self.measure(self.request_name(command), 1, super().execute_command, *args, blocking=blocking, **options)
+        return self.measure_command(super().execute_command, args, options)
 
     def execute_unmeasured(self, *args: Any, **options: Any) -> Any:
         """A set-up command, not traffic: no request event."""
@@ -299,10 +311,10 @@ class InstrumentedPipeline(Pipeline):
 
     def immediate_execute_command(self, *args: Any, **options: Any) -> Any:
         name = self.owner.request_name(str(args[0]))
-        return self.owner.measure(name, 1, super().immediate_execute_command, *args, **options)
+        return self.owner.measure(name, 1, False, super().immediate_execute_command, args, options)
 
     def execute(self, raise_on_error: bool = True) -> list[Any]:
         commands = len(self.command_stack)
         name = self.owner.request_name("EXEC" if self.atomic or self.explicit_transaction else "PIPELINE")
-        result: list[Any] = self.owner.measure(name, commands, super().execute, raise_on_error)
+        result: list[Any] = self.owner.measure(name, commands, False, super().execute, (raise_on_error,), {})
         return result

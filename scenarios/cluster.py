@@ -39,7 +39,6 @@ from redis.retry import Retry
 
 from config.schema import ClientOptions
 from scenarios.client import (
-    BLOCKING_COMMANDS,
     ConnectionProbe,
     CountingBackoff,
     InstrumentedRedis,
@@ -126,9 +125,7 @@ class InstrumentedCluster(Measured, RedisCluster):
     def execute_command(self, *args: Any, **kwargs: Any) -> Any:
         if not self._measuring:
             return super().execute_command(*args, **kwargs)
-        command = str(args[0])
-        blocking = command in BLOCKING_COMMANDS
-        return self.measure(self.request_name(command), 1, super().execute_command, *args, blocking=blocking, **kwargs)
+        return self.measure_command(super().execute_command, args, kwargs)
 
     def execute_unmeasured(self, *args: Any, **kwargs: Any) -> Any:
         """A set-up command, not traffic: no request event."""
@@ -179,7 +176,7 @@ class InstrumentedClusterPipeline(ClusterPipeline):
     def _immediate(self, command: str, call: Any, *args: Any, **kwargs: Any) -> Any:
         self.watching = command != "UNWATCH"
         owner = self.owner
-        return owner.measure(owner.request_name(command), 1, call, *args, **kwargs)
+        return owner.measure(owner.request_name(command), 1, False, call, args, kwargs)
 
     def multi(self) -> None:
         self.watching = False
@@ -192,7 +189,7 @@ class InstrumentedClusterPipeline(ClusterPipeline):
     def execute(self, raise_on_error: bool = True) -> list[Any]:
         self.watching = False
         name = self.owner.request_name("EXEC" if self.atomic else "PIPELINE")
-        result: list[Any] = self.owner.measure(name, len(self), super().execute, raise_on_error)
+        result: list[Any] = self.owner.measure(name, len(self), False, super().execute, (raise_on_error,), {})
         return result
 
 
