@@ -80,9 +80,10 @@ def test_each_mode_makes_its_pool_and_one_connection_per_user(
 def test_client_kill_every_connection_is_counted_as_the_server_saw_it(
     redis_server: EmbeddedRedis, fault_admin: redis.Redis, mode: str
 ) -> None:
-    """Idle connections killed: the next command reconnects once per user. A pooled user's checkout finds
-    the closed socket before it sends (a reconnection, no retry); a dedicated user's command finds it (a
-    retry, then the reconnection). The server's count of new connections is the pack's."""
+    """Idle connections killed: the next command reconnects once per user, and the server's count of new
+    connections is the pack's. Whether redis-py needed a retry for it (a dedicated connection's command
+    finds the closed socket; a pooled checkout finds it first) is redis-py's to decide: the conformance
+    suite checks the pack counts what a bare client does (tests/conformance/, client_kill-idle)."""
     recorder = Recorder()
     run = make_run(redis_server, mode)
     clients = users(run, 4, recorder)
@@ -96,10 +97,9 @@ def test_client_kill_every_connection_is_counted_as_the_server_saw_it(
         assert client.get(f"k{i}") == str(i).encode()  # no failure: redis-py reconnects out of sight
     retries, reconnections = counted(clients)
     assert reconnections == 4 == connections_received(fault_admin) - received
-    assert retries == (4 if mode == "dedicated" else 0)
     assert [r["exception"] for r in recorder.requests] == [None] * 4
     assert [r["context"]["reconnections"] for r in recorder.requests] == [1] * 4
-    assert [r["context"]["retries"] for r in recorder.requests] == [1 if mode == "dedicated" else 0] * 4
+    assert sum(r["context"]["retries"] for r in recorder.requests) == retries  # each retry in its request
     assert traffic_ids(fault_admin, run.traffic_tag).isdisjoint(before_ids)
 
 
