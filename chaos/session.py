@@ -64,6 +64,11 @@ def check_connection_mode(profile: Profile, url: str, source: str) -> None:
         parser_kwargs(profile.client.parser)
     except ParserUnavailable as exc:
         raise SetupError(f"{source}: {exc}") from None
+    if profile.client.pool == "blocking" and not url.startswith(("redis://", "rediss://")):
+        raise SetupError(
+            f"{source}: client.pool: blocking is for redis:// and rediss:// targets (redis-py has no blocking "
+            "sentinel or cluster pool; use default)"
+        )
     if not is_cluster_url(url):
         return
     if profile.client.connection == "dedicated":

@@ -180,7 +180,16 @@ class ClientOptions(Strict):
     socket_connect_timeout_s: Positive | None = 5.0
     socket_keepalive: bool = True
     health_check_interval_s: NonNegative = 0
-    max_connections: int | None = Field(None, ge=1, description="Pool size per user; null is redis-py's unbounded.")
+    max_connections: int | None = Field(
+        None, ge=1, description="Pool size per user; null is redis-py's default (unbounded; 50 for a blocking pool)."
+    )
+    pool: Literal["default", "blocking"] = Field(
+        "default",
+        description="default: redis.ConnectionPool (a command past max_connections raises at once); blocking: "
+        "redis.BlockingConnectionPool (it waits up to pool_timeout_s for a free connection). redis:// and "
+        "rediss:// targets only.",
+    )
+    pool_timeout_s: Positive = Field(20.0, description="How long a blocking pool waits for a free connection.")
     connection: Literal["pooled", "dedicated"] = Field(
         "pooled",
         description="pooled: each user checks a connection out of its own redis.ConnectionPool per command, as "

@@ -122,8 +122,9 @@ def retry_errors(options: ClientOptions) -> tuple[type[Exception], ...]:
 def make_pool(
     url: str, options: ClientOptions, client_name: str, probe: ConnectionProbe, access: Access | None = None
 ) -> redis.ConnectionPool:
-    """redis-py's own connection pool (``redis.ConnectionPool``, or ``SentinelConnectionPool`` for a
-    sentinel:// URL), built from the profile as an application builds it, retry settings always
+    """redis-py's own connection pool (``redis.ConnectionPool``, ``redis.BlockingConnectionPool`` when the
+    profile asks, or ``SentinelConnectionPool`` for a sentinel:// URL), built from the profile as an
+    application builds it, retry settings always
     explicit; ``access``: its credentials and TLS.
 
     redis-py 8 retries by default when a client is built from host/port but not when it is
@@ -143,6 +144,8 @@ def make_pool(
     }
     if options.max_connections is not None:
         kwargs["max_connections"] = options.max_connections
+    if options.pool == "blocking":
+        return pool_from_url(url, access, blocking_timeout=options.pool_timeout_s, **kwargs)
     return pool_from_url(url, access, **kwargs)
 
 

@@ -82,14 +82,18 @@ def parse_sentinel_url(url: str) -> tuple[list[tuple[str, int]], str, dict[str, 
 def pool_from_url(
     url: str,
     access: Access | None = None,
+    blocking_timeout: float | None = None,
     **kwargs: Any,
 ) -> redis.ConnectionPool:
     """A pool for a redis:// or rediss:// URL, or one that follows the primary a sentinel:// URL names.
 
     ``access`` gives credentials and TLS (a sentinel:// URL's sentinels get its TLS, not its
-    credentials); credentials in the URL itself win, as in redis-py.
+    credentials); credentials in the URL itself win, as in redis-py. ``blocking_timeout``: a
+    ``BlockingConnectionPool`` that waits that long for a free connection (redis:// and rediss:// only).
     """
     access = access or Access()
+    if blocking_timeout is not None:  # a redis:// or rediss:// URL (chaos/session.py refuses the others)
+        return redis.BlockingConnectionPool.from_url(url, timeout=blocking_timeout, **{**access.kwargs(url), **kwargs})
     if not url.startswith("sentinel://"):
         return redis.ConnectionPool.from_url(url, **{**access.kwargs(url), **kwargs})
     sentinels, service, server_kwargs = parse_sentinel_url(url)

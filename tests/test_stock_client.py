@@ -6,10 +6,15 @@ from __future__ import annotations
 
 import ast
 import inspect
+import time
 from pathlib import Path
 
+import pytest
 import redis
 
+from chaos.profile import parse_profile
+from chaos.session import check_connection_mode
+from chaos.settings import SetupError
 from config.schema import ClientOptions
 from scenarios import client as client_module
 from scenarios import cluster as cluster_module
@@ -82,3 +87,24 @@ def test_the_traffic_runs_on_redis_pys_own_pool_and_connections(redis_server: Em
     finally:
         pool.release(connection)
         pool.disconnect()
+
+
+def test_a_blocking_pool_is_redis_pys_own_and_waits_for_a_free_connection(redis_server: EmbeddedRedis) -> None:
+    options = ClientOptions(pool="blocking", max_connections=1, pool_timeout_s=0.2)
+    pool = make_pool(redis_server.url, options, "rr-stock-1", ConnectionProbe())
+    assert type(pool) is redis.BlockingConnectionPool
+    held = pool.get_connection()
+    started = time.monotonic()
+    with pytest.raises(redis.ConnectionError, match="No connection available"):
+        pool.get_connection()  # the one connection is held: it waits pool_timeout_s, then gives up
+    assert 0.15 < time.monotonic() - started < 2.0
+    pool.release(held)
+    pool.disconnect()
+
+
+def test_a_blocking_pool_is_refused_where_redis_py_has_none() -> None:
+    profile = parse_profile({"client": {"pool": "blocking"}}, "p.yaml")
+    check_connection_mode(profile, "redis://127.0.0.1:1/0", "p.yaml")
+    for url in ("sentinel://127.0.0.1:26379/rr", "cluster://127.0.0.1:7000"):
+        with pytest.raises(SetupError, match=r"p.yaml: client.pool: blocking is for redis:// and rediss://"):
+            check_connection_mode(profile, url, "p.yaml")
