@@ -70,11 +70,10 @@ def test_killing_the_service_connections_shows_http_failures_and_their_recovery(
     assert details["connections_found"] >= 1 and details["connections_killed"] == details["connections_found"]
     assert details["connections_at_window_close"] >= 1, details  # the service reconnected
     assert faults[1]["details"]["status"] == 200  # POST <service>/chaos/redis-reset
-    http = [f["by_type"]["HTTP"] for f in faults]
-    # Whether the kill itself fails requests is the service's redis-py's doing: redis.asyncio 8.1's pool
-    # hands out a killed idle connection (a 503 with no retry), 8.2's reconnects it at checkout (none).
-    # The forced reset closes connections in use: 503s on either.
-    assert http[1]["failures"] > 0, http
+    # Whether the kill fails requests is the service's redis-py's doing: redis.asyncio 8.1's pool hands out a
+    # killed idle connection (a 503 with no retry), 8.2's reconnects it at checkout; connections in use when
+    # killed or force-reset fail on either. Which window holds those 503s moves from run to run: a reset's
+    # own 503s come while its call runs, before its window opens (issue 22). The run has them.
     assert "BadAnswer('status 503" in out  # Locust's error report: the service's 503s
     assert "connections:" in out and "at the window's close" in out
     assert report["service"]["health_at_end"]["healthy"] is True
