@@ -19,7 +19,7 @@ from locust.exception import RescheduleTask
 
 import time
 import weakref
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -161,16 +161,15 @@ class Measured:
     label: str
     user_key: str | int
     probe: ConnectionProbe
-    _names: dict[str, str]
     _kinds: dict[str, tuple[str, bool]]
     _name_override: str | None
+    pipeline: Callable[..., Any]  # the client's own (redis-py's, measured)
 
     def instrument(self, request_event: EventHook, label: str, user_key: str | int, probe: ConnectionProbe) -> None:
         self.request_event = request_event
         self.label = label
         self.user_key = user_key
         self.probe = probe
-        self._names = {}
         self._kinds = {}
         self._name_override = None
 
@@ -183,20 +182,31 @@ class Measured:
         finally:
             self._name_override = previous
 
-    def request_name(self, command: str) -> str:
-        name = self._name_override or self._names.get(command)
-        if name is None:
-            name = self._names[command] = f"{command} {self.label}"
-        return name
-
-    def measure_command(self, call: Any, args: tuple[Any, ...], options: dict[str, Any]) -> Any:
-        """:meth:`measure` one command, ``args[0]`` its name: its request name, and whether it waits on the
-        server by design (its latency is then not degradation), found once per command."""
-        command = args[0]
+    def kind(self, command: str) -> tuple[str, bool]:
+        """A command's request name (``"GET cache"``) and whether it waits on the server by design (its
+        latency is then not degradation), found once per command."""
         kind = self._kinds.get(command)
         if kind is None:
             kind = self._kinds[command] = (f"{command} {self.label}", str(command).upper() in BLOCKING_COMMANDS)
-        name, blocking = kind
+        return kind
+
+    def request_name(self, command: str) -> str:
+        return self._name_override or self.kind(command)[0]
+
+    def batch(self, commands: Sequence[tuple[Any, ...]]) -> list[Any]:
+        """``commands`` (each a tuple such as ``("GET", key)``) in one round trip: redis-py's own
+        non-transactional pipeline (on a cluster, a cluster pipeline, however many nodes its keys live on),
+        one request (``PIPELINE <label>``) of ``len(commands)`` commands."""
+        pipe = self.pipeline(transaction=False)
+        for args in commands:
+            pipe.execute_command(*args)
+        result: list[Any] = pipe.execute()
+        return result
+
+    def measure_command(self, call: Any, args: tuple[Any, ...], options: dict[str, Any]) -> Any:
+        """:meth:`measure` one command, ``args[0]`` its name."""
+        command = args[0]
+        name, blocking = self._kinds.get(command) or self.kind(command)
         return self.measure(self._name_override or name, 1, blocking, call, args, options)
 
     def measure(
@@ -280,14 +290,6 @@ class InstrumentedRedis(Measured, redis.Redis):
     def execute_unmeasured(self, *args: Any, **options: Any) -> Any:
         """A set-up command, not traffic: no request event."""
         return super().execute_command(*args, **options)
-
-    def batch(self, commands: Sequence[tuple[Any, ...]]) -> list[Any]:
-        """``commands`` (each a tuple such as ``("GET", key)``) in one round trip: redis-py's own
-        non-transactional pipeline, one request (``PIPELINE <label>``) of ``len(commands)`` commands."""
-        pipe = self.pipeline(transaction=False)
-        for args in commands:
-            pipe.execute_command(*args)
-        return pipe.execute()
 
     def pipeline(self, transaction: bool = True, shard_hint: Any = None) -> InstrumentedPipeline:
         return InstrumentedPipeline.measuring(super().pipeline(transaction, shard_hint), self, transaction)

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 from locust.event import EventHook
 
-from collections.abc import Sequence
 from typing import Any, TypeAlias
 
 import redis
@@ -134,14 +133,6 @@ class InstrumentedCluster(Measured, RedisCluster):
     def pipeline(self, transaction: Any = None, shard_hint: Any = None) -> InstrumentedClusterPipeline:
         return InstrumentedClusterPipeline.measuring(super().pipeline(transaction, shard_hint), self, bool(transaction))
 
-    def batch(self, commands: Sequence[tuple[Any, ...]]) -> list[Any]:
-        """``InstrumentedRedis.batch`` on a cluster: a non-transactional cluster pipeline (one request,
-        however many nodes its keys live on)."""
-        pipe = self.pipeline()
-        for args in commands:
-            pipe.execute_command(*args)
-        return pipe.execute()
-
 
 class InstrumentedClusterPipeline(ClusterPipeline):
     """redis-py's cluster pipeline, whose ``execute()`` is one request (``PIPELINE <label>``, or ``EXEC
@@ -165,15 +156,15 @@ class InstrumentedClusterPipeline(ClusterPipeline):
         command = str(args[0]).upper()
         if not self.atomic or not (self.watching or command in IMMEDIATE):
             return super().execute_command(*args, **kwargs)
-        return self._immediate(command, super().execute_command, *args, **kwargs)
+        return self._immediate(command, super().execute_command, args, kwargs)
 
     def watch(self, *names: Any) -> Any:
-        return self._immediate("WATCH", super().watch, *names)
+        return self._immediate("WATCH", super().watch, names, {})
 
     def unwatch(self) -> Any:
-        return self._immediate("UNWATCH", super().unwatch)
+        return self._immediate("UNWATCH", super().unwatch, (), {})
 
-    def _immediate(self, command: str, call: Any, *args: Any, **kwargs: Any) -> Any:
+    def _immediate(self, command: str, call: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         self.watching = command != "UNWATCH"
         owner = self.owner
         return owner.measure(owner.request_name(command), 1, False, call, args, kwargs)
