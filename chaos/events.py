@@ -8,9 +8,25 @@ from recovery.tracker import WindowSummary
 
 
 class ResilienceEvents:
+    fault_started: EventHook
+    """
+    Fired on the node that injects a fault, as its injection call begins: the fault's window opens
+    here (a request that completes while the call runs, such as a reset endpoint's own 503, is the
+    fault's), and its ``recovery_s`` and the witness's ``outage_started_s`` count from here.
+
+    Event arguments:
+
+    :param fault_id: Sequence number of the fault in this run (1, 2, ...)
+    :param name: Fault name, a key of the fault registry (e.g. ``client_kill``)
+    :param params: The fault's parameters from the profile (a dict, secrets masked)
+    :param time: Wall-clock time the call began (seconds since the epoch)
+    :param monotonic: The same on this node's monotonic clock (the window's start)
+    """
+
     fault_injected: EventHook
     """
-    Fired on the node that injected a fault, right after its injection returned (``t0``).
+    Fired on the node that injected a fault, right after its injection returned (``t0``; the call
+    took ``inject_ms``, reported beside the fault).
 
     Event arguments:
 
@@ -18,7 +34,7 @@ class ResilienceEvents:
     :param name: Fault name, a key of the fault registry (e.g. ``client_kill``)
     :param params: The fault's parameters from the profile (a dict)
     :param time: Wall-clock time of ``t0`` (seconds since the epoch)
-    :param monotonic: ``t0`` on this node's monotonic clock (what recovery is measured from)
+    :param monotonic: ``t0`` on this node's monotonic clock
     :param details: What the injection did (e.g. ``{"connections_killed": 50}``)
     """
 
@@ -39,7 +55,8 @@ class ResilienceEvents:
 
     fault_failed: EventHook
     """
-    Fired when a fault's injection raised. The run goes on; the fault is in the report with its error.
+    Fired when a fault's injection raised. The run goes on; the fault is in the report with its error,
+    and its window (opened at ``fault_started``) with what the attempt did to the clients.
 
     Event arguments:
 
@@ -58,7 +75,7 @@ class ResilienceEvents:
 
     :param fault_id: Sequence number of the fault
     :param name: Fault name
-    :param recovery_s: Seconds from ``t0`` to the first healthy request after the last degraded one
+    :param recovery_s: Seconds from the injection's start to the first healthy request after the last degraded one
     :param failures: Failed requests in the window
     :param hidden_retries: Retries redis-py made out of sight in the window
     :param request_type: Whose requests: ``REDIS`` (the pack's redis-py users) or ``HTTP`` (a service's)

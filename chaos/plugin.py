@@ -166,7 +166,7 @@ def attach_pack(environment: Environment, settings: Settings) -> Role[Any]:
             base_path = getattr(environment.parsed_options, "web_base_path", None)
             install_web_ui(environment.web_ui, chaos_role, base_path)
         role = chaos_role
-    pack_events.fault_injected.add_listener(role.on_fault_injected)
+    pack_events.fault_started.add_listener(role.on_fault_started)
     environment.events.request.add_listener(role.on_request)
     environment.events.test_start.add_listener(role.on_test_start)
     environment.events.test_stop.add_listener(role.on_test_stop)

@@ -177,8 +177,8 @@ class ChaosScheduler:
                 logger.warning("fault injection took longer than every_s: next fault in %.1fs", delay)
                 planned = self.clock()
             planned += delay
-            if record.t0 is not None and record.t0 + self.window_s < planned:  # it closes before the next fault
-                sleep_until(record.t0 + self.window_s, self.clock)
+            if record.begin is not None and record.begin + self.window_s < planned:  # it closes before the next
+                sleep_until(record.begin + self.window_s, self.clock)
                 self.settle(self.clock())
 
     @property
@@ -235,19 +235,23 @@ class ChaosScheduler:
         fault = self._build(spec, record.fault_id)
         self._faults[record.fault_id] = fault
         self.settle(self.clock(), closing=True)  # the windows before this one close now: their figures are final
-        begin = self.clock()
+        record.watched = self.witnesses.primaries if self.witnesses is not None else ()
+        begin = record.begin = self.clock()
+        record.offset_s = begin - self.started_at
         if scheduled is not None:
             record.scheduled_s = scheduled - self.started_at
             record.late_ms = (begin - scheduled) * 1000
         self.records.append(record)
-        record.watched = self.witnesses.primaries if self.witnesses is not None else ()
         self._active = (fault, record)  # from here on, stop() reverts it, even mid-injection
+        # The window opens now, before the call: what fails while it runs (a reset endpoint's own 503s) is its.
+        self.events.fault_started.fire(
+            fault_id=record.fault_id, name=spec.name, params=params, time=time.time(), monotonic=begin
+        )
         try:
             with deadline("inject", self.chaos.fault_timeout_s):
                 record.details = fault.inject()
         except Exception as exc:
             record.error = describe(exc)
-            record.offset_s = begin - self.started_at
             record.inject_ms = (self.clock() - begin) * 1000
             logger.error("fault #%d %s failed to inject: %s", record.fault_id, spec.name, record.error)
             self.events.fault_failed.fire(fault_id=record.fault_id, name=spec.name, params=params, error=record.error)
@@ -258,13 +262,13 @@ class ChaosScheduler:
         t0 = self.clock()
         record.t0 = t0
         record.took_effect = fault.took_effect or t0
-        record.offset_s = t0 - self.started_at
         record.inject_ms = (t0 - begin) * 1000
         logger.info(
-            "fault #%d %s injected at +%.1fs%s: %s",
+            "fault #%d %s injected at +%.1fs (its call took %.0f ms)%s: %s",
             record.fault_id,
             spec.name,
             record.offset_s,
+            record.inject_ms,
             "" if trigger == "schedule" else f" (on demand: {trigger})",
             record.details,
         )
@@ -298,30 +302,30 @@ class ChaosScheduler:
     def settle(self, now: float, closing: bool = False) -> None:
         """Each fault whose window has closed by ``now`` (all of them when ``closing``: a fault begins, or the
         test stops) gets its window-close figures: its server-side outage from the witness (the longest
-        stretch without a timely reply from the nodes watched at its injection, from its injection call to its
-        window's end), and what the fault itself counts then (``window_closed``: e.g. the connections back)."""
+        stretch without a timely reply from the nodes watched at its injection, from its injection call's start
+        to its window's end), and what the fault itself counts then (``window_closed``: e.g. the connections
+        back). A fault whose injection failed has its window too: what its attempt did is its."""
         with self._settling:
             while self._settled < len(self.records):
                 record = self.records[self._settled]
-                begin, t0 = record.begin, record.t0
-                if t0 is None and record.error is None:  # still being injected (on demand): its window is to come
+                begin = record.begin
+                if begin is None or (record.t0 is None and record.error is None):  # still being injected
                     return
-                if begin is not None and t0 is not None:  # else the injection failed: no window
-                    end = t0 + self.window_s
-                    if not closing and now < end:
-                        return
-                    self._settle_record(record, begin, t0, min(now, end))
+                end = begin + self.window_s
+                if not closing and now < end:
+                    return
+                self._settle_record(record, begin, min(now, end))
                 self._settled += 1
                 if self.on_settled is not None:
                     self.on_settled(record)
 
-    def _settle_record(self, record: FaultRecord, begin: float, t0: float, end: float) -> None:
+    def _settle_record(self, record: FaultRecord, begin: float, end: float) -> None:
         if self.witnesses is not None:
             gap = self.witnesses.outage(record.watched, begin, end)
             record.outage_s = 0.0 if gap is None else gap.seconds
-            record.outage_started_s = None if gap is None else gap.start - t0
+            record.outage_started_s = None if gap is None else gap.start - begin
         fault = self._faults.get(record.fault_id)
-        if fault is None:
+        if fault is None or record.t0 is None:  # a failed injection: nothing of its own to count
             return
         try:
             with deadline("window_closed", self.chaos.fault_timeout_s):

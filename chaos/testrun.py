@@ -100,11 +100,11 @@ class MeasuredRun(TestRun):
             if self.user_count is not None:
                 self.tracker.sample_users(self.user_count())
 
-    def open_window(self, fault_id: int, name: str, t0: float) -> None:
-        """A fault's injection returned at ``t0`` (monotonic, this node): its window opens, once."""
+    def open_window(self, fault_id: int, name: str, start: float) -> None:
+        """A fault's injection began at ``start`` (monotonic, this node): its window opens, once."""
         if fault_id not in self.opened:
             self.opened.add(fault_id)
-            self.tracker.open_window(fault_id, name, t0)
+            self.tracker.open_window(fault_id, name, start)
 
     def stop(self) -> None:
         super().stop()

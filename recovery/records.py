@@ -13,9 +13,10 @@ class FaultRecord:
     fault_id: int
     name: str
     params: dict[str, Any]
-    offset_s: float  # t0 (or the failed attempt) since the test started
-    inject_ms: float
-    t0: float | None = None  # monotonic, None when the injection failed
+    offset_s: float  # when the injection call began (the window's start) since the test started
+    inject_ms: float  # how long the injection call took
+    begin: float | None = None  # monotonic: when the injection call began, the window's start (None: not yet)
+    t0: float | None = None  # monotonic: when the injection returned, None when it failed (or has not yet)
     took_effect: float | None = None  # monotonic: when the fault reached the target, if it knows (else t0)
     details: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
@@ -27,12 +28,7 @@ class FaultRecord:
     late_ms: float | None = None  # how late the injection began against ``scheduled_s``
     watched: tuple[str, ...] = ()  # the data nodes the witness watched at the injection (host:port)
     outage_s: float | None = None  # the server's longest stretch without a timely reply (None: not witnessed)
-    outage_started_s: float | None = None  # when it began, relative to t0 (negative: before t0)
-
-    @property
-    def begin(self) -> float | None:
-        """When the injection call began (monotonic); None when it failed."""
-        return None if self.t0 is None else self.t0 - self.inject_ms / 1000
+    outage_started_s: float | None = None  # when it began, relative to ``begin`` (the window's start)
 
     @property
     def ok(self) -> bool:

@@ -2,13 +2,14 @@
 
 Definitions (DESIGN.md, "Recovery, defined"):
 
-- A window opens at ``t0``, when the fault's injection returned; it closes at the next fault or
-  after ``max_window_s``, whichever is first.
+- A window opens when the fault's injection call begins (its ``start``: a request that completes while
+  the call runs belongs to the fault); it closes at the next fault's start or after ``max_window_s``,
+  whichever is first.
 - A request is *degraded* if it raised, needed a hidden retry, or took longer than the
   degraded-latency threshold (by default derived from the pre-fault baseline p99); a blocking
   command (BLPOP, XREADGROUP BLOCK, ...) waits by design, so only its errors and retries count.
 - ``recovery_s`` = completion time of the first healthy request after the last degraded request
-  of the window, minus ``t0``; 0 when nothing degraded; None when the window closes still degraded.
+  of the window, minus its start; 0 when nothing degraded; None when the window closes still degraded.
   The same per user gives the per-user distribution.
 
 Requests are attributed by completion time, on the node that made them. Work per request is
@@ -101,13 +102,13 @@ class Window:
     """An open fault window."""
 
     def __init__(
-        self, fault_id: int, name: str, t0: float, max_window_s: float, threshold_ms: float, request_type: str
+        self, fault_id: int, name: str, start: float, max_window_s: float, threshold_ms: float, request_type: str
     ) -> None:
         self.request_type = request_type
         self.fault_id = fault_id
         self.name = name
-        self.t0 = t0
-        self.closes_at = t0 + max_window_s
+        self.start = start
+        self.closes_at = start + max_window_s
         self.threshold_ms = threshold_ms
         self.requests = 0
         self.failures = 0
@@ -154,8 +155,8 @@ class Window:
         elif self.recovered_at is None:
             recovery = None
         else:
-            recovery = self.recovered_at - self.t0
-        per_user = [s.recovered_at - self.t0 for s in self.users.values() if s.recovered_at is not None]
+            recovery = self.recovered_at - self.start
+        per_user = [s.recovered_at - self.start for s in self.users.values() if s.recovered_at is not None]
         return WindowSummary(
             fault_id=self.fault_id,
             name=self.name,
@@ -164,9 +165,9 @@ class Window:
             degraded=self.degraded,
             hidden_retries=self.hidden_retries,
             reconnections=self.reconnections,
-            first_error_s=None if self.first_error_at is None else self.first_error_at - self.t0,
+            first_error_s=None if self.first_error_at is None else self.first_error_at - self.start,
             recovery_s=recovery,
-            window_s=at - self.t0,
+            window_s=at - self.start,
             users_affected=len(self.users),
             user_recovery_s=per_user,
             users_not_recovered=len(self.users) - len(per_user),
@@ -185,7 +186,7 @@ class RecoveryTracker:
 
     :param recovery: the profile's recovery section
     :param on_closed: called with each closed window (the roles fire ``fault_recovered`` from it)
-    :param clock: monotonic seconds; the same clock must give the fault's ``t0``
+    :param clock: monotonic seconds; the same clock must give the fault's start
     :param request_type: the requests it counts (others are ignored)
     """
 
@@ -220,13 +221,13 @@ class RecoveryTracker:
             return floor
         return max(floor, self.recovery.baseline_p99_factor * p99)
 
-    def open_window(self, fault_id: int, name: str, t0: float) -> None:
-        """A fault's injection returned at ``t0``: close the open window there and open a new one."""
+    def open_window(self, fault_id: int, name: str, start: float) -> None:
+        """A fault's injection began at ``start``: close the open window there and open a new one."""
         if self.current is not None:
-            self._close(self.current, t0)
+            self._close(self.current, start)
         if self.threshold_ms is None:
             self.threshold_ms = self.degraded_threshold_ms()
-        self.current = Window(fault_id, name, t0, self.recovery.max_window_s, self.threshold_ms, self.request_type)
+        self.current = Window(fault_id, name, start, self.recovery.max_window_s, self.threshold_ms, self.request_type)
 
     def expire(self, now: float | None = None) -> None:
         """Close the open window if its ``max_window_s`` has passed (called on a timer)."""
@@ -339,10 +340,10 @@ class RequestTrackers:
         if tracker is not None:
             tracker.on_request(request_type, response_time, exception, context)
 
-    def open_window(self, fault_id: int, name: str, t0: float) -> None:
-        self._open = (fault_id, name, t0)
+    def open_window(self, fault_id: int, name: str, start: float) -> None:
+        self._open = (fault_id, name, start)
         for tracker in list(self.by_type.values()):  # a closing window's listener may yield: a type may join
-            tracker.open_window(fault_id, name, t0)
+            tracker.open_window(fault_id, name, start)
 
     def expire(self, now: float | None = None) -> None:
         for tracker in list(self.by_type.values()):

@@ -28,7 +28,7 @@ def chaos(**overrides: Any) -> Any:
 
 def recorded(events: ResilienceEvents) -> list[tuple[str, Any]]:
     log: list[tuple[str, Any]] = []
-    for name in ("fault_injected", "fault_reverted", "fault_failed"):
+    for name in ("fault_started", "fault_injected", "fault_reverted", "fault_failed"):
         getattr(events, name).add_listener(lambda _n=name, **kw: log.append((_n, kw)))
     return log
 
@@ -52,10 +52,13 @@ def test_schedule_timing_count_and_events(redis_server: EmbeddedRedis) -> None:
     assert len(offsets) == 3
     for got, want in zip(offsets, (0.3, 0.7, 1.1), strict=True):
         assert want - 0.01 <= got <= want + 0.25, offsets
-    assert [kind for kind, _ in log] == ["fault_injected", "fault_reverted"] * 3
-    injected = log[0][1]
-    assert injected["fault_id"] == 1 and injected["name"] in ("client_kill", "pool_reset")
-    assert abs(injected["monotonic"] - (started + offsets[0])) < 1e-6
+    assert [kind for kind, _ in log] == ["fault_started", "fault_injected", "fault_reverted"] * 3
+    began, injected = log[0][1], log[1][1]
+    assert began["fault_id"] == injected["fault_id"] == 1 and injected["name"] in ("client_kill", "pool_reset")
+    first = scheduler.records[0]
+    assert first.begin is not None and first.t0 is not None
+    assert abs(began["monotonic"] - (started + offsets[0])) < 1e-6  # offset_s: the window's start, the call's
+    assert abs(injected["monotonic"] - (first.begin + first.inject_ms / 1000)) < 1e-6  # t0: the call returned
     assert all(r.ok for r in scheduler.records)
     admin.close()
 
@@ -112,7 +115,7 @@ def test_a_failing_fault_is_recorded_and_the_schedule_goes_on() -> None:
     assert scheduler.greenlet.successful()
     assert [r.ok for r in scheduler.records] == [False, False]
     assert "ConnectionError" in (scheduler.records[0].error or "")
-    assert [kind for kind, _ in log] == ["fault_failed", "fault_failed"]
+    assert [kind for kind, _ in log] == ["fault_started", "fault_failed"] * 2  # its window opened at its start
 
 
 def test_stop_ends_the_schedule(redis_server: EmbeddedRedis) -> None:
@@ -140,7 +143,7 @@ def test_on_demand_fault_one_at_a_time_and_reverted_on_stop(redis_server: Embedd
     with gevent.Timeout(5):  # returns once injected, long before the 30 s pause ends
         record = scheduler.inject_now(spec)
     assert record.trigger == "web" and record.ok and record.t0 is not None and not record.reverted
-    assert scheduler.active is record and [kind for kind, _ in log] == ["fault_injected"]
+    assert scheduler.active is record and [kind for kind, _ in log] == ["fault_started", "fault_injected"]
     with pytest.raises(FaultConflict, match="fault #1 client_pause is active"):
         scheduler.inject_now(chaos().faults[1])
     scheduled = gevent.spawn(scheduler.inject, chaos().faults[1])  # the schedule waits for the active fault
@@ -152,7 +155,7 @@ def test_on_demand_fault_one_at_a_time_and_reverted_on_stop(redis_server: Embedd
         scheduled.join()
         assert admin.set("rr-x-probe", 1)
     assert [r.trigger for r in scheduler.records] == ["web", "schedule"]
-    assert [kind for kind, _ in log] == ["fault_injected", "fault_reverted", "fault_injected", "fault_reverted"]
+    assert [kind for kind, _ in log] == ["fault_started", "fault_injected", "fault_reverted"] * 2
     admin.delete("rr-x-probe")
     admin.close()
 
@@ -221,8 +224,8 @@ def test_a_window_is_settled_once_when_it_closes_and_not_while_its_fault_is_bein
             return {"counted": self.fault_id}
 
     now = time.monotonic()
-    done = FaultRecord(1, "client_kill", {}, offset_s=0.0, inject_ms=1.0, t0=now)
-    pending = FaultRecord(2, "client_kill", {}, offset_s=0.0, inject_ms=0.0)  # injecting: no t0 yet
+    done = FaultRecord(1, "client_kill", {}, offset_s=0.0, inject_ms=1.0, begin=now, t0=now + 0.001)
+    pending = FaultRecord(2, "client_kill", {}, offset_s=0.0, inject_ms=0.0, begin=now + 4.9)  # injecting: no t0 yet
     scheduler.records.extend([done, pending])
     scheduler._faults.update({1: Counted(1), 2: Counted(2)})  # type: ignore[dict-item]
     scheduler.settle(now + 0.5)

@@ -41,7 +41,7 @@ def req(tracker: RecoveryTracker, clock: Clock, at: float, *, ms: float = 1.0, f
 
 def test_recovery_is_first_healthy_after_last_degraded(clock: Clock) -> None:
     tracker, closed = make(clock)
-    tracker.open_window(1, "client_kill", t0=100.0)
+    tracker.open_window(1, "client_kill", start=100.0)
     req(tracker, clock, 100.1, fail=True)
     req(tracker, clock, 100.2)  # healthy, but a later request degrades again
     req(tracker, clock, 100.5, fail=True)
@@ -59,7 +59,7 @@ def test_recovery_is_first_healthy_after_last_degraded(clock: Clock) -> None:
 
 def test_nothing_degraded_recovers_in_zero(clock: Clock) -> None:
     tracker, closed = make(clock)
-    tracker.open_window(1, "pool_reset", t0=100.0)
+    tracker.open_window(1, "pool_reset", start=100.0)
     req(tracker, clock, 100.3, reconnections=1)  # a silent reconnection is not degradation
     tracker.close_all(now=101.0)
     assert closed[0].recovery_s == 0.0
@@ -69,7 +69,7 @@ def test_nothing_degraded_recovers_in_zero(clock: Clock) -> None:
 
 def test_hidden_retry_is_degraded(clock: Clock) -> None:
     tracker, closed = make(clock)
-    tracker.open_window(1, "client_kill", t0=100.0)
+    tracker.open_window(1, "client_kill", start=100.0)
     req(tracker, clock, 100.2, retries=2)
     req(tracker, clock, 100.4)
     tracker.close_all(now=101.0)
@@ -81,7 +81,7 @@ def test_hidden_retry_is_degraded(clock: Clock) -> None:
 
 def test_window_closing_still_degraded_is_not_recovered(clock: Clock) -> None:
     tracker, closed = make(clock)
-    tracker.open_window(1, "client_kill", t0=100.0)
+    tracker.open_window(1, "client_kill", start=100.0)
     req(tracker, clock, 100.2)
     req(tracker, clock, 100.5, fail=True)
     tracker.close_all(now=101.0)
@@ -91,9 +91,9 @@ def test_window_closing_still_degraded_is_not_recovered(clock: Clock) -> None:
 
 def test_next_fault_cuts_the_window(clock: Clock) -> None:
     tracker, closed = make(clock)
-    tracker.open_window(1, "client_kill", t0=100.0)
+    tracker.open_window(1, "client_kill", start=100.0)
     req(tracker, clock, 100.5, fail=True)
-    tracker.open_window(2, "pool_reset", t0=101.0)  # window 1 closes here, still degraded
+    tracker.open_window(2, "pool_reset", start=101.0)  # window 1 closes here, still degraded
     req(tracker, clock, 101.2)  # belongs to window 2
     tracker.close_all(now=103.0)
     first, second = closed
@@ -104,10 +104,10 @@ def test_next_fault_cuts_the_window(clock: Clock) -> None:
 
 def test_max_window_closes_and_later_requests_are_outside(clock: Clock) -> None:
     tracker, closed = make(clock, max_window_s=2)
-    tracker.open_window(1, "client_kill", t0=100.0)
+    tracker.open_window(1, "client_kill", start=100.0)
     req(tracker, clock, 100.5, fail=True)
     req(tracker, clock, 101.0)
-    req(tracker, clock, 102.5, fail=True)  # after t0 + 2 s: outside any window
+    req(tracker, clock, 102.5, fail=True)  # after the start + 2 s: outside any window
     assert len(closed) == 1
     assert closed[0].window_s == pytest.approx(2.0)
     assert closed[0].recovery_s == pytest.approx(1.0)
@@ -116,7 +116,7 @@ def test_max_window_closes_and_later_requests_are_outside(clock: Clock) -> None:
 
 def test_expire_closes_a_window_without_requests(clock: Clock) -> None:
     tracker, closed = make(clock, max_window_s=2)
-    tracker.open_window(1, "client_kill", t0=100.0)
+    tracker.open_window(1, "client_kill", start=100.0)
     tracker.expire(now=101.9)
     assert closed == []
     tracker.expire(now=102.0)
@@ -125,7 +125,7 @@ def test_expire_closes_a_window_without_requests(clock: Clock) -> None:
 
 def test_per_user_recovery_distribution(clock: Clock) -> None:
     tracker, closed = make(clock)
-    tracker.open_window(1, "client_kill", t0=100.0)
+    tracker.open_window(1, "client_kill", start=100.0)
     req(tracker, clock, 100.1, fail=True, user=1)
     req(tracker, clock, 100.2, fail=True, user=2)
     req(tracker, clock, 100.3, user=1)  # user 1 recovered at 0.3
@@ -147,7 +147,7 @@ def test_baseline_sets_auto_threshold_at_first_fault(clock: Clock) -> None:
                            min_baseline_requests=10)  # fmt: skip
     for i in range(100):
         req(tracker, clock, 100 + i * 0.01, ms=2.0)
-    tracker.open_window(1, "client_kill", t0=102.0)
+    tracker.open_window(1, "client_kill", start=102.0)
     assert tracker.threshold_ms == pytest.approx(10.0, rel=0.05)  # 5 x p99 (2 ms)
     req(tracker, clock, 102.1, ms=12)  # degraded by latency only
     req(tracker, clock, 102.2, ms=8)
@@ -160,7 +160,7 @@ def test_baseline_sets_auto_threshold_at_first_fault(clock: Clock) -> None:
 def test_auto_threshold_uses_floor_without_enough_baseline(clock: Clock) -> None:
     tracker, _ = make(clock, degraded_latency_ms="auto", degraded_latency_floor_ms=50, min_baseline_requests=100)
     req(tracker, clock, 100.0, ms=1)
-    tracker.open_window(1, "client_kill", t0=101.0)
+    tracker.open_window(1, "client_kill", start=101.0)
     assert tracker.threshold_ms == 50
 
 
@@ -172,7 +172,7 @@ def test_ignores_other_request_types(clock: Clock) -> None:
 
 def test_memory_does_not_grow_with_requests(clock: Clock) -> None:
     tracker, _ = make(clock)
-    tracker.open_window(1, "client_kill", t0=100.0)
+    tracker.open_window(1, "client_kill", start=100.0)
     for i in range(20_000):
         req(tracker, clock, 100 + i * 1e-4, ms=0.2 + (i % 7) * 0.1, user=i % 10, fail=(i % 100 == 0))
     window = tracker.current
@@ -183,11 +183,11 @@ def test_memory_does_not_grow_with_requests(clock: Clock) -> None:
 
 def test_window_cut_short_by_the_test_end_is_unresolved(clock: Clock) -> None:
     tracker, closed = make(clock, max_window_s=5)
-    tracker.open_window(1, "client_kill", t0=100.0)
+    tracker.open_window(1, "client_kill", start=100.0)
     req(tracker, clock, 100.5, fail=True)
     tracker.close_all(now=101.0)
     assert closed[0].truncated and closed[0].unresolved
-    tracker.open_window(2, "client_kill", t0=102.0)
+    tracker.open_window(2, "client_kill", start=102.0)
     req(tracker, clock, 102.5, fail=True)
     tracker.close_all(now=108.0)  # its max window had passed: a real close, not recovered
     assert not closed[1].truncated and not closed[1].unresolved and closed[1].recovery_s is None
@@ -195,7 +195,7 @@ def test_window_cut_short_by_the_test_end_is_unresolved(clock: Clock) -> None:
 
 def test_blocking_commands_are_not_degraded_by_their_wait(clock: Clock) -> None:
     tracker, closed = make(clock)
-    tracker.open_window(1, "client_kill", t0=100.0)
+    tracker.open_window(1, "client_kill", start=100.0)
     clock.now = 100.5
     tracker.on_request(request_type="REDIS", response_time=500, exception=None,
                        context={"user": 1, "blocking": True, "retries": 0, "reconnections": 0})  # fmt: skip

@@ -61,7 +61,7 @@ class MasterRole(SchedulingRole[TestRun]):
         params = spec.model_dump(mode="json")
         return self.link.run_on_workers(fault_id, spec.name, params, FAULT_ACK_TIMEOUT_S)
 
-    def on_fault_injected(self, fault_id: int, name: str, time: float, monotonic: float, **_: Any) -> None:
+    def on_fault_started(self, fault_id: int, name: str, time: float, monotonic: float, **_: Any) -> None:
         self.link.announce_window(fault_id, name, time)
 
     def fault_windows(self, fault_id: int) -> list[WindowSummary]:

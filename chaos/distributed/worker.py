@@ -178,13 +178,14 @@ class WorkerRole(MeasuresRequests, Role[MeasuredRun]):
         self.send(messages.READY, {"test": self.test_number, "error": error})
 
     def _on_window_opened(self, data: dict[str, Any]) -> None:
-        """A fault's window reaches this worker: t0 is the master's, by the wall clock when plausible."""
+        """A fault's window reaches this worker: its start is the master's (the injection call began), by the
+        wall clock when plausible."""
         run = self.run
         if run is None or data["test"] != run.number:
             return
         delay = time.time() - float(data["time"])
-        t0 = time.monotonic() - (delay if 0 <= delay < 2 else 0.0)  # clocks of other hosts may disagree
-        run.open_window(int(data["fault_id"]), str(data["name"]), t0)
+        start = time.monotonic() - (delay if 0 <= delay < 2 else 0.0)  # clocks of other hosts may disagree
+        run.open_window(int(data["fault_id"]), str(data["name"]), start)
 
     def _on_run_fault(self, data: dict[str, Any]) -> None:
         """Run a ``traffic_nodes`` fault here, in a greenlet of its own (it may be held); not set up:
@@ -203,16 +204,15 @@ class WorkerRole(MeasuresRequests, Role[MeasuredRun]):
             self.send(messages.FAULT_RAN, {**ack, "error": describe(exc)})
             return
         limit = session.profile.chaos.fault_timeout_s
+        run = self.run
+        if run is not None and run.number == data["test"]:  # opened already, unless the master's word is late
+            run.open_window(fault_id, spec.name, time.monotonic())
         try:
             try:
                 with deadline("inject", limit):
                     ack["details"] = fault.inject()
             except Exception as exc:
                 ack["error"] = describe(exc)
-            else:
-                run = self.run
-                if run is not None and run.number == data["test"]:  # the window opens when this node's returned
-                    run.open_window(fault_id, spec.name, time.monotonic())
             self.send(messages.FAULT_RAN, ack)
             if ack["error"] is None and fault.hold_s > 0:
                 gevent.sleep(fault.hold_s)

@@ -74,9 +74,9 @@ class Role(Generic[R]):
     def on_request(self, request_type: str, name: str, response_time: float, response_length: int, **_: Any) -> None:
         """A request made on this node (only a node with users makes any: see roles/measuring.py)."""
 
-    def on_fault_injected(self, fault_id: int, name: str, time: float, monotonic: float, **_: Any) -> None:
-        """A fault's injection returned, on this node (only a node with a scheduler injects): ``time`` is
-        its wall-clock ``t0``, ``monotonic`` the same on this node's monotonic clock."""
+    def on_fault_started(self, fault_id: int, name: str, time: float, monotonic: float, **_: Any) -> None:
+        """A fault's injection call began, on this node (only a node with a scheduler injects): its window
+        opens. ``time`` is the wall-clock start, ``monotonic`` the same on this node's monotonic clock."""
 
     def on_test_start(self, **_: Any) -> None:
         self.finish_test()

@@ -30,7 +30,7 @@ class LocalRole(MeasuresRequests, SchedulingRole[MeasuredRun]):
             user_count=(lambda: runner.user_count) if runner is not None else None,
         )
 
-    def on_fault_injected(self, fault_id: int, name: str, time: float, monotonic: float, **_: Any) -> None:
+    def on_fault_started(self, fault_id: int, name: str, time: float, monotonic: float, **_: Any) -> None:
         run = self.run
         if run is not None:
             run.open_window(fault_id, name, monotonic)

@@ -153,10 +153,11 @@ class SchedulingRole(Role[R]):
         spawn_detached(f"the progress line of fault #{record.fault_id}", lambda: self._progress_line(record))
 
     def _progress_line(self, record: FaultRecord) -> None:
-        if not record.ok:
-            progress.info("fault %d %s: FAILED to inject: %s", record.fault_id, record.name, record.error)
-            return
         windows = self.fault_windows(record.fault_id)
+        if not record.ok:
+            seen = f"; in its window: {progress_text(windows)}" if windows else ""
+            progress.info("fault %d %s: FAILED to inject: %s%s", record.fault_id, record.name, record.error, seen)
+            return
         if not windows:
             progress.info("fault %d %s: no request in its window", record.fault_id, record.name)
             return
@@ -302,8 +303,14 @@ class SchedulingRole(Role[R]):
         now = time.monotonic()
         active_fault = None
         if active is not None:
-            since_s = None if active.t0 is None else round(now - active.t0, 3)  # None: still injecting
-            active_fault = {"id": active.fault_id, "name": active.name, "trigger": active.trigger, "since_s": since_s}
+            since_s = None if active.begin is None else round(now - active.begin, 3)  # since its window opened
+            active_fault = {
+                "id": active.fault_id,
+                "name": active.name,
+                "trigger": active.trigger,
+                "since_s": since_s,
+                "injecting": active.t0 is None,
+            }
         return {
             "running": run is not None,
             "mode": self.mode,
