@@ -72,12 +72,37 @@ def test_killing_the_service_connections_shows_http_failures_and_their_recovery(
     assert faults[1]["details"]["status"] == 200  # POST <service>/chaos/redis-reset
     # Whether the kill fails requests is the service's redis-py's doing: redis.asyncio 8.1's pool hands out a
     # killed idle connection (a 503 with no retry), 8.2's reconnects it at checkout; connections in use when
-    # killed or force-reset fail on either. Which window holds those 503s moves from run to run: a reset's
-    # own 503s come while its call runs, before its window opens (issue 22). The run has them.
+    # killed or force-reset fail on either (whether one is in use at that instant is chance: the next test
+    # makes the reset's failures certain, and asserts where they land).
     assert "BadAnswer('status 503" in out  # Locust's error report: the service's 503s
     assert "connections:" in out and "at the window's close" in out
     assert report["service"]["health_at_end"]["healthy"] is True
     assert [s["ok"] for s in report["slo"] if s["name"] == "service_recovered_at_end"] == [True]
+
+
+def test_a_slow_reset_endpoints_own_failures_are_in_its_window_and_none_outside(tmp_path: Path) -> None:
+    """The service's reset holds its pool for 0.6 s and answers 503 meanwhile (RESET_DELAY_S), with no retry:
+    every failure of the run comes while an injection call runs, so every one is in that fault's window,
+    which opens when the call begins; recovery counts from there."""
+    reset = {"name": "http", "path": "/chaos/redis-reset", "body": {"force": True}}
+    prof = profile(tmp_path / "slow-reset.yaml", faults=[reset],
+                   service={"reference_settings": {"RETRIES": "0", "RESET_DELAY_S": "0.6"}},
+                   chaos={"start_after_s": 3, "every_s": 4, "count": 2, "faults": [reset]},
+                   recovery={"max_window_s": 3.5, "degraded_latency_floor_ms": 150})  # fmt: skip
+    code, out, report = run(tmp_path, prof, 12, 10)
+    assert code == 0, out[-4000:]
+    faults = report["faults"]
+    assert [f["name"] for f in faults] == ["http", "http"] and all(f["ok"] for f in faults), faults
+    for f in faults:
+        assert f["details"]["status"] == 200 and f["inject_ms"] >= 550, f  # the call took the delay
+        call_s = f["inject_ms"] / 1000
+        assert f["failures"] >= 5, f  # the 503s while the reset held the pool: this fault's
+        assert 0 <= f["first_error_s"] < call_s, f  # they came during the call
+        # the last 503 came at the call's end at the earliest: recovery counts from the call's start
+        assert call_s - 0.15 <= f["recovery_s"] <= call_s + 1.0, f
+    outside = report["summary"]["outside_windows"]
+    assert outside["requests"] > 0 and outside["failures"] == 0, report["summary"]
+    assert "BadAnswer('status 503" in out  # Locust's error report: the service's 503s
 
 
 def test_scope_others_kills_the_service_and_never_the_pack_and_the_report_splits_by_type(tmp_path: Path) -> None:

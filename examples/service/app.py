@@ -11,7 +11,9 @@ Endpoints:
 - ``POST /counters/{name}/incr``: count;
 - ``GET /health``: ``PING`` through the pool: 200 ``{"status": "healthy"}``, else 503 ``unhealthy``;
 - ``POST /chaos/redis-reset`` (``{"force": true}``): closes the pool's connections (in use too when
-  forced) under an ``asyncio.Lock``, as services with a chaos endpoint do;
+  forced) under an ``asyncio.Lock``, as services with a chaos endpoint do. With ``RS_RESET_DELAY_S`` it
+  then holds the lock that long before it answers, and requests meanwhile get a 503 (``PoolResetting``),
+  as a service does that swaps its pool: a slow reset whose own failures come while its call runs;
 - ``GET /chaos/status``: the pool's own connection counts (in use, idle, connections opened since the
   start), the last reset, and the server's view (its connections named ``RS_CLIENT_NAME``).
 
@@ -47,6 +49,10 @@ from redis.exceptions import RedisError
 
 def setting(name: str, default: str) -> str:
     return os.environ.get(f"RS_{name}", default)
+
+
+class PoolResetting(RedisError):
+    """A request came while ``POST /chaos/redis-reset`` held the pool (``RS_RESET_DELAY_S``)."""
 
 
 class Pool(aioredis.ConnectionPool):
@@ -88,6 +94,7 @@ class State:
         self.flaw = setting("FLAW", "")
         self._redis = aioredis.Redis(connection_pool=self.pool)
         self.reset_lock = asyncio.Lock()
+        self.resetting = False  # a reset holds the pool (RS_RESET_DELAY_S): requests are refused meanwhile
         self.last_reset: float | None = None  # epoch seconds
         self.resets = 0
         self.gave_up: str | None = None  # the no_reconnect flaw: why the service stopped trying
@@ -96,6 +103,8 @@ class State:
     def redis(self) -> aioredis.Redis:
         if self.gave_up is not None:
             raise RedisConnectionError(f"gave up on Redis after: {self.gave_up}")
+        if self.resetting:
+            raise PoolResetting("the pool is being reset")
         return self._redis
 
 
@@ -172,7 +181,13 @@ async def redis_reset(body: Reset, request: Request) -> dict[str, Any]:
     s = state(request)
     async with s.reset_lock:
         before = pool_counts(s.pool)
-        await s.pool.disconnect(inuse_connections=body.force)
+        delay_s = float(setting("RESET_DELAY_S", "0"))
+        s.resetting = delay_s > 0
+        try:
+            await s.pool.disconnect(inuse_connections=body.force)
+            await asyncio.sleep(delay_s)
+        finally:
+            s.resetting = False
         s.last_reset, s.resets = time.time(), s.resets + 1
     return {"reset": True, "force": body.force, "before": before, "at": s.last_reset}
 
