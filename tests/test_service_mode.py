@@ -203,10 +203,13 @@ def test_refusals_before_any_load(tmp_path: Path) -> None:
 
 
 def test_a_master_and_a_worker_run_the_service_users_with_the_masters_service(tmp_path: Path) -> None:
-    """The master starts the reference service and tells the worker its URL; the worker's HTTP users call it."""
-    kill = {"name": "client_kill", "scope": "service", "name_prefix": "rs-service"}
-    prof = profile(tmp_path / "dist.yaml", faults=[kill], mix={"cache": 1, "ledger": 0},
-                   chaos={"start_after_s": 3, "every_s": 5, "count": 1, "faults": [kill]})  # fmt: skip
+    """The master starts the reference service and tells the worker its URL; the worker's HTTP users call it.
+    The master's slow reset fails the worker's requests during its call: the window's start the master sends
+    (when the call began) puts them in the fault's window on the worker too."""
+    reset = {"name": "http", "path": "/chaos/redis-reset", "body": {"force": True}}
+    prof = profile(tmp_path / "dist.yaml", faults=[reset], mix={"cache": 1, "ledger": 0},
+                   service={"reference_settings": {"RETRIES": "0", "RESET_DELAY_S": "0.6"}},
+                   chaos={"start_after_s": 3, "every_s": 5, "count": 1, "faults": [reset]})  # fmt: skip
     port, report_path = free_port("127.0.0.1"), tmp_path / "report.json"
     m = master(port, ["-u", "6", "-r", "6", "-t", "9s", "--expect-workers", "1",
                       "--resilience-profile", str(prof), "--resilience-report", str(report_path)])  # fmt: skip
@@ -221,5 +224,8 @@ def test_a_master_and_a_worker_run_the_service_users_with_the_masters_service(tm
     by_type = report["summary"]["by_type"]
     assert by_type["HTTP"]["requests"] > 0 and by_type["REDIS"]["requests"] > 0, by_type
     (fault,) = report["faults"]
-    assert set(fault["by_type"]) == {"HTTP", "REDIS"} and fault["details"]["connections_killed"] >= 1
+    assert set(fault["by_type"]) == {"HTTP", "REDIS"} and fault["details"]["status"] == 200
+    http = fault["by_type"]["HTTP"]
+    assert http["failures"] >= 3 and http["first_error_s"] < fault["inject_ms"] / 1000, fault  # during the call
+    assert report["summary"]["outside_windows"]["failures"] == 0, report["summary"]
     assert report["service"]["health_at_end"]["healthy"] is True
