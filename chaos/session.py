@@ -20,7 +20,7 @@ from urllib.parse import urlsplit, urlunsplit
 import redis
 from redis.cluster import RedisCluster
 
-from chaos.faults import CommandRefused, FaultTarget, build_fault, fault_class
+from chaos.faults import CommandRefused, FaultTarget, MissingPrerequisite, build_fault, fault_class
 from chaos.profile import load_profile
 from chaos.service import ServiceSession, open_service
 from chaos.settings import URL_OPTION, Settings, SetupError
@@ -190,11 +190,13 @@ class TargetSession:
     def check_capabilities(self) -> None:
         """Before any load: every scheduled fault can run here (managed caches disable commands)."""
         target = self.fault_target()
-        for spec in self.profile.chaos.faults:
+        for index, spec in enumerate(self.profile.chaos.faults):
             try:
                 build_fault(spec, target).check()
             except (CommandRefused, redis.RedisError) as exc:
                 raise SetupError(f"{self.source}: fault {spec.name} cannot run on {self.label}: {exc}") from None
+            except MissingPrerequisite as exc:  # on this machine: an executable, an environment variable
+                raise SetupError(f"{self.source}: chaos.faults[{index}] ({spec.name}): {exc}") from None
 
     def setup_message(self) -> dict[str, Any]:
         """The run as a master tells its workers."""

@@ -244,6 +244,11 @@ class FaultSpec(Strict):
     name: str = Field(description="Which fault (a key of the fault registry).")
     weight: float = Field(1.0, ge=0, description="Relative chance of this fault at each tick of the schedule.")
 
+    def own_timeout_s(self) -> float | None:
+        """How long this entry lets one call of its fault (inject, revert) run by its own params (``timeout_s``),
+        or None: ``chaos.fault_timeout_s`` must leave it that long (checked at load)."""
+        return None
+
 
 class Chaos(Strict):
     enabled: bool = True
@@ -276,6 +281,14 @@ class Chaos(Strict):
                 raise ValueError("the weights of chaos.faults sum to 0: give at least one fault a weight > 0")
         if self.jitter_s >= self.every_s:
             raise ValueError(f"jitter_s ({self.jitter_s}) must be smaller than every_s ({self.every_s})")
+        for index, fault in enumerate(self.faults):
+            own = fault.own_timeout_s()
+            if own is not None and own > self.fault_timeout_s:
+                raise ValueError(
+                    f"faults[{index}] ({fault.name}): timeout_s ({own:g}) exceeds fault_timeout_s "
+                    f"({self.fault_timeout_s:g}), which would cut the call off first: lower timeout_s or raise "
+                    "fault_timeout_s"
+                )
         return self
 
 

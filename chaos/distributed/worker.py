@@ -26,7 +26,7 @@ import gevent.pool
 
 from chaos.distributed import messages
 from chaos.events import ResilienceEvents, fire_recovered
-from chaos.faults import Fault, build_fault, parse_fault_spec
+from chaos.faults import Fault, build_fault, fault_class, parse_fault_spec
 from chaos.profile import parse_profile
 from chaos.roles.base import Role
 from chaos.roles.measuring import MeasuresRequests
@@ -199,6 +199,8 @@ class WorkerRole(MeasuresRequests, Role[MeasuredRun]):
         ack: dict[str, Any] = {"test": data["test"], "fault_id": fault_id, "details": {}, "error": None}
         try:
             spec = parse_fault_spec(data["params"])
+            if fault_class(spec.name).runs_on != "traffic_nodes":  # a server fault (exec's command) runs on the master
+                raise ValueError(f"fault {spec.name} runs where the scheduler is, never on a worker")
             fault = build_fault(spec, replace(session.fault_target(), fault_id=fault_id))
         except (ValueError, KeyError) as exc:
             self.send(messages.FAULT_RAN, {**ack, "error": describe(exc)})

@@ -9,6 +9,7 @@ from __future__ import annotations
 from chaos.faults import (  # noqa: F401  (each import registers its fault)
     client_kill,
     client_pause,
+    exec_command,
     failover,
     http,
     network,
@@ -16,7 +17,7 @@ from chaos.faults import (  # noqa: F401  (each import registers its fault)
     pool_reset,
     server_restart,
 )
-from chaos.faults.base import CommandRefused, Fault, FaultParams, FaultTarget
+from chaos.faults.base import CommandRefused, Fault, FaultParams, FaultTarget, MissingPrerequisite
 from chaos.faults.registry import (
     FAULTS,
     build_fault,
@@ -33,6 +34,7 @@ __all__ = [
     "Fault",
     "FaultParams",
     "FaultTarget",
+    "MissingPrerequisite",
     "build_fault",
     "fault_class",
     "fault_names",

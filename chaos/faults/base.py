@@ -149,6 +149,11 @@ class CommandRefused(Exception):
         self.command = command
 
 
+class MissingPrerequisite(Exception):
+    """What a fault needs on this machine is missing (an executable, an environment variable): found by
+    ``check()`` before the test. ``str()`` is one line naming what is missing."""
+
+
 def probe(command: str, call: Callable[[], Any]) -> Any:
     """Run a harmless command a fault depends on; raise :class:`CommandRefused` if the target says no."""
     try:
