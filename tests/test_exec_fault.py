@@ -5,6 +5,7 @@ behind, secrets masked, the revert_command, and the profile and set-up errors (e
 from __future__ import annotations
 
 import os
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ from typing import Any
 import gevent
 import pytest
 import redis
+import yaml
 
 from chaos.distributed.worker import WorkerRole
 from chaos.events import ResilienceEvents
@@ -22,7 +24,7 @@ from chaos.scheduler import ChaosScheduler
 from config.loader import ProfileError
 from targets.embedded import EmbeddedRedis
 
-from .helpers import eventually, no_pools, pid_alive, refused_at_setup, write_profile
+from .helpers import ROOT, eventually, no_pools, pid_alive, refused_at_setup, write_profile
 
 SECRET = "s3cret-value-42"
 
@@ -294,3 +296,14 @@ def test_a_worker_refuses_to_run_a_server_fault(tmp_path: Path) -> None:
     assert kind == "rr_fault_ran", kind
     assert ack["error"] == "ValueError: fault exec runs where the scheduler is, never on a worker", ack
     assert not marker.exists()
+
+
+def test_the_worked_examples_in_the_docs_are_valid_profiles() -> None:
+    text = (ROOT / "docs" / "faults.md").read_text()
+    section = text[text.index("## `exec`: a command of yours") :]
+    section = section[: section.index("\n## ", 1)]
+    blocks = re.findall(r"```yaml\n(.*?)```", section, re.S)
+    assert len(blocks) == 5
+    for block in blocks:
+        profile = parse_profile(yaml.safe_load(block), "docs/faults.md")
+        assert [fault.name for fault in profile.chaos.faults] == ["exec"]
