@@ -32,7 +32,14 @@ FUZZ = settings(max_examples=150, deadline=None, database=None, suppress_health_
 
 # A valid profile that reaches every model of the schema: every workload, every fault, the proxy.
 FAULT_ENTRIES: list[dict[str, Any]] = [
-    {"name": name, **{"http": {"url": "http://127.0.0.1:9/reset"}, "network": {"toxic": "latency"}}.get(name, {})}
+    {
+        "name": name,
+        **{
+            "http": {"url": "http://127.0.0.1:9/reset"},
+            "network": {"toxic": "latency"},
+            "exec": {"command": ["true"]},
+        }.get(name, {}),
+    }
     for name in FAULTS
 ]
 
