@@ -4,12 +4,10 @@ with Toxiproxy's toxics (see targets/netproxy.py)."""
 from __future__ import annotations
 
 import contextlib
-import random
 import socket
 import struct
 import time
 from collections import deque
-from dataclasses import dataclass
 from typing import Any, ClassVar, Final
 
 import gevent
@@ -18,67 +16,16 @@ import gevent.socket
 from gevent.server import StreamServer
 
 from targets.greenlets import OnCrash, describe, spawn_later_reported, spawn_reported
-from targets.netproxy import NetworkProxyError, Stream, check_toxic
+from targets.netproxy import NetworkProxyError, Stream, ToxicCounts, check_toxic
+from targets.proxy_toxics import CLEAN, DOWNSTREAM, UPSTREAM, ConnToxics, Effects, Toxic
 
 # ---- the built-in driver ----------------------------------------------------------------------
 
 CHUNK: Final = 65536  # bytes read at once
 HOLD_BYTES: Final = 1 << 20  # at most this much data held back by latency per direction, then backpressure
 CONNECT_TIMEOUT_S: Final = 5.0
-_UPSTREAM, _DOWNSTREAM = 0, 1
+_UPSTREAM, _DOWNSTREAM = UPSTREAM, DOWNSTREAM
 _LINGER_0: Final = struct.pack("ii", 1, 0)
-
-
-@dataclass(frozen=True)
-class _Toxic:
-    name: str
-    kind: str
-    attributes: dict[str, int | float]
-    direction: int
-
-    def attr_s(self, key: str) -> float:
-        """A time attribute (ms) in seconds; missing means 0, as in Toxiproxy."""
-        return float(self.attributes.get(key, 0)) / 1000
-
-
-@dataclass(frozen=True)
-class _Effects:
-    """What the toxics of one direction do to its data, folded into one immutable value.
-
-    Several toxics on one direction combine: any ``timeout`` drops, the shortest ``reset_peer``
-    resets, latencies and close delays add, the lowest rate paces.
-    """
-
-    drop: bool = False
-    reset_after_s: float | None = None
-    latency_s: float = 0.0
-    jitter_s: float = 0.0
-    rate_bytes_s: float | None = None
-    close_delay_s: float = 0.0
-
-    def delay_s(self) -> float:
-        if self.jitter_s:
-            return self.latency_s + random.uniform(-self.jitter_s, self.jitter_s)
-        return self.latency_s
-
-    @classmethod
-    def fold(cls, toxics: list[_Toxic]) -> _Effects:
-        if not toxics:
-            return CLEAN
-        resets = [t.attr_s("timeout") for t in toxics if t.kind == "reset_peer"]
-        rates = [float(t.attributes.get("rate", 0)) * 1000 for t in toxics if t.kind == "bandwidth"]
-        rates = [r for r in rates if r > 0]  # rate 0: unlimited, as in Toxiproxy
-        return cls(
-            drop=any(t.kind == "timeout" for t in toxics),
-            reset_after_s=min(resets) if resets else None,
-            latency_s=sum(t.attr_s("latency") for t in toxics if t.kind == "latency"),
-            jitter_s=sum(t.attr_s("jitter") for t in toxics if t.kind == "latency"),
-            rate_bytes_s=min(rates) if rates else None,
-            close_delay_s=sum(t.attr_s("delay") for t in toxics if t.kind == "slow_close"),
-        )
-
-
-CLEAN: Final = _Effects()
 
 
 class _Conn:
@@ -90,6 +37,7 @@ class _Conn:
         self.upstream = upstream
         self.pumps: tuple[gevent.Greenlet, ...] = ()
         self.timers: dict[str, gevent.Greenlet] = {}  # timeout toxics (> 0) closing this connection
+        self.toxics = ConnToxics()  # the toxics acting on this connection (their draw won)
         self.closed = False
 
     def run(self) -> None:
@@ -100,8 +48,17 @@ class _Conn:
         self.pumps = (upstream, gevent.getcurrent())
         proxy._pump(self, self.upstream, self.client, _DOWNSTREAM)
 
-    def close_after(self, name: str, seconds: float) -> None:
-        self.timers[name] = spawn_later_reported(seconds, self.proxy._crashed, self.close)
+    def apply(self, toxic: Toxic) -> None:
+        """``toxic`` acts on this connection from now on (its data, and a timeout's close)."""
+        self.toxics.apply(toxic)
+        if toxic.kind == "timeout" and toxic.attr_s("timeout") > 0:
+            self.timers[toxic.name] = spawn_later_reported(toxic.attr_s("timeout"), self.proxy._crashed, self.close)
+
+    def unapply(self, name: str) -> None:
+        if self.toxics.unapply(name):
+            timer = self.timers.pop(name, None)
+            if timer is not None:
+                timer.kill(block=False)
 
     def reset(self) -> None:
         """Close with RST instead of FIN (discarding unsent data), like Toxiproxy's reset_peer."""
@@ -128,9 +85,11 @@ class _Conn:
 class BuiltinProxy:
     """A gevent TCP proxy on 127.0.0.1 with Toxiproxy's toxics, inside this process.
 
-    Each connection has two pump greenlets, one per direction. A pump reads the direction's
-    :class:`_Effects` once per chunk (one attribute read and an identity test when no toxic is on),
-    so toxics act on open connections as soon as their next data passes. When either side closes,
+    Each connection has two pump greenlets, one per direction. A pump reads its connection's
+    :class:`Effects` for the direction once per chunk (one attribute read and an identity test when no
+    toxic acts on it), so toxics act on open connections as soon as their next data passes. Whether a
+    toxic acts on a connection is drawn with its toxicity, once per connection (see
+    targets/proxy_toxics.py); ``counts`` says, per toxic on, how many it acted on and cut. When either side closes,
     both are closed (no half-close: Redis clients do not use it). Sockets are gevent's, whether or
     not the standard library is patched.
 
@@ -146,8 +105,8 @@ class BuiltinProxy:
     ) -> None:
         self.upstream = (upstream_host, upstream_port)
         self.host = "127.0.0.1"
-        self.toxics: dict[str, _Toxic] = {}
-        self.effects: list[_Effects] = [CLEAN, CLEAN]  # by direction: _UPSTREAM, _DOWNSTREAM
+        self.toxics: dict[str, Toxic] = {}
+        self.counts: dict[str, ToxicCounts] = {}  # by toxic, while it is on
         self.conns: set[_Conn] = set()
         self.crashes = 0
         self.last_crash: str | None = None
@@ -175,26 +134,29 @@ class BuiltinProxy:
             host, port = self.upstream
             raise NetworkProxyError(f"the fault proxy cannot reach its upstream {host}:{port}: {exc}") from None
 
-    def add_toxic(self, name: str, kind: str, attributes: dict[str, int | float], stream: Stream) -> None:
-        check_toxic(kind, attributes, stream)
+    def add_toxic(
+        self, name: str, kind: str, attributes: dict[str, int | float], stream: Stream, toxicity: float = 1.0
+    ) -> None:
+        check_toxic(kind, attributes, stream, toxicity)
         if name in self.toxics:
             raise NetworkProxyError(f"toxic {name!r} already exists on the fault proxy")
-        toxic = _Toxic(name, kind, dict(attributes), _UPSTREAM if stream == "upstream" else _DOWNSTREAM)
+        direction = UPSTREAM if stream == "upstream" else DOWNSTREAM
+        toxic = Toxic(name, kind, dict(attributes), direction, toxicity)
         self.toxics[name] = toxic
-        self._refold(toxic.direction)
-        if kind == "timeout" and toxic.attr_s("timeout") > 0:
-            for conn in list(self.conns):
-                conn.close_after(name, toxic.attr_s("timeout"))
+        self.counts[name] = ToxicCounts()
+        for conn in list(self.conns):
+            self._offer(conn, toxic)
 
     def remove_toxic(self, name: str) -> None:
-        toxic = self.toxics.pop(name, None)
-        if toxic is None:
+        if self.toxics.pop(name, None) is None:
             return
-        self._refold(toxic.direction)
+        self.counts.pop(name, None)
         for conn in list(self.conns):
-            timer = conn.timers.pop(name, None)
-            if timer is not None:
-                timer.kill(block=False)
+            conn.unapply(name)
+
+    def toxic_counts(self, name: str) -> ToxicCounts | None:
+        counts = self.counts.get(name)
+        return None if counts is None else ToxicCounts(counts.applied, counts.cut)
 
     def remove_all(self) -> None:
         for name in list(self.toxics):
@@ -207,7 +169,7 @@ class BuiltinProxy:
             conn.close()
         gevent.killall(pumps, block=True, timeout=5)
         self.toxics.clear()
-        self.effects[:] = [CLEAN, CLEAN]
+        self.counts.clear()
 
     def connections(self) -> int | None:
         return len(self.conns)
@@ -220,8 +182,11 @@ class BuiltinProxy:
         if self.on_crash is not None:
             self.on_crash(exc)
 
-    def _refold(self, direction: int) -> None:
-        self.effects[direction] = _Effects.fold([t for t in self.toxics.values() if t.direction == direction])
+    def _offer(self, conn: _Conn, toxic: Toxic) -> None:
+        """Draw whether ``toxic`` acts on ``conn`` (once: when it is added, or when ``conn`` is made)."""
+        if toxic.draw():
+            conn.apply(toxic)
+            self.counts[toxic.name].applied += 1
 
     def _accept(self, client: socket.socket, address: Any) -> None:
         try:
@@ -239,13 +204,13 @@ class BuiltinProxy:
         conn = _Conn(self, client, upstream)
         self.conns.add(conn)
         for toxic in self.toxics.values():
-            if toxic.kind == "timeout" and toxic.attr_s("timeout") > 0:
-                conn.close_after(toxic.name, toxic.attr_s("timeout"))
+            self._offer(conn, toxic)
         conn.run()
 
     def _pump(self, conn: _Conn, src: socket.socket, dst: socket.socket, direction: int) -> None:
-        """Move data from ``src`` to ``dst`` through the direction's toxics until either side closes."""
-        effects = self.effects
+        """Move data from ``src`` to ``dst`` through the toxics acting on this direction of ``conn`` until
+        either side closes, or a ``limit_data`` toxic has passed its bytes."""
+        effects = conn.toxics.effects
         held: deque[tuple[float, bytes]] = deque()  # (due, data): chunks held back by latency, in order
         held_bytes = 0
         paced_until = 0.0  # bandwidth: when the data sent so far has passed at the rate
@@ -256,7 +221,7 @@ class BuiltinProxy:
                     if wait <= 0:
                         data = held.popleft()[1]
                         held_bytes -= len(data)
-                        paced_until = self._send(dst, data, direction, paced_until)
+                        paced_until = self._send(effects, dst, data, direction, paced_until)
                         continue
                     if held_bytes >= HOLD_BYTES:
                         gevent.sleep(wait)
@@ -278,16 +243,23 @@ class BuiltinProxy:
                     if effects[direction].reset_after_s is not None:
                         conn.reset()
                         return
+                if fx.limited:
+                    data, spent = conn.toxics.limit(direction, data)
+                    if spent:  # what is let through passes (after its latency), then the close
+                        self._cut(spent)
+                        if data:
+                            held.append((now + fx.delay_s(), data))
+                        break
                 delay = fx.delay_s()
                 if delay > 0 or held:
                     held.append((now + delay, data))
                     held_bytes += len(data)
                     continue
-                paced_until = self._send(dst, data, direction, paced_until)
-            while held:  # the source closed: pass on what is held, then the close
+                paced_until = self._send(effects, dst, data, direction, paced_until)
+            while held:  # the source closed (or a limit was reached): pass on what is held, then the close
                 due, data = held.popleft()
                 gevent.sleep(max(0.0, due - time.monotonic()))
-                paced_until = self._send(dst, data, direction, paced_until)
+                paced_until = self._send(effects, dst, data, direction, paced_until)
             close_delay_s = effects[direction].close_delay_s
             if close_delay_s:
                 gevent.sleep(close_delay_s)
@@ -296,9 +268,37 @@ class BuiltinProxy:
         finally:
             conn.close()
 
-    def _send(self, dst: socket.socket, data: bytes, direction: int, paced_until: float) -> float:
+    def _cut(self, spent: list[str]) -> None:
+        for name in spent:
+            counts = self.counts.get(name)
+            if counts is not None:
+                counts.cut += 1
+
+    def _send(
+        self, effects: list[Effects], dst: socket.socket, data: bytes, direction: int, paced_until: float
+    ) -> float:
+        """Send, in slices if a slicer toxic acts (each slice followed by its delay, as Toxiproxy's: if the
+        slicer goes meanwhile, the rest at once), each paced by a bandwidth toxic."""
+        slicer = effects[direction].slicer
+        if slicer is None:
+            return self._paced(effects, dst, data, direction, paced_until)
+        view = memoryview(data)
+        start = 0
+        for end in slicer.bounds(len(view)):
+            paced_until = self._paced(effects, dst, view[start:end], direction, paced_until)
+            start = end
+            gevent.sleep(slicer.delay_s)
+            if effects[direction].slicer is None:
+                break
+        if start < len(view):
+            paced_until = self._paced(effects, dst, view[start:], direction, paced_until)
+        return paced_until
+
+    def _paced(
+        self, effects: list[Effects], dst: socket.socket, data: bytes | memoryview, direction: int, paced_until: float
+    ) -> float:
         """Send, paced by a bandwidth toxic in slices of 100 ms worth (as Toxiproxy)."""
-        rate = self.effects[direction].rate_bytes_s
+        rate = effects[direction].rate_bytes_s
         if rate is None:
             dst.sendall(data)
             return paced_until
@@ -310,7 +310,7 @@ class BuiltinProxy:
             paced_until = max(paced_until, now) + len(part) / rate
             gevent.sleep(paced_until - now)
             dst.sendall(part)
-            rate = self.effects[direction].rate_bytes_s
+            rate = effects[direction].rate_bytes_s
             if rate is None:  # removed meanwhile
                 dst.sendall(view)
                 break

@@ -11,7 +11,7 @@ import urllib.request
 from typing import Any, ClassVar, Final
 
 from config.proxy import ProxySettings
-from targets.netproxy import NetworkProxyError, Stream, check_toxic
+from targets.netproxy import NetworkProxyError, Stream, ToxicCounts, check_toxic
 
 logger = logging.getLogger(__name__)
 
@@ -80,9 +80,12 @@ class ToxiproxyDriver:
         if status != 200:
             raise NetworkProxyError(f"Toxiproxy at {self.api} has no proxy {self.name}: {_error(body)}")
 
-    def add_toxic(self, name: str, kind: str, attributes: dict[str, int | float], stream: Stream) -> None:
-        check_toxic(kind, attributes, stream)
-        toxic = {"name": name, "type": kind, "stream": stream, "toxicity": 1.0, "attributes": attributes}
+    def add_toxic(
+        self, name: str, kind: str, attributes: dict[str, int | float], stream: Stream, toxicity: float = 1.0
+    ) -> None:
+        check_toxic(kind, attributes, stream, toxicity)
+        # toxicity is a field of the toxic beside its attributes (Toxiproxy draws it per link itself)
+        toxic = {"name": name, "type": kind, "stream": stream, "toxicity": toxicity, "attributes": attributes}
         status, body = self._call("POST", self._path("toxics"), toxic)
         if status != 200:
             raise NetworkProxyError(f"Toxiproxy at {self.api} refused toxic {name} ({kind}): {_error(body)}")
@@ -91,6 +94,9 @@ class ToxiproxyDriver:
         status, body = self._call("DELETE", self._path("toxics", name))
         if status not in (200, 204, 404):
             raise NetworkProxyError(f"Toxiproxy at {self.api} did not remove toxic {name}: {_error(body)}")
+
+    def toxic_counts(self, name: str) -> ToxicCounts | None:
+        return None  # Toxiproxy does not say which links a toxic acts on
 
     def remove_all(self) -> None:
         status, body = self._call("GET", self._path("toxics"))

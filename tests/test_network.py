@@ -180,8 +180,8 @@ def test_slow_close_delays_the_close(proxy: NetworkDriver, delay_ms: int, low: f
 
 
 def test_toxics_are_checked(proxy: NetworkDriver) -> None:
-    with pytest.raises(NetworkProxyError, match="unknown toxic 'limit_data'"):
-        proxy.add_toxic("x", "limit_data", {"bytes": 1}, "downstream")
+    with pytest.raises(NetworkProxyError, match="unknown toxic 'corrupt'"):
+        proxy.add_toxic("x", "corrupt", {"bytes": 1}, "downstream")
     with pytest.raises(NetworkProxyError, match="takes latency, jitter, not rate"):
         proxy.add_toxic("x", "latency", {"rate": 1}, "downstream")
     proxy.add_toxic("x", "latency", {"latency": 1}, "downstream")
@@ -251,15 +251,19 @@ def test_the_fault_injects_and_reverts_a_latency(proxy: NetworkDriver, admin: re
         "toxic": "latency",
         "type": "latency",
         "attributes": {"latency": 100, "jitter": 0},
+        "toxicity": 1.0,
         "stream": "downstream",
         "duration_s": 2.5,
         "proxy": f"127.0.0.1:{proxy.port}",
         "connections": 1,
+        "connections_affected": 1,
     }
     assert_within("PING during the fault", rtt(client) - base, 0.09, 1.0)
+    through(proxy).ping()  # a connection made while the toxic is on: the toxic acts on it too
     network.revert()
     assert rtt(client) < base + 0.05
     network.revert()  # twice: nothing happens
+    assert network.window_closed() == {"connections_affected_total": 2}
 
 
 def test_the_fault_blackhole_is_a_timeout_toxic_of_0(proxy: NetworkDriver, admin: redis.Redis) -> None:
