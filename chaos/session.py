@@ -78,6 +78,11 @@ def check_connection_mode(profile: Profile, url: str, source: str) -> None:
         )
     if profile.client.parser == "python":
         raise SetupError(f"{source}: client.parser: python is not available on a cluster target (use hiredis)")
+    if profile.client.maint_notifications != "auto":
+        raise SetupError(
+            f"{source}: client.maint_notifications: {profile.client.maint_notifications} is for redis://, rediss:// "
+            "and sentinel:// targets (the pack leaves a cluster client's to redis-py: use auto)"
+        )
 
 
 def check_traffic_access(run: RedisRun) -> None:
@@ -315,7 +320,8 @@ def open_session(settings: Settings) -> TargetSession:
         admin_at = url
         proxy = None
         if profile.target.proxy is not None:  # traffic goes through the fault proxy, the admin does not
-            proxy, url = _open_proxy(profile.target.proxy, url, settings.profile_path)
+            maintenance = any(f.name == "maintenance" for f in profile.chaos.faults)
+            proxy, url = _open_proxy(profile.target.proxy, url, settings.profile_path, maintenance)
             opened.callback(proxy.close)
         run = RedisRun(profile, url, uuid.uuid4().hex[:8], node="0", access=traffic_access)
         admin = connect_admin(admin_url(admin_at, profile.target), run.admin_name, access=admin_access)
@@ -349,13 +355,20 @@ def _proxy_crashed(exc: BaseException) -> None:
     logger.error("redis-resilience: the fault proxy dropped a connection after a crash: %s", describe(exc))
 
 
-def _open_proxy(settings: ProxySettings, url: str, source: str) -> tuple[NetworkDriver, str]:
-    """Start the fault proxy in front of ``url``; the proxy and the URL traffic uses instead."""
+def _open_proxy(settings: ProxySettings, url: str, source: str, maintenance: bool) -> tuple[NetworkDriver, str]:
+    """Start the fault proxy in front of ``url``; the proxy and the URL traffic uses instead.
+    ``maintenance``: a maintenance fault is scheduled, so the built-in proxy reads RESP."""
     if not url.startswith(("redis://", "rediss://")):
         raise SetupError(f"{source}: target.proxy needs a standalone target, not {url}")
+    resp_aware = settings.driver == "builtin" and (settings.resp_aware or maintenance)
+    if resp_aware and url.startswith("rediss://"):
+        raise SetupError(
+            f"{source}: target.proxy: the maintenance fault (resp_aware) reads RESP, which TLS hides: "
+            "use a redis:// target, or no maintenance fault"
+        )
     parts = urlsplit(url)
     try:
-        proxy = open_proxy(settings, parts.hostname or "127.0.0.1", parts.port or 6379, _proxy_crashed)
+        proxy = open_proxy(settings, parts.hostname or "127.0.0.1", parts.port or 6379, _proxy_crashed, resp_aware)
     except NetworkProxyError as exc:
         raise SetupError(f"{source}: target.proxy: {exc}") from None
     userinfo = parts.netloc.rpartition("@")[0]

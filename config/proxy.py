@@ -5,7 +5,7 @@ from __future__ import annotations
 import urllib.parse
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from config.hosts import is_loopback_host
 
@@ -28,6 +28,18 @@ class ProxySettings(BaseModel):
         description="The proxy's name at Toxiproxy (driver toxiproxy).",
     )
     listen_port: int = Field(0, ge=0, le=65535, description="Loopback port clients connect to; 0 picks a free one.")
+    resp_aware: bool = Field(
+        False,
+        description="builtin only: read the Redis protocol on every connection, so that the proxy answers "
+        "CLIENT MAINT_NOTIFICATIONS and pushes maintenance notifications (the maintenance fault); on by itself "
+        "when chaos.faults lists a maintenance fault. Not over TLS (rediss://).",
+    )
+
+    @model_validator(mode="after")
+    def _resp_aware_builtin(self) -> ProxySettings:
+        if self.resp_aware and self.driver != "builtin":
+            raise ValueError("resp_aware needs driver: builtin (Toxiproxy passes bytes, it cannot speak RESP)")
+        return self
 
     @field_validator("toxiproxy_api")
     @classmethod

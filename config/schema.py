@@ -7,9 +7,9 @@ from __future__ import annotations
 import contextlib
 import re
 from pathlib import Path
-from typing import Annotated, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import AfterValidator, Field, ValidationInfo, model_validator
+from pydantic import AfterValidator, BeforeValidator, Field, ValidationInfo, model_validator
 
 from config.base import NonNegative, Positive, Rate, Strict, ThinkTime
 from config.proxy import ProxySettings
@@ -170,6 +170,11 @@ class Backoff(Strict):
     cap_s: NonNegative = 1.0
 
 
+def _yaml_switch(value: Any) -> Any:
+    """YAML reads an unquoted ``on`` / ``off`` as a boolean: take it as the word written."""
+    return {True: "on", False: "off"}.get(value, value) if isinstance(value, bool) else value
+
+
 class ClientOptions(Strict):
     """The redis-py knobs whose resilience users test. Defaults are redis-py 8's own."""
 
@@ -196,6 +201,12 @@ class ClientOptions(Strict):
         "a service does; dedicated: each user's redis.Redis holds one connection for its life "
         "(redis-py's single_connection_client=True), as a worker with a connection per thread does. Both "
         "are stock redis-py: they retry and reconnect as redis-py does.",
+    )
+    maint_notifications: Annotated[Literal["auto", "on", "off"], BeforeValidator(_yaml_switch)] = Field(
+        "auto",
+        description="Maintenance notifications (redis-py's maint_notifications_config): auto (redis-py 8's "
+        "default: asked for on each new connection, a server that refuses is fine), on (a server that refuses "
+        "is an error), off (not asked for: the client ignores MOVING, MIGRATING, FAILING_OVER).",
     )
     parser: Literal["hiredis", "python"] = Field(
         "hiredis",

@@ -62,6 +62,7 @@ class RunEnvironment:
                 "implementation": "redis-py",
                 "parser": self.client.parser,
                 "connection": self.client.connection,
+                "maint_notifications": self.client.maint_notifications,
             },
             "servers": [_server_entry(s) for s in self.servers],
         }
@@ -97,6 +98,8 @@ def client_label(environment: Mapping[str, Any]) -> str:
         notes.append(f"{client.get('parser')} parser")
     if client.get("connection") == "dedicated":
         notes.append("dedicated connection")
+    if client.get("maint_notifications", "auto") != "auto":
+        notes.append(f"maintenance notifications {client.get('maint_notifications')}")
     return text + (f" ({', '.join(notes)})" if notes else "")
 
 

@@ -30,6 +30,7 @@ from redis.connection import AbstractConnection
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, RedisError, WatchError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.maint_notifications import MaintNotificationsConfig
 from redis.retry import Retry
 
 from config.schema import ClientOptions
@@ -144,6 +145,9 @@ def make_pool(
     }
     if options.max_connections is not None:
         kwargs["max_connections"] = options.max_connections
+    if options.maint_notifications != "auto":  # auto: redis-py's own default, left to it
+        enabled = options.maint_notifications == "on"
+        kwargs["maint_notifications_config"] = MaintNotificationsConfig(enabled=enabled)
     if options.pool == "blocking":
         return pool_from_url(url, access, blocking_timeout=options.pool_timeout_s, **kwargs)
     return pool_from_url(url, access, **kwargs)

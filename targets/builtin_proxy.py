@@ -8,7 +8,7 @@ import socket
 import struct
 import time
 from collections import deque
-from typing import Any, ClassVar, Final
+from typing import Any, ClassVar, Final, Protocol
 
 import gevent
 import gevent.select
@@ -18,6 +18,7 @@ from gevent.server import StreamServer
 from targets.greenlets import OnCrash, describe, spawn_later_reported, spawn_reported
 from targets.netproxy import NetworkProxyError, Stream, ToxicCounts, check_toxic
 from targets.proxy_toxics import CLEAN, DOWNSTREAM, UPSTREAM, ConnToxics, Effects, Toxic
+from targets.resp_wire import FrameError, RespWire
 
 # ---- the built-in driver ----------------------------------------------------------------------
 
@@ -28,7 +29,13 @@ _UPSTREAM, _DOWNSTREAM = UPSTREAM, DOWNSTREAM
 _LINGER_0: Final = struct.pack("ii", 1, 0)
 
 
-class _Conn:
+class _Sink(Protocol):
+    """Where a pump writes: a socket, or (RESP-aware mode) the client's :class:`~targets.resp_wire.ClientWriter`."""
+
+    def sendall(self, data: bytes | memoryview, /) -> Any: ...
+
+
+class ProxyConnection:
     """One client connection and its upstream connection, pumped by two greenlets."""
 
     def __init__(self, proxy: BuiltinProxy, client: socket.socket, upstream: socket.socket) -> None:
@@ -38,6 +45,8 @@ class _Conn:
         self.pumps: tuple[gevent.Greenlet, ...] = ()
         self.timers: dict[str, gevent.Greenlet] = {}  # timeout toxics (> 0) closing this connection
         self.toxics = ConnToxics()  # the toxics acting on this connection (their draw won)
+        self.wire = RespWire(client) if proxy.resp_aware else None  # RESP-aware mode: the frames both ways
+        self.listener = client.getsockname()[0]  # the proxy's address the client reached (a second one: moved)
         self.closed = False
 
     def run(self) -> None:
@@ -46,7 +55,7 @@ class _Conn:
         proxy = self.proxy
         upstream = spawn_reported(proxy._crashed, proxy._pump, self, self.client, self.upstream, _UPSTREAM)
         self.pumps = (upstream, gevent.getcurrent())
-        proxy._pump(self, self.upstream, self.client, _DOWNSTREAM)
+        proxy._pump(self, self.upstream, self.client if self.wire is None else self.wire.writer, _DOWNSTREAM)
 
     def apply(self, toxic: Toxic) -> None:
         """``toxic`` acts on this connection from now on (its data, and a timeout's close)."""
@@ -101,13 +110,21 @@ class BuiltinProxy:
     kind: ClassVar[str] = "builtin"
 
     def __init__(
-        self, upstream_host: str, upstream_port: int, listen_port: int = 0, on_crash: OnCrash | None = None
+        self,
+        upstream_host: str,
+        upstream_port: int,
+        listen_port: int = 0,
+        on_crash: OnCrash | None = None,
+        resp_aware: bool = False,
     ) -> None:
         self.upstream = (upstream_host, upstream_port)
         self.host = "127.0.0.1"
+        self.resp_aware = resp_aware  # read RESP on every connection (targets/resp_wire.py): maintenance faults
+        self.also: dict[str, StreamServer] = {}  # more listeners, same port, other loopback addresses (a MOVING's)
+        self.arrivals: dict[str, list[float]] = {}  # per listener address: when each connection came (monotonic)
         self.toxics: dict[str, Toxic] = {}
         self.counts: dict[str, ToxicCounts] = {}  # by toxic, while it is on
-        self.conns: set[_Conn] = set()
+        self.conns: set[ProxyConnection] = set()
         self.crashes = 0
         self.last_crash: str | None = None
         self.on_crash = on_crash
@@ -163,7 +180,9 @@ class BuiltinProxy:
             self.remove_toxic(name)
 
     def close(self) -> None:
-        self.server.close()  # the listening socket first: the port refuses from now on
+        self.server.close()  # the listening sockets first: the port refuses from now on
+        for server in self.also.values():
+            server.close()
         pumps = [g for conn in self.conns for g in conn.pumps]
         for conn in list(self.conns):
             conn.close()
@@ -174,6 +193,32 @@ class BuiltinProxy:
     def connections(self) -> int | None:
         return len(self.conns)
 
+    # ---- RESP-aware mode (maintenance notifications) ----
+
+    def listen_also(self, host: str) -> None:
+        """Listen on ``host`` too, at the same port (a MOVING names it: redis-py keeps its port)."""
+        if host in self.also:
+            return
+        spawn = lambda run, *args: spawn_reported(self._crashed, run, *args)  # noqa: E731
+        server = StreamServer((host, self.port), self._accept, spawn=spawn)
+        try:
+            server.start()
+        except OSError as exc:
+            raise NetworkProxyError(f"the fault proxy cannot listen on {host}:{self.port} too: {exc}") from None
+        self.also[host] = server
+        self.arrivals[host] = []
+
+    def notified(self, besides: str | None = None) -> list[ProxyConnection]:
+        """The connections whose client asked for maintenance notifications (but those through ``besides``)."""
+        return [c for c in self.conns if c.wire is not None and c.wire.notifications_on and c.listener != besides]
+
+    def close_through(self, listener: str) -> int:
+        """Close the connections through ``listener`` (a listener whose endpoint moved away); how many."""
+        conns = [c for c in self.conns if c.listener == listener]
+        for conn in conns:
+            conn.close()
+        return len(conns)
+
     # ---- internals ----
 
     def _crashed(self, exc: BaseException) -> None:
@@ -182,7 +227,7 @@ class BuiltinProxy:
         if self.on_crash is not None:
             self.on_crash(exc)
 
-    def _offer(self, conn: _Conn, toxic: Toxic) -> None:
+    def _offer(self, conn: ProxyConnection, toxic: Toxic) -> None:
         """Draw whether ``toxic`` acts on ``conn`` (once: when it is added, or when ``conn`` is made)."""
         if toxic.draw():
             conn.apply(toxic)
@@ -201,13 +246,16 @@ class BuiltinProxy:
             client.close()
             upstream.close()
             return
-        conn = _Conn(self, client, upstream)
+        conn = ProxyConnection(self, client, upstream)
         self.conns.add(conn)
+        arrivals = self.arrivals.get(conn.listener)
+        if arrivals is not None:  # a listener of a MOVING's: when each connection moved here
+            arrivals.append(time.monotonic())
         for toxic in self.toxics.values():
             self._offer(conn, toxic)
         conn.run()
 
-    def _pump(self, conn: _Conn, src: socket.socket, dst: socket.socket, direction: int) -> None:
+    def _pump(self, conn: ProxyConnection, src: socket.socket, dst: _Sink, direction: int) -> None:
         """Move data from ``src`` to ``dst`` through the toxics acting on this direction of ``conn`` until
         either side closes, or a ``limit_data`` toxic has passed its bytes."""
         effects = conn.toxics.effects
@@ -232,6 +280,10 @@ class BuiltinProxy:
                 now = time.monotonic()
                 if not data:
                     break
+                if conn.wire is not None:  # RESP-aware: whole frames, and the proxy's own answers
+                    data = conn.wire.upstream(data) if direction == _UPSTREAM else conn.wire.downstream(data)
+                    if not data:
+                        continue
                 fx = effects[direction]
                 if fx is CLEAN and not held:  # the hot path
                     dst.sendall(data)
@@ -263,8 +315,8 @@ class BuiltinProxy:
             close_delay_s = effects[direction].close_delay_s
             if close_delay_s:
                 gevent.sleep(close_delay_s)
-        except OSError:
-            pass  # a side reset or closed (by the other pump, a timer or close())
+        except (OSError, FrameError):
+            pass  # a side reset or closed (by the other pump, a timer or close()), or not RESP (RESP-aware mode)
         finally:
             conn.close()
 
@@ -274,9 +326,7 @@ class BuiltinProxy:
             if counts is not None:
                 counts.cut += 1
 
-    def _send(
-        self, effects: list[Effects], dst: socket.socket, data: bytes, direction: int, paced_until: float
-    ) -> float:
+    def _send(self, effects: list[Effects], dst: _Sink, data: bytes, direction: int, paced_until: float) -> float:
         """Send, in slices if a slicer toxic acts (each slice followed by its delay, as Toxiproxy's: if the
         slicer goes meanwhile, the rest at once), each paced by a bandwidth toxic."""
         slicer = effects[direction].slicer
@@ -295,7 +345,7 @@ class BuiltinProxy:
         return paced_until
 
     def _paced(
-        self, effects: list[Effects], dst: socket.socket, data: bytes | memoryview, direction: int, paced_until: float
+        self, effects: list[Effects], dst: _Sink, data: bytes | memoryview, direction: int, paced_until: float
     ) -> float:
         """Send, paced by a bandwidth toxic in slices of 100 ms worth (as Toxiproxy)."""
         rate = effects[direction].rate_bytes_s

@@ -99,16 +99,21 @@ class NetworkDriver(Protocol):
 
 
 def open_proxy(
-    settings: ProxySettings, upstream_host: str, upstream_port: int, on_crash: OnCrash | None = None
+    settings: ProxySettings,
+    upstream_host: str,
+    upstream_port: int,
+    on_crash: OnCrash | None = None,
+    resp_aware: bool = False,
 ) -> NetworkDriver:
     """Open the proxy ``settings`` ask for, in front of ``upstream_host:upstream_port``; ``on_crash``
-    hears of a crashed greenlet of the built-in proxy (see :class:`BuiltinProxy`)."""
+    hears of a crashed greenlet of the built-in proxy (see :class:`BuiltinProxy`); ``resp_aware``: the
+    built-in proxy reads RESP (``settings.resp_aware``, or a maintenance fault scheduled)."""
     from targets.builtin_proxy import BuiltinProxy  # the drivers import this module's interface
     from targets.toxiproxy import ToxiproxyDriver
 
     if settings.driver == "toxiproxy":
         return ToxiproxyDriver(settings, upstream_host, upstream_port)
-    return BuiltinProxy(upstream_host, upstream_port, settings.listen_port, on_crash)
+    return BuiltinProxy(upstream_host, upstream_port, settings.listen_port, on_crash, resp_aware or settings.resp_aware)
 
 
 def check_toxic(kind: str, attributes: dict[str, int | float], stream: str, toxicity: float = 1.0) -> None:

@@ -203,7 +203,8 @@ def test_compare_refuses_other_versions_in_one_line_and_names_them_when_allowed(
     assert path.exists(), out[-3000:]
     env = json.loads(path.read_text())["environment"]
     server = env["servers"][0]["version"]
-    assert env["client"] == {"implementation": "redis-py", "parser": "python", "connection": "dedicated"}
+    client_env = {"implementation": "redis-py", "parser": "python", "connection": "dedicated"}
+    assert env["client"] == {**client_env, "maint_notifications": "auto"}
     assert f"redis-py {env['redis']} (python parser, dedicated connection) → redis {server}" in out.splitlines()
     minor = ".".join(server.split(".")[:2])
 

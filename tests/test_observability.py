@@ -93,7 +93,8 @@ def test_a_headless_run_writes_the_html_report_junit_and_progress_and_serves_met
     tools = ("locust", "gevent", "redis", "hiredis")
     assert {k: environment[k] for k in tools} == {k: importlib.metadata.version(k) for k in tools}, environment
     assert environment["python"] == platform.python_version()
-    assert environment["client"] == {"implementation": "redis-py", "parser": "hiredis", "connection": "pooled"}
+    client_env = {"implementation": "redis-py", "parser": "hiredis", "connection": "pooled"}
+    assert environment["client"] == {**client_env, "maint_notifications": "auto"}
     port = re.search(r"redis://127\.0\.0\.1:(\d+)/", report["target"])
     assert port, report["target"]
     assert environment["servers"] == [{"node": f"127.0.0.1:{port.group(1)}", "server": "redis", "version": server}]

@@ -12,6 +12,7 @@ from chaos.faults import (  # noqa: F401  (each import registers its fault)
     exec_command,
     failover,
     http,
+    maintenance,
     network,
     oom,
     pool_reset,
