@@ -72,6 +72,18 @@ def frame_end(buf: bytes | bytearray, pos: int = 0) -> int | None:
     return pos
 
 
+def take_frames(buf: bytearray, data: bytes) -> list[bytes]:
+    """Add ``data`` to ``buf`` and take the whole frames out of it (an incomplete one stays)."""
+    buf += data
+    frames: list[bytes] = []
+    pos = 0
+    while (end := frame_end(buf, pos)) is not None:
+        frames.append(bytes(buf[pos:end]))
+        pos = end
+    del buf[:pos]
+    return frames
+
+
 def command_words(frame: bytes, count: int = 2) -> list[bytes]:
     """The first ``count`` words of a client's command frame (an array of bulk strings), upper-cased."""
     words: list[bytes] = []
@@ -161,13 +173,8 @@ class RespWire:
     def upstream(self, data: bytes) -> bytes:
         """What of the client's ``data`` goes on to the server: its whole commands, but those the proxy
         answers itself."""
-        buf = self._up
-        buf += data
         out: list[bytes] = []
-        pos = 0
-        while (end := frame_end(buf, pos)) is not None:
-            frame = bytes(buf[pos:end])
-            pos = end
+        for frame in take_frames(self._up, data):
             words = command_words(frame)
             if words == [b"CLIENT", b"MAINT_NOTIFICATIONS"]:
                 self.notifications_on = True
@@ -176,7 +183,6 @@ class RespWire:
             out.append(frame)
             if not words or words[0] not in _PUSH_REPLIED:
                 self._passed += 1
-        del buf[:pos]
         self._answer_due()
         return b"".join(out)
 
@@ -189,19 +195,13 @@ class RespWire:
     def downstream(self, data: bytes) -> bytes:
         """What of the server's ``data`` goes on to the client now: its whole frames, with an answer of
         the proxy's own put in its place among the replies."""
-        buf = self._down
-        buf += data
         out: list[bytes] = []
-        pos = 0
-        while (end := frame_end(buf, pos)) is not None:
-            frame = bytes(buf[pos:end])
-            pos = end
+        for frame in take_frames(self._down, data):
             out.append(frame)
             if frame[0] != _PUSH:
                 self._replied += 1
                 while self._own and self._own[0][0] <= self._replied:
                     out.append(self._own.popleft()[1])
-        del buf[:pos]
         self.writer.handed([len(f) for f in out])
         return b"".join(out)
 

@@ -19,6 +19,7 @@ from chaos.faults import FaultTarget, build_fault
 from chaos.profile import parse_profile
 from targets.builtin_proxy import BuiltinProxy
 from targets.embedded import EmbeddedRedis
+from targets.resp_wire import take_frames
 
 from .helpers import eventually, finish, locust, no_pools, write_profile
 
@@ -51,6 +52,20 @@ def timeouts(pool: redis.ConnectionPool) -> set[float | None]:
     """The socket timeout of every connection of the pool now (redis-py's own sockets)."""
     conns = [*pool._available_connections, *pool._in_use_connections]  # what the pool holds; read, not changed
     return {c._sock.gettimeout() for c in conns if c._sock is not None}
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [b"+OK\r\n", b"$-1\r\n", b"*-1\r\n", b"*0\r\n", b"$3\r\na\r\n\r\n", b"%1\r\n+k\r\n:1\r\n",
+     b"|1\r\n+ttl\r\n:3\r\n$1\r\nv\r\n", b">3\r\n+MIGRATED\r\n:2\r\n*1\r\n:1\r\n", b"_\r\n", b"PING\r\n"],
+)  # fmt: skip
+def test_whole_frames_are_found_and_a_part_waits(frame: bytes) -> None:
+    """A frame of every RESP3 type (an attribute with the value it describes, a bulk holding CRLF, a push):
+    found whole after a second one is added, and not while a byte is missing."""
+    frames = take_frames(bytearray(b""), frame + frame[:-1])
+    assert frames == [frame]
+    buf = bytearray()
+    assert take_frames(buf, frame[:-1]) == [] and take_frames(buf, frame[-1:]) == [frame] and not buf
 
 
 def test_the_proxy_answers_the_handshake_the_server_does_not_know(proxy: BuiltinProxy, redis_server: EmbeddedRedis):
