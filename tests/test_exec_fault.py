@@ -220,7 +220,7 @@ PROFILE_ERRORS = [
     ),
     (
         {"command": ["aws", "elasticache", "test-failover", "--node-group-id", 1]},
-        "chaos.faults[0].command: argument 4 (1) is not a string: quote every argument",
+        "chaos.faults[0].command: argument 4 (1): expected a string: quote every argument",
     ),
     ({"command": []}, "chaos.faults[0].command: expected at least 1 item"),
     ({"command": ["true"], "shell": True}, "chaos.faults[0].shell: unknown key: expected one of name, weight, command"),

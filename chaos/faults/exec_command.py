@@ -63,11 +63,11 @@ def _argv(value: Any) -> Any:
         for index, arg in enumerate(value):
             if not isinstance(arg, str):
                 raise ValueError(
-                    f"argument {index} ({arg!r}) is not a string: quote every argument YAML would read as a "
+                    f"argument {index} ({arg!r}): expected a string: quote every argument YAML would read as a "
                     "number or a boolean (node group '0001' unquoted is the number 1)"
                 )
         if value and not value[0]:
-            raise ValueError("the executable (argument 0) is empty")
+            raise ValueError("the executable (argument 0): expected a name or a path, got an empty string")
     return value
 
 
