@@ -45,8 +45,12 @@ def free_port() -> int:
 
 class Probe:
     def __init__(self, port: int, command: str) -> None:
-        self.proc = subprocess.Popen([sys.executable, str(PROBE), "127.0.0.1", str(port), "--command", command],
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)  # fmt: skip
+        self.proc = subprocess.Popen(
+            [sys.executable, str(PROBE), "127.0.0.1", str(port), "--command", command],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         assert self.proc.stdout is not None and self.proc.stdout.readline().strip() == "READY"
 
     def spans(self, longer_than_s: float = 0.3) -> list[float]:
@@ -63,8 +67,10 @@ STARTED: list[subprocess.Popen[bytes]] = []  # every redis-server this script st
 
 
 def redis_server(port: int, directory: str) -> subprocess.Popen[bytes]:
-    server = subprocess.Popen(["redis-server", "--port", str(port), "--save", "", "--appendonly", "no",
-                               "--dir", directory], stdout=subprocess.DEVNULL)  # fmt: skip
+    server = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--save", "", "--appendonly", "no", "--dir", directory],
+        stdout=subprocess.DEVNULL,
+    )
     STARTED.append(server)
     time.sleep(0.3)
     return server
@@ -82,24 +88,51 @@ def profile(tmp: Path, name: str, overrides: dict[str, Any]) -> Path:
 
 def locust(users: int, seconds: int, path: Path, report: Path, *extra: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [str(LOCUST), "-f", str(ROOT / "locustfile.py"), "--headless", "-u", str(users), "-r", str(users),
-         "-t", f"{seconds}s", "--resilience-profile", str(path), "--resilience-report", str(report), *extra],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
+        [
+            str(LOCUST),
+            "-f",
+            str(ROOT / "locustfile.py"),
+            "--headless",
+            "-u",
+            str(users),
+            "-r",
+            str(users),
+            "-t",
+            f"{seconds}s",
+            "--resilience-profile",
+            str(path),
+            "--resilience-report",
+            str(report),
+            *extra,
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
 
 
 def show(what: str, asked_s: float, measured: list[float], faults: list[dict[str, Any]]) -> None:
     for i, (got, fault) in enumerate(zip(measured, faults, strict=False)):
         outage = fault.get("outage_s")
-        print(f"{what:<24} #{i + 1}: asked {asked_s * 1000:7.1f} ms, probe {got * 1000:7.1f} ms, "
-              f"error {(got - asked_s) * 1000:+6.1f} ms, report outage_s {outage}")  # fmt: skip
+        print(
+            f"{what:<24} #{i + 1}: asked {asked_s * 1000:7.1f} ms, probe {got * 1000:7.1f} ms, "
+            f"error {(got - asked_s) * 1000:+6.1f} ms, report outage_s {outage}"
+        )
     if len(measured) != len(faults):
         print(f"{what}: {len(measured)} probe spans for {len(faults)} faults")
 
 
 def chaos(faults: list[dict[str, Any]], every_s: float) -> dict[str, Any]:
-    return {"enabled": True, "start_after_s": 3, "every_s": every_s, "jitter_s": 0, "count": len(faults),
-            "order": "cycle", "faults": faults}  # fmt: skip
+    return {
+        "enabled": True,
+        "start_after_s": 3,
+        "every_s": every_s,
+        "jitter_s": 0,
+        "count": len(faults),
+        "order": "cycle",
+        "faults": faults,
+    }
 
 
 def main() -> None:
@@ -127,14 +160,20 @@ def main() -> None:
         ping = iter(spans["PING"])
         for r in all_rows:
             show(f"client_pause ALL {r['params']['pause_ms']}", r["params"]["pause_ms"] / 1000, [next(ping)], [r])
-        writes = [s for s, r in zip(spans["SET"], [r for r in rows if r["name"] == "client_pause"], strict=False)
-                  if r["params"]["mode"] == "WRITE"]  # fmt: skip
+        writes = [
+            s
+            for s, r in zip(spans["SET"], [r for r in rows if r["name"] == "client_pause"], strict=False)
+            if r["params"]["mode"] == "WRITE"
+        ]
         for s, r in zip(writes, write_rows, strict=False):
             show(f"client_pause WRITE {r['params']['pause_ms']}", r["params"]["pause_ms"] / 1000, [s], [r])
         show("oom 1 s", 1.0, spans["MAXMEMORY"], [r for r in rows if r["name"] == "oom"])
         # 2. restarts of the embedded server
-        path = profile(tmp, "restart", {"chaos": chaos([{"name": "server_restart", "down_s": 1}] * 3, 3),
-                                        "recovery": {"max_window_s": 2.5}})  # fmt: skip
+        path = profile(
+            tmp,
+            "restart",
+            {"chaos": chaos([{"name": "server_restart", "down_s": 1}] * 3, 3), "recovery": {"max_window_s": 2.5}},
+        )
         report = tmp / "restart.json"
         proc = locust(args.users, 13, path, report)
         assert proc.stdout is not None
@@ -151,8 +190,15 @@ def main() -> None:
         port, listen = free_port(), free_port()
         server = redis_server(port, tmp_name)
         toxic = {"name": "network", "toxic": "reset_peer", "duration_s": 1}
-        path = profile(tmp, "network", {"chaos": chaos([toxic] * 3, 3), "recovery": {"max_window_s": 2.5},
-                                        "target": {"proxy": {"listen_port": listen}}})  # fmt: skip
+        path = profile(
+            tmp,
+            "network",
+            {
+                "chaos": chaos([toxic] * 3, 3),
+                "recovery": {"max_window_s": 2.5},
+                "target": {"proxy": {"listen_port": listen}},
+            },
+        )
         report = tmp / "network.json"
         proc = locust(args.users, 13, path, report, "--redis-url", f"redis://127.0.0.1:{port}/0")
         time.sleep(2)

@@ -78,10 +78,19 @@ class BareUser(FastHttpUser):
 def run_locust(user_class: type[Any], users: int, seconds: float, url: str) -> tuple[int, float, float]:
     env = Environment(user_classes=[user_class], events=Events())
     if user_class is ServiceUser:
-        profile = parse_profile({"recovery": {"max_window_s": 3600}, "service": {
-            "url": url, "think_time": {"min_ms": 0, "max_ms": 0},
-            "endpoints": [{"name": "GET /ping", "path": "/ping", "checks": [{"path": "status", "equals": "ok"}]}],
-        }}, "bench")  # fmt: skip
+        profile = parse_profile(
+            {
+                "recovery": {"max_window_s": 3600},
+                "service": {
+                    "url": url,
+                    "think_time": {"min_ms": 0, "max_ms": 0},
+                    "endpoints": [
+                        {"name": "GET /ping", "path": "/ping", "checks": [{"path": "status", "equals": "ok"}]}
+                    ],
+                },
+            },
+            "bench",
+        )
         attach(env, RedisRun(profile, "redis://127.0.0.1:1", "bench", service_url=url))
         trackers = RequestTrackers(profile.recovery)
         env.events.request.add_listener(trackers.on_request)
@@ -137,8 +146,10 @@ def main() -> None:
     print(f"{'variant':8} {'requests':>9} {'req/s':>8} {'cpu_s':>7} {'req/cpu-s':>10} {'vs bare':>8}")
     for name, (requests, cpu_s, wall_s) in totals.items():
         per_cpu = requests / cpu_s
-        print(f"{name:8} {int(requests):9d} {requests / wall_s:8.0f} {cpu_s:7.2f} {per_cpu:10.0f} "
-              f"{per_cpu / bare_per_cpu:8.1%}")  # fmt: skip
+        print(
+            f"{name:8} {int(requests):9d} {requests / wall_s:8.0f} {cpu_s:7.2f} {per_cpu:10.0f} "
+            f"{per_cpu / bare_per_cpu:8.1%}"
+        )
     ratio = totals["pack"][0] / totals["pack"][1] / bare_per_cpu
     print(f"target: pack >= 90% of bare requests/cpu-s: {'met' if ratio >= 0.9 else 'NOT met'} ({ratio:.1%})")
 

@@ -45,9 +45,15 @@ def main() -> None:
     run = MeasuredRun(1, parse_profile({}, "bench").recovery, on_closed=lambda window: None)
     context = {"user": "u1", "retries": 0, "reconnects": 0}
     fired = {
-        "request_type": "REDIS", "name": "GET", "response_time": 0.4, "response_length": 10,
-        "exception": None, "context": context, "url": None, "start_time": 0.0,
-    }  # fmt: skip
+        "request_type": "REDIS",
+        "name": "GET",
+        "response_time": 0.4,
+        "response_length": 10,
+        "exception": None,
+        "context": context,
+        "url": None,
+        "start_time": 0.0,
+    }
     role, forwarder = Role(run), KwargsForwarder(run)
     for label, listener in (
         ("tracker alone", run.tracker.on_request),

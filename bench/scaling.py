@@ -62,12 +62,28 @@ def scaling_run(processes: int, users: int, seconds: int, work: Path, mix: dict[
     profile_path, report = work / f"scaling{processes}.yaml", work / f"scaling{processes}.json"
     profile_path.write_text(yaml.safe_dump(profile))
     command = [
-        LOCUST, "-f", str(ROOT / "locustfile.py"), "--headless", "--processes", str(processes), "-u", str(users),
-        "-r", str(users), "-t", f"{seconds}s", "--resilience-profile", str(profile_path),
-        "--resilience-report", str(report), "--only-summary", "--no-resilience-progress",
-    ]  # fmt: skip
-    proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)  # fmt: skip
+        LOCUST,
+        "-f",
+        str(ROOT / "locustfile.py"),
+        "--headless",
+        "--processes",
+        str(processes),
+        "-u",
+        str(users),
+        "-r",
+        str(users),
+        "-t",
+        f"{seconds}s",
+        "--resilience-profile",
+        str(profile_path),
+        "--resilience-report",
+        str(report),
+        "--only-summary",
+        "--no-resilience-progress",
+    ]
+    proc = subprocess.Popen(
+        command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     try:
         root = psutil.Process(proc.pid)
         time.sleep(5)  # start-up and spawn

@@ -33,8 +33,9 @@ def pct(values: list[float], q: float) -> float:
 
 def run(users: int, seconds: int, witness: bool, tmp: Path) -> dict[str, float]:
     profile = yaml.safe_load((ROOT / "config" / "default.yaml").read_text())
-    profile["chaos"].update(start_after_s=3, every_s=1, jitter_s=0, count=None, order="cycle",
-                            faults=[{"name": "client_kill"}])  # fmt: skip
+    profile["chaos"].update(
+        start_after_s=3, every_s=1, jitter_s=0, count=None, order="cycle", faults=[{"name": "client_kill"}]
+    )
     profile.setdefault("recovery", {}).update(max_window_s=0.9, witness={"enabled": witness})
     profile["slo"] = {"max_recovery_p95_s": None, "max_error_rate_in_windows": None}
     path = tmp / f"profile-{witness}.yaml"
@@ -42,10 +43,28 @@ def run(users: int, seconds: int, witness: bool, tmp: Path) -> dict[str, float]:
     report = tmp / f"report-{witness}.json"
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     subprocess.run(
-        [str(LOCUST), "-f", str(ROOT / "locustfile.py"), "--headless", "-u", str(users), "-r", str(users),
-         "-t", f"{seconds}s", "--resilience-profile", str(path), "--resilience-report", str(report)],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=seconds + 120, check=False,
-    )  # fmt: skip
+        [
+            str(LOCUST),
+            "-f",
+            str(ROOT / "locustfile.py"),
+            "--headless",
+            "-u",
+            str(users),
+            "-r",
+            str(users),
+            "-t",
+            f"{seconds}s",
+            "--resilience-profile",
+            str(path),
+            "--resilience-report",
+            str(report),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        timeout=seconds + 120,
+        check=False,
+    )
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)  # locust and its servers
     data = json.loads(report.read_text())

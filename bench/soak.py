@@ -80,11 +80,29 @@ def main() -> int:
     profile_path.write_text(yaml.safe_dump(profile(args.every)))
     run_s = int(args.minutes * 60)
     proc = subprocess.Popen(
-        [LOCUST, "-f", str(ROOT / "locustfile.py"), "--headless", "-u", str(args.users), "-r", str(args.users),
-         "-t", f"{run_s}s", "--resilience-profile", str(profile_path), "--resilience-report", str(report_path),
-         "--only-summary"],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
-    )  # fmt: skip
+        [
+            LOCUST,
+            "-f",
+            str(ROOT / "locustfile.py"),
+            "--headless",
+            "-u",
+            str(args.users),
+            "-r",
+            str(args.users),
+            "-t",
+            f"{run_s}s",
+            "--resilience-profile",
+            str(profile_path),
+            "--resilience-report",
+            str(report_path),
+            "--only-summary",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     assert proc.stdout is not None
     url = None
     output: list[str] = []
@@ -126,8 +144,10 @@ def main() -> int:
     print(f"soak: {args.minutes:g} min, {args.users} users, a reset every {args.every:g} s; exit {proc.returncode}")
     if warm:
         rss0, rss1 = warm[0][1], warm[-1][1]
-        print(f"RSS after {args.warmup:g} s warm-up {rss0 / 1024:.1f} MiB, at the end {rss1 / 1024:.1f} MiB: "
-              f"growth {100 * (rss1 - rss0) / rss0:+.1f}% (target < 10%)")  # fmt: skip
+        print(
+            f"RSS after {args.warmup:g} s warm-up {rss0 / 1024:.1f} MiB, at the end {rss1 / 1024:.1f} MiB: "
+            f"growth {100 * (rss1 - rss0) / rss0:+.1f}% (target < 10%)"
+        )
         fds_by_minute: dict[int, list[int]] = {}
         for t, _, n, _ in warm:
             fds_by_minute.setdefault(int(t // 60), []).append(n)
@@ -141,13 +161,17 @@ def main() -> int:
     for t, _, _, clients in samples:
         if first_fault <= t <= run_s - 2:  # while users run
             per_minute.setdefault(int(t // 60), []).append(clients)
-    print("connected_clients per minute (median, max): " + ", ".join(
-        f"m{m}: {statistics.median(v):g}/{max(v)}" for m, v in sorted(per_minute.items())))  # fmt: skip
+    print(
+        "connected_clients per minute (median, max): "
+        + ", ".join(f"m{m}: {statistics.median(v):g}/{max(v)}" for m, v in sorted(per_minute.items()))
+    )
     recovered = sum(1 for f in faults if f.get("recovered"))
     truncated = sum(1 for f in faults if f.get("truncated"))
-    print(f"fault windows: {len(faults)}, recovered {recovered}, cut short {truncated}, "
-          f"unresolved {len(faults) - recovered - truncated}; requests {report['summary']['requests']}, "
-          f"lost writes {report['summary']['lost_writes']}, verdict {report['verdict']}")  # fmt: skip
+    print(
+        f"fault windows: {len(faults)}, recovered {recovered}, cut short {truncated}, "
+        f"unresolved {len(faults) - recovered - truncated}; requests {report['summary']['requests']}, "
+        f"lost writes {report['summary']['lost_writes']}, verdict {report['verdict']}"
+    )
     return 0
 
 

@@ -182,14 +182,19 @@ def bench_profile(connection: str, think_ms: int = 0) -> Profile:
                 "mix": {
                     "cache": {"weight": 0},
                     "ledger": {"weight": 0},
-                    "pipeline": {"weight": 1, "depth": DEPTH, "read_ratio": 0.9, "keyspace": KEYSPACE,
-                                 "value_bytes": VALUE_BYTES},
+                    "pipeline": {
+                        "weight": 1,
+                        "depth": DEPTH,
+                        "read_ratio": 0.9,
+                        "keyspace": KEYSPACE,
+                        "value_bytes": VALUE_BYTES,
+                    },
                 },
             },
             "recovery": {"max_window_s": 3600},
         },
         "bench",
-    )  # fmt: skip
+    )
 
 
 def observe(trackers: RequestTrackers, env: Environment) -> None:
@@ -274,10 +279,24 @@ def variant_in_child(name: str, users: int, seconds: float, url: str) -> tuple[i
     """One in-process variant run in a fresh process: what one variant leaves behind (its users' clients,
     their garbage, the hub's timers) is not charged to the next one's CPU."""
     out = subprocess.run(
-        [sys.executable, __file__, "--variant-child", name, "--users", str(users), "--seconds", str(seconds),
-         "--url", url],
-        cwd=ROOT, capture_output=True, text=True, check=True, timeout=seconds + 120,
-    ).stdout  # fmt: skip
+        [
+            sys.executable,
+            __file__,
+            "--variant-child",
+            name,
+            "--users",
+            str(users),
+            "--seconds",
+            str(seconds),
+            "--url",
+            url,
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=seconds + 120,
+    ).stdout
     requests, cpu, wall = json.loads(out.strip().splitlines()[-1])
     return int(requests), float(cpu), float(wall)
 
@@ -286,8 +305,12 @@ def rss_per_100(connection: str, users: int, url: str) -> tuple[float, int]:
     """(MiB of RSS per 100 users beyond the first, the baseline process's RSS in MiB)."""
     out = subprocess.run(
         [sys.executable, __file__, "--rss-child", connection, "--rss-users", str(users), "--url", url],
-        cwd=ROOT, capture_output=True, text=True, check=True, timeout=120,
-    ).stdout  # fmt: skip
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    ).stdout
     figures = json.loads(out.strip().splitlines()[-1])
     per_user_kib = (figures["kib"] - figures["base_kib"]) / (users - 1)
     return per_user_kib * 100 / 1024, figures["base_kib"] // 1024
@@ -347,21 +370,28 @@ def main() -> None:
         if run is None:
             print(f"scaling    --processes {n}: no report")
             continue
-        print(f"scaling    --processes {n}: {run.requests_per_s:7.0f} req/s; cores used: locust "
-              f"{run.locust_cores:.2f}, redis-server {run.server_cores:.2f}")  # fmt: skip
+        print(
+            f"scaling    --processes {n}: {run.requests_per_s:7.0f} req/s; cores used: locust "
+            f"{run.locust_cores:.2f}, redis-server {run.server_cores:.2f}"
+        )
     print(f"scaling    ratio {ratio or 0:.2f} ({args.users} users, {args.scaling_seconds} s each, the cache workload)")
     if one and two:  # what limits the ratio on a machine whose cores the server shares
         cost = [run.locust_cores / run.requests_per_s * 1e6 for run in (one, two)]
         ceiling = (os.cpu_count() or 1) - two.server_cores
         most = ceiling / one.locust_cores
-        print(f"scaling    locust CPU per request: {cost[0]:.0f} us (1 process), {cost[1]:.0f} us (2); cores left "
-              f"beside the server: {ceiling:.2f}, so at most {most:.2f}x the 1-process run")  # fmt: skip
+        print(
+            f"scaling    locust CPU per request: {cost[0]:.0f} us (1 process), {cost[1]:.0f} us (2); cores left "
+            f"beside the server: {ceiling:.2f}, so at most {most:.2f}x the 1-process run"
+        )
     for connection, (mib, base) in rss.items():
         print(f"RSS        {connection}: {mib:.2f} MiB per 100 users ({args.rss_users} users; baseline {base} MiB)")
     checks = [
-        ("pooled (stock, instrumented) >= 95% of bare ops/cpu-s", per_cpu["pooled"] / bare >= 0.95,
-         f"{per_cpu['pooled'] / bare:.1%}"),
-    ]  # fmt: skip
+        (
+            "pooled (stock, instrumented) >= 95% of bare ops/cpu-s",
+            per_cpu["pooled"] / bare >= 0.95,
+            f"{per_cpu['pooled'] / bare:.1%}",
+        ),
+    ]
     for what, met, figure in checks:
         print(f"target: {what}: {'met' if met else 'NOT met'} ({figure})")
 

@@ -34,8 +34,9 @@ def load(port: int, requests: int) -> float:
     begin = time.monotonic()
     subprocess.run(
         ["redis-benchmark", "-p", str(port), "-t", "set,get", "-n", str(requests), "-c", "50", "-q"],
-        check=True, stdout=subprocess.DEVNULL,
-    )  # fmt: skip
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
     return time.monotonic() - begin
 
 

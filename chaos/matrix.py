@@ -140,11 +140,26 @@ def run_cell(
     profile: Path, report: Path, users: int, seconds: int, timeout_s: float, interrupt: Interrupt, locust: str = LOCUST
 ) -> tuple[int | None, str]:
     """One headless locust run (``locust``: the one of the cell's environment); (its exit code, its output's tail)."""
-    command = [locust, "-f", str(ROOT / "locustfile.py"), "--headless", "-u", str(users), "-r", str(users),
-               "-t", f"{seconds}s", "--resilience-profile", str(profile), "--resilience-report", str(report),
-               "--no-resilience-progress"]  # fmt: skip
-    proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)  # fmt: skip
+    command = [
+        locust,
+        "-f",
+        str(ROOT / "locustfile.py"),
+        "--headless",
+        "-u",
+        str(users),
+        "-r",
+        str(users),
+        "-t",
+        f"{seconds}s",
+        "--resilience-profile",
+        str(profile),
+        "--resilience-report",
+        str(report),
+        "--no-resilience-progress",
+    ]
+    proc = subprocess.Popen(
+        command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+    )
     interrupt.child = proc
     try:
         out, _ = proc.communicate(timeout=timeout_s)
@@ -168,14 +183,28 @@ def rank(cells: list[Cell]) -> list[Cell]:
             value = f.get(name)
             return math.inf if value is None else float(value)
 
-        return (num("recovery_p95_s"), num("error_rate_in_windows"), num("hidden_retries"),
-                num("duplicated_writes"), num("lost_writes"), num("client_excess_p95_s"))  # fmt: skip
+        return (
+            num("recovery_p95_s"),
+            num("error_rate_in_windows"),
+            num("hidden_retries"),
+            num("duplicated_writes"),
+            num("lost_writes"),
+            num("client_excess_p95_s"),
+        )
 
     return sorted(cells, key=key)
 
 
-COLUMNS = ("recovery_p95_s", "failures_in_windows", "error_rate_in_windows", "hidden_retries", "duplicated_writes",
-           "lost_writes", "client_excess_p95_s", "verdict")  # fmt: skip
+COLUMNS = (
+    "recovery_p95_s",
+    "failures_in_windows",
+    "error_rate_in_windows",
+    "hidden_retries",
+    "duplicated_writes",
+    "lost_writes",
+    "client_excess_p95_s",
+    "verdict",
+)
 
 
 def table_lines(cells: list[Cell]) -> list[str]:
@@ -329,8 +358,10 @@ def table_html(cells: list[Cell], profile: str) -> str:
             continue
         values = "".join(f"<td class='num'>{escape('-' if f[c] is None else str(f[c]))}</td>" for c in COLUMNS)
         rows.append(f"<tr>{left}{values}</tr>")
-    return (f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>Client matrix</title>"
-            f"<style>{STYLE}</style></head><body><header><h1>Client matrix</h1><div id='facts'>{escape(profile)}"
-            f"</div></header><main><section><h2>Ranked: recovery p95, then errors, retries, writes, excess</h2>"
-            f"<table><thead><tr><th>#</th><th>preset</th>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
-            f"</section></main></body></html>\n")  # fmt: skip
+    return (
+        f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>Client matrix</title>"
+        f"<style>{STYLE}</style></head><body><header><h1>Client matrix</h1><div id='facts'>{escape(profile)}"
+        f"</div></header><main><section><h2>Ranked: recovery p95, then errors, retries, writes, excess</h2>"
+        f"<table><thead><tr><th>#</th><th>preset</th>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+        f"</section></main></body></html>\n"
+    )

@@ -51,8 +51,7 @@ def _model(faults: tuple[Any, ...], workloads: tuple[Any, ...]) -> type[Profile]
         "Slo",
         __base__=Slo,
         **{
-            gate.slo: (int | None, Field(gate.default_limit, ge=0, description=gate.description))
-            for _, gate in gates()
+            gate.slo: (int | None, Field(gate.default_limit, ge=0, description=gate.description)) for _, gate in gates()
         },
     )
     model: type[Profile] = create_model(

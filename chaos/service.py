@@ -46,8 +46,13 @@ class Answer:
         return f"{self.name}: {self.answered}"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "status": self.status, "latency_ms": round(self.latency_ms, 1),
-                "ok": self.problem is None, "problem": self.problem}  # fmt: skip
+        return {
+            "name": self.name,
+            "status": self.status,
+            "latency_ms": round(self.latency_ms, 1),
+            "ok": self.problem is None,
+            "problem": self.problem,
+        }
 
 
 @dataclass
@@ -74,8 +79,9 @@ class ServiceSession:
             headers.setdefault("Content-Type", "application/json")
         started = time.perf_counter()
         try:
-            response = requests.request(method, self.url.rstrip("/") + path, data=body, headers=headers,
-                                        timeout=timeout, allow_redirects=True)  # fmt: skip
+            response = requests.request(
+                method, self.url.rstrip("/") + path, data=body, headers=headers, timeout=timeout, allow_redirects=True
+            )
         except requests.RequestException as exc:
             return Answer(name, None, (time.perf_counter() - started) * 1000, redact_url(type(exc).__name__))
         latency_ms = (time.perf_counter() - started) * 1000
@@ -98,8 +104,10 @@ class ServiceSession:
             answer = self.call(endpoint, endpoint.label, endpoint.method, path, body)
             self.preflight_answers.append(answer)
             if answer.problem is not None:
-                raise SetupError(f"{self.source}: service.endpoints[{index}]: the service at {self.label} did not "
-                                 f"answer as expected before the load, {answer.said}")  # fmt: skip
+                raise SetupError(
+                    f"{self.source}: service.endpoints[{index}]: the service at {self.label} did not "
+                    f"answer as expected before the load, {answer.said}"
+                )
         try:
             health = self.health()
         except MissingHeaderVariable as exc:
@@ -107,8 +115,10 @@ class ServiceSession:
         if health is not None:
             self.preflight_answers.append(health)
             if health.problem is not None:
-                raise SetupError(f"{self.source}: service.health: the service at {self.label} is not healthy "
-                                 f"before the load, {health.said}")  # fmt: skip
+                raise SetupError(
+                    f"{self.source}: service.health: the service at {self.label} is not healthy "
+                    f"before the load, {health.said}"
+                )
 
     def health_at_end(self) -> dict[str, Any] | None:
         """The health endpoint asked until it says healthy, for up to ``health.wait_s``; None without one."""
@@ -153,10 +163,12 @@ def service_refusal(url: str) -> str | None:
         return f"the service URL {redact_url(url)} is not a URL: {exc}"
     if is_loopback_host(host):
         return None
-    return (f"load against the service at {redact_url(url)} refused: {host} is not a loopback address. Load "
-            "and faults hit that service, so a service off this machine needs an explicit opt-in: set "
-            "service.allow_remote: true or pass --allow-remote-service "
-            "(RESILIENCE_ALLOW_REMOTE_SERVICE=true)")  # fmt: skip
+    return (
+        f"load against the service at {redact_url(url)} refused: {host} is not a loopback address. Load "
+        "and faults hit that service, so a service off this machine needs an explicit opt-in: set "
+        "service.allow_remote: true or pass --allow-remote-service "
+        "(RESILIENCE_ALLOW_REMOTE_SERVICE=true)"
+    )
 
 
 def check_service_url(url: str, spec: Service, settings: Settings) -> None:
@@ -171,13 +183,17 @@ def check_service_url(url: str, spec: Service, settings: Settings) -> None:
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise SetupError(f"{SERVICE_FLAG}: expected an http:// or https:// URL with a host, got {shown!r}")
     if parts.path not in ("", "/") or parts.query or parts.fragment:
-        raise SetupError(f"{SERVICE_FLAG}: expected the service's base URL (no path or query: the endpoints' paths "
-                         f"go under it), got {shown!r}")  # fmt: skip
+        raise SetupError(
+            f"{SERVICE_FLAG}: expected the service's base URL (no path or query: the endpoints' paths "
+            f"go under it), got {shown!r}"
+        )
     userinfo = parts.netloc.rpartition("@")[0]
     if userinfo and ":" not in userinfo:
-        raise SetupError(f"{SERVICE_FLAG}: a token in the URL ({shown}) is neither sent as a header nor kept "
-                         "out of Locust's error messages: give it in a header with header_env "
-                         "(docs/service.md)")  # fmt: skip
+        raise SetupError(
+            f"{SERVICE_FLAG}: a token in the URL ({shown}) is neither sent as a header nor kept "
+            "out of Locust's error messages: give it in a header with header_env "
+            "(docs/service.md)"
+        )
     if not (spec.allow_remote or settings.allow_remote_service) and (refusal := service_refusal(url)):
         raise SetupError(refusal)
 
@@ -208,10 +224,15 @@ def open_service(
     check_headers(spec, source)
     if url == "embedded":
         if not redis_url.startswith(("redis://", "rediss://")):
-            raise SetupError(f"{source}: service.url: embedded runs the reference service on a standalone Redis "
-                             "(target.url: embedded, redis:// or rediss://)")  # fmt: skip
-        settings_env = {"CLIENT_NAME": REFERENCE_CLIENT_NAME, "KEY_PREFIX": key_prefix + "service",
-                        **spec.reference_settings}  # fmt: skip
+            raise SetupError(
+                f"{source}: service.url: embedded runs the reference service on a standalone Redis "
+                "(target.url: embedded, redis:// or rediss://)"
+            )
+        settings_env = {
+            "CLIENT_NAME": REFERENCE_CLIENT_NAME,
+            "KEY_PREFIX": key_prefix + "service",
+            **spec.reference_settings,
+        }
         try:
             reference = ReferenceService(redis_url, settings_env).start()
         except ServiceError as exc:

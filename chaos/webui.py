@@ -58,10 +58,16 @@ class ChaosControl(Protocol):
 
 RESILIENCE_TAB = "resilience"
 RESILIENCE_COLUMNS = (
-    ("id", "#"), ("fault", "fault"), ("offset_s", "offset s"), ("requests", "requests"), ("failures", "failures"),
-    ("hidden_retries", "hidden retries"), ("outage_s", "outage s"), ("recovery_s", "recovery s"),
+    ("id", "#"),
+    ("fault", "fault"),
+    ("offset_s", "offset s"),
+    ("requests", "requests"),
+    ("failures", "failures"),
+    ("hidden_retries", "hidden retries"),
+    ("outage_s", "outage s"),
+    ("recovery_s", "recovery s"),
     ("by_type", "recovery by type"),
-)  # fmt: skip
+)
 
 
 def resilience_rows(report: dict[str, Any] | None) -> list[dict[str, Any]]:
@@ -82,21 +88,45 @@ def resilience_rows(report: dict[str, Any] | None) -> list[dict[str, Any]]:
             f"{t} {w['recovery_s']:.3f}" if w.get("recovery_s") is not None else f"{t} -"
             for t, w in sorted((f.get("by_type") or {}).items())
         )
-        rows.append({
-            "id": f["id"], "fault": f["name"] if f.get("trigger", "schedule") == "schedule" else f"{f['name']} (web)",
-            "offset_s": f"{f['offset_s']:.1f}", "requests": f.get("requests", 0), "failures": f.get("failures", 0),
-            "hidden_retries": f.get("hidden_retries", 0),
-            "outage_s": "-" if f.get("outage_s") is None else f"{f['outage_s']:.3f}",
-            "recovery_s": shown, "by_type": typed or "-",
-        })  # fmt: skip
+        rows.append(
+            {
+                "id": f["id"],
+                "fault": f["name"] if f.get("trigger", "schedule") == "schedule" else f"{f['name']} (web)",
+                "offset_s": f"{f['offset_s']:.1f}",
+                "requests": f.get("requests", 0),
+                "failures": f.get("failures", 0),
+                "hidden_retries": f.get("hidden_retries", 0),
+                "outage_s": "-" if f.get("outage_s") is None else f"{f['outage_s']:.3f}",
+                "recovery_s": shown,
+                "by_type": typed or "-",
+            }
+        )
     return rows
 
+
 EMPTY_REPORT: dict[str, Any] = {
-    "schema": "redis-resilience/report/v1", "run_id": "-", "profile": "-", "target": "-", "mode": "-",
-    "started_at": 0, "duration_s": 0, "faults": [], "slo": [], "verdict": "running", "exit_code": None,
-    "summary": {"requests": 0, "failures": 0, "faults_recovered": 0, "faults_injected": 0, "recovery_p95_s": None,
-                "hidden_retries": 0, "lost_writes": None},
-    "integrity": {}, "timeline": None,
+    "schema": "redis-resilience/report/v1",
+    "run_id": "-",
+    "profile": "-",
+    "target": "-",
+    "mode": "-",
+    "started_at": 0,
+    "duration_s": 0,
+    "faults": [],
+    "slo": [],
+    "verdict": "running",
+    "exit_code": None,
+    "summary": {
+        "requests": 0,
+        "failures": 0,
+        "faults_recovered": 0,
+        "faults_injected": 0,
+        "recovery_p95_s": None,
+        "hidden_retries": 0,
+        "lost_writes": None,
+    },
+    "integrity": {},
+    "timeline": None,
 }  # before the first test: the view waits for one
 
 BODY_KEYS = frozenset({"force", "fault"})

@@ -9,9 +9,18 @@ from recovery.environment import versions_line
 from recovery.verdict import SloResult
 
 HEADER = (
-    "#", "fault", "offset_s", "requests", "failures", "retries", "reconn", "users",
-    "outage_s", "recovery_s", "excess_s",
-)  # fmt: skip
+    "#",
+    "fault",
+    "offset_s",
+    "requests",
+    "failures",
+    "retries",
+    "reconn",
+    "users",
+    "outage_s",
+    "recovery_s",
+    "excess_s",
+)
 
 
 def _cell(value: Any, digits: int = 2) -> str:

@@ -106,5 +106,3 @@ def _relative(target: Path, base: Path) -> str:
     import os
 
     return os.path.relpath(target.resolve(), base.resolve())
-
-

@@ -21,9 +21,10 @@ RECOVERY_BUCKETS_S = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 15
 def families(report: dict[str, Any] | None, connections: dict[str, Any] | None) -> list[Metric]:
     """The run's metrics from a report (None: no test yet) and the run's connections now."""
     faults = CounterMetricFamily(
-        "redis_resilience_faults", "Faults by name and outcome (injected, failed, recovered, not_recovered)",
+        "redis_resilience_faults",
+        "Faults by name and outcome (injected, failed, recovered, not_recovered)",
         labels=["fault", "outcome"],
-    )  # fmt: skip
+    )
     requests = CounterMetricFamily(
         "redis_resilience_requests", "Requests by type, in or outside fault windows", labels=["type", "window"]
     )
@@ -35,9 +36,10 @@ def families(report: dict[str, Any] | None, connections: dict[str, Any] | None) 
     lost = GaugeMetricFamily("redis_resilience_lost_writes", "Acknowledged writes missing at the end (-1: unknown)")
     recovery = HistogramMetricFamily("redis_resilience_recovery_seconds", "Time from a fault to healthy clients")
     conns = GaugeMetricFamily(
-        "redis_resilience_connections", "The run's connections: in_use and idle in its pools, server as the "
-        "server lists them", labels=["state"],
-    )  # fmt: skip
+        "redis_resilience_connections",
+        "The run's connections: in_use and idle in its pools, server as the server lists them",
+        labels=["state"],
+    )
     verdict = GaugeMetricFamily(
         "redis_resilience_verdict", "The last test's verdict: 1 pass, 0 fail, -1 none yet (or running)"
     )

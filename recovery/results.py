@@ -58,8 +58,13 @@ class NodeResult:
         integrity_error: str | None,
         user_errors: int,
     ) -> NodeResult:
-        result = cls(integrity=integrity, integrity_error=integrity_error, user_errors=user_errors,
-                     series=trackers.series(), users=dict(trackers.users))  # fmt: skip
+        result = cls(
+            integrity=integrity,
+            integrity_error=integrity_error,
+            user_errors=user_errors,
+            series=trackers.series(),
+            users=dict(trackers.users),
+        )
         for request_type, tracker in sorted(trackers.by_type.items()):
             result.windows.extend(tracker.closed)
             result.add_type(

@@ -43,9 +43,21 @@ HANDLED_ERRORS: tuple[type[RedisError], ...] = (WatchError, NoScriptError)
 
 # Commands that wait on the server by design: their latency is not degradation (only errors are).
 BLOCKING_COMMANDS = frozenset(
-    {"BLPOP", "BRPOP", "BLMOVE", "BRPOPLPUSH", "BLMPOP", "BZPOPMIN", "BZPOPMAX", "BZMPOP", "XREAD", "XREADGROUP",
-     "WAIT", "WAITAOF"}
-)  # fmt: skip
+    {
+        "BLPOP",
+        "BRPOP",
+        "BLMOVE",
+        "BRPOPLPUSH",
+        "BLMPOP",
+        "BZPOPMIN",
+        "BZPOPMAX",
+        "BZMPOP",
+        "XREAD",
+        "XREADGROUP",
+        "WAIT",
+        "WAITAOF",
+    }
+)
 
 
 class RedisRequestFailed(RescheduleTask):
@@ -131,8 +143,9 @@ def make_pool(
     redis-py 8 retries by default when a client is built from host/port but not when it is
     built on an explicit pool, so the retry policy is passed here, never left to a default.
     """
-    retry = Retry(CountingBackoff(make_backoff(options.backoff), probe), options.retries,
-                  supported_errors=retry_errors(options))  # fmt: skip
+    retry = Retry(
+        CountingBackoff(make_backoff(options.backoff), probe), options.retries, supported_errors=retry_errors(options)
+    )
     kwargs: dict[str, Any] = {
         "retry": retry,
         "socket_timeout": options.socket_timeout_s,

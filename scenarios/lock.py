@@ -64,6 +64,7 @@ class LockUser(RedisUser):
     @staticmethod
     def derive_figures(figures: dict[str, float]) -> dict[str, float]:
         return {"violations": lock_violations(figures)}
+
     label = "lock"
 
     def __init__(self, environment: Environment) -> None:

@@ -75,6 +75,7 @@ class PubSubUser(RedisUser):
     @staticmethod
     def derive_figures(figures: dict[str, float]) -> dict[str, float]:
         return {"lost_messages": lost_messages(figures)}
+
     label = "pubsub"
 
     def __init__(self, environment: Environment) -> None:

@@ -70,10 +70,14 @@ class Judge:
         given = expect.expect_status
         self.statuses = None if given is None else frozenset(given)  # None: any 2xx
         self.checks = tuple(
-            (c.path, tuple(c.path.split(".")), "equals" in c.model_fields_set,
-             c.equals if "equals" in c.model_fields_set else c.contains)
+            (
+                c.path,
+                tuple(c.path.split(".")),
+                "equals" in c.model_fields_set,
+                c.equals if "equals" in c.model_fields_set else c.contains,
+            )
             for c in expect.checks
-        )  # fmt: skip
+        )
 
     def __call__(self, status: int, content: bytes | None) -> str | None:
         statuses = self.statuses
@@ -202,13 +206,15 @@ class ServiceUser(FastHttpUser):
         started = time.perf_counter()
         try:
             if prepared.timeout_s is None:
-                response = self._agent.urlopen(self._base + path, method=prepared.method, payload=body,
-                                               headers=prepared.headers)  # fmt: skip
+                response = self._agent.urlopen(
+                    self._base + path, method=prepared.method, payload=body, headers=prepared.headers
+                )
                 content = response.content
             else:
                 with gevent.Timeout(prepared.timeout_s, TimeoutError(f"no answer within {prepared.timeout_s:g}s")):
-                    response = self._agent.urlopen(self._base + path, method=prepared.method, payload=body,
-                                                   headers=prepared.headers)  # fmt: skip
+                    response = self._agent.urlopen(
+                        self._base + path, method=prepared.method, payload=body, headers=prepared.headers
+                    )
                     content = response.content
             length = len(content) if content else 0
             problem = prepared.judge(response.status_code, content)

@@ -32,11 +32,15 @@ class EmbeddedClusterNode(EmbeddedRedis):
             self.bus_port, self._bus_for = free_port(self.host), self.port
         return [
             *super().config_args(),
-            "--cluster-enabled", "yes",
-            "--cluster-config-file", "nodes.conf",
-            "--cluster-node-timeout", str(CLUSTER_NODE_TIMEOUT_MS),
-            "--cluster-port", str(self.bus_port),
-        ]  # fmt: skip
+            "--cluster-enabled",
+            "yes",
+            "--cluster-config-file",
+            "nodes.conf",
+            "--cluster-node-timeout",
+            str(CLUSTER_NODE_TIMEOUT_MS),
+            "--cluster-port",
+            str(self.bus_port),
+        ]
 
 
 @dataclass(frozen=True)

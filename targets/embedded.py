@@ -131,9 +131,11 @@ class EmbeddedRedis:
         args = [
             shutil.which(self.binary) or self.binary,
             *self.command_args(),
-            "--daemonize", "no",
-            "--logfile", str(self.dir / "redis.log"),
-        ]  # fmt: skip
+            "--daemonize",
+            "no",
+            "--logfile",
+            str(self.dir / "redis.log"),
+        ]
         # Its own session: a Ctrl-C in the terminal reaches Locust only, which stops the server
         # after checking acknowledged writes. If Locust itself is killed, the server follows it.
         self.process = subprocess.Popen(
@@ -178,15 +180,21 @@ class EmbeddedRedis:
         """The server's settings, as command-line options."""
         assert self.dir is not None
         return [
-            "--port", str(self.port),
-            "--bind", self.host,
-            "--dir", str(self.dir),
-            "--save", "",
+            "--port",
+            str(self.port),
+            "--bind",
+            self.host,
+            "--dir",
+            str(self.dir),
+            "--save",
+            "",
             *PERSISTENCE_ARGS[self.persistence],
-            "--protected-mode", "yes",
-            "--repl-diskless-sync-delay", "0",  # a replica (re)joining syncs at once, not after 5 s
+            "--protected-mode",
+            "yes",
+            "--repl-diskless-sync-delay",
+            "0",  # a replica (re)joining syncs at once, not after 5 s
             *self.extra_args,
-        ]  # fmt: skip
+        ]
 
     def kill(self, hard: bool = True, timeout_s: float = 10.0) -> None:
         """Crash (SIGKILL) or shut down cleanly (SIGTERM: Redis flushes its AOF and exits); keep the data dir."""

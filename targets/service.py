@@ -50,16 +50,34 @@ class ReferenceService:
         """Start it; with ``wait_healthy``, return once ``/health`` says 200, else once it answers at all."""
         missing = [m for m in ("fastapi", "uvicorn") if importlib.util.find_spec(m) is None]
         if missing:
-            raise ServiceError(f"the reference service needs {' and '.join(missing)}: install the service extra "
-                               "(pip install -e '.[service]'; ./dev does)")  # fmt: skip
+            raise ServiceError(
+                f"the reference service needs {' and '.join(missing)}: install the service extra "
+                "(pip install -e '.[service]'; ./dev does)"
+            )
         self.port = free_port(self.host)
         env = {**os.environ, "RS_REDIS_URL": self.redis_url, **{f"RS_{k}": v for k, v in self.settings.items()}}
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", APP, "--host", self.host, "--port", str(self.port),
-             "--log-level", "warning", "--no-access-log"],
-            cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-            start_new_session=True, preexec_fn=die_with_parent,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                APP,
+                "--host",
+                self.host,
+                "--port",
+                str(self.port),
+                "--log-level",
+                "warning",
+                "--no-access-log",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+            preexec_fn=die_with_parent,
+        )
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -71,8 +89,10 @@ class ReferenceService:
                 return self
             time.sleep(POLL_S)
         self.stop()
-        raise ServiceError(f"the reference service gave no {'healthy ' if wait_healthy else ''}answer within "
-                           f"{timeout_s:g}s on {self.url}")  # fmt: skip
+        raise ServiceError(
+            f"the reference service gave no {'healthy ' if wait_healthy else ''}answer within "
+            f"{timeout_s:g}s on {self.url}"
+        )
 
     def get(self, path: str) -> tuple[int | None, Any]:
         """``GET path``: the status and the JSON body (None, None when nothing answered)."""
@@ -80,8 +100,9 @@ class ReferenceService:
 
     def call(self, method: str, path: str, body: Any = None, timeout_s: float = 5.0) -> tuple[int | None, Any]:
         data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(f"{self.url}{path}", data=data, method=method,
-                                         headers={"Content-Type": "application/json"})  # fmt: skip
+        request = urllib.request.Request(
+            f"{self.url}{path}", data=data, method=method, headers={"Content-Type": "application/json"}
+        )
         try:
             with urllib.request.urlopen(request, timeout=timeout_s) as response:
                 return response.status, json.loads(response.read() or b"null")

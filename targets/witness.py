@@ -113,8 +113,19 @@ class Witness:
         self.down_since: float | None = None  # an outage going on (no reply yet), since then
 
     def start(self, on_crash: OnCrash | None = None) -> Witness:
-        args = [sys.executable, "-m", "targets.witness_probe", self.host, str(self.port), "--name", self.name,
-                "--period-ms", str(self.period_ms), "--late-ms", str(self.late_ms)]  # fmt: skip
+        args = [
+            sys.executable,
+            "-m",
+            "targets.witness_probe",
+            self.host,
+            str(self.port),
+            "--name",
+            self.name,
+            "--period-ms",
+            str(self.period_ms),
+            "--late-ms",
+            str(self.late_ms),
+        ]
         if self.user:
             args += ["--user", self.user]
         if self.tls is not None:
@@ -123,9 +134,13 @@ class Witness:
             args.append("--publish")
         env = {**os.environ, "RR_WITNESS_PASSWORD": self.password} if self.password is not None else None
         self.process = subprocess.Popen(
-            args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env,
+            args,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env=env,
             preexec_fn=die_with_parent,
-        )  # fmt: skip
+        )
         self.reader = spawn_reported(on_crash or self._crashed, self._read)
         if not self.ready.wait(READY_TIMEOUT_S):
             self.stop()
@@ -204,7 +219,14 @@ class Witnesses:
         for node in self.nodes():
             if node.key not in self.witnesses:
                 self.witnesses[node.key] = Witness(
-                    node.host, node.port, self.name, node.user, node.password, self.period_ms, self.late_ms, node.tls,
+                    node.host,
+                    node.port,
+                    self.name,
+                    node.user,
+                    node.password,
+                    self.period_ms,
+                    self.late_ms,
+                    node.tls,
                     self.publish,
                 ).start(self.on_crash)
             keys.append(node.key)

@@ -192,10 +192,27 @@ class WebLocust:
         self.base = f"http://127.0.0.1:{self.port}"
         self.report = report
         self.proc = subprocess.Popen(
-            [LOCUST, "-f", str(ROOT / "locustfile.py"), "--web-host", "127.0.0.1", "--web-port", str(self.port),
-             "--autostart", "-t", "120s", "--resilience-report", str(report), *args],
-            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
-        )  # fmt: skip
+            [
+                LOCUST,
+                "-f",
+                str(ROOT / "locustfile.py"),
+                "--web-host",
+                "127.0.0.1",
+                "--web-port",
+                str(self.port),
+                "--autostart",
+                "-t",
+                "120s",
+                "--resilience-report",
+                str(report),
+                *args,
+            ],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
 
     def call(self, path: str, body: Any = None, raw: bytes | None = None) -> tuple[int, Any]:
         """GET (or POST ``body`` as JSON, or ``raw`` bytes): the status and the decoded JSON (or text)."""
@@ -307,19 +324,38 @@ class Recorder:
         self.hook.add_listener(lambda **kw: self.requests.append(kw))
 
 
-def window(fault_id: int = 1, *, requests: int = 10, failures: int = 1, recovery: float | None = 0.2,
-           users: list[float] | None = None, latencies: tuple[float, ...] = (1.0,)) -> WindowSummary:  # fmt: skip
+def window(
+    fault_id: int = 1,
+    *,
+    requests: int = 10,
+    failures: int = 1,
+    recovery: float | None = 0.2,
+    users: list[float] | None = None,
+    latencies: tuple[float, ...] = (1.0,),
+) -> WindowSummary:
     """A node's summary of one fault window, with these figures."""
     hist = LatencyHistogram()
     for ms in latencies:
         hist.add(ms)
     users = [0.1] if users is None else users
     return WindowSummary(
-        fault_id=fault_id, name="client_kill", requests=requests, failures=failures, degraded=failures,
-        hidden_retries=2, reconnections=3, first_error_s=0.05 * fault_id, recovery_s=recovery, window_s=2.0,
-        users_affected=len(users), user_recovery_s=users, users_not_recovered=0, p99_ms=hist.percentile(0.99),
-        threshold_ms=50.0, latency=hist,
-    )  # fmt: skip
+        fault_id=fault_id,
+        name="client_kill",
+        requests=requests,
+        failures=failures,
+        degraded=failures,
+        hidden_retries=2,
+        reconnections=3,
+        first_error_s=0.05 * fault_id,
+        recovery_s=recovery,
+        window_s=2.0,
+        users_affected=len(users),
+        user_recovery_s=users,
+        users_not_recovered=0,
+        p99_ms=hist.percentile(0.99),
+        threshold_ms=50.0,
+        latency=hist,
+    )
 
 
 class StallProbe:
@@ -343,5 +379,7 @@ class StallProbe:
         time.sleep(0.1)
         self.proc.stdin.close()
         out = self.head + finish(self.proc, timeout=10)
-        return [(float(a), float(b)) for kind, a, b in (line.split() for line in out.splitlines() if
-                line.startswith(("STALL ", "SPAN ")))]  # fmt: skip
+        return [
+            (float(a), float(b))
+            for kind, a, b in (line.split() for line in out.splitlines() if line.startswith(("STALL ", "SPAN ")))
+        ]

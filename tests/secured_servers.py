@@ -40,15 +40,42 @@ def make_certs(where: Path) -> Certs:
     where.mkdir(parents=True, exist_ok=True)
     ec = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes")
     for ca in ("ca", "other-ca"):
-        _openssl("req", "-x509", *ec, "-keyout", f"{ca}.key", "-out", f"{ca}.crt", "-days", "2",
-                 "-subj", f"/CN=redis-resilience test {ca}", cwd=where)  # fmt: skip
+        _openssl(
+            "req",
+            "-x509",
+            *ec,
+            "-keyout",
+            f"{ca}.key",
+            "-out",
+            f"{ca}.crt",
+            "-days",
+            "2",
+            "-subj",
+            f"/CN=redis-resilience test {ca}",
+            cwd=where,
+        )
     (where / "server.ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
     (where / "client.ext").write_text("extendedKeyUsage=clientAuth\n")
     for name in ("server", "client"):
-        _openssl("req", *ec, "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", f"/CN=rr-test-{name}",
-                 cwd=where)  # fmt: skip
-        _openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
-                 "-out", f"{name}.crt", "-days", "2", "-extfile", f"{name}.ext", cwd=where)  # fmt: skip
+        _openssl("req", *ec, "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", f"/CN=rr-test-{name}", cwd=where)
+        _openssl(
+            "x509",
+            "-req",
+            "-in",
+            f"{name}.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            f"{name}.crt",
+            "-days",
+            "2",
+            "-extfile",
+            f"{name}.ext",
+            cwd=where,
+        )
     return Certs(
         dir=where,
         ca=where / "ca.crt",
@@ -77,22 +104,35 @@ class TlsRedis(EmbeddedRedis):
         c = self.certs
         return [
             *super().config_args(),
-            "--port", "0",  # the last --port wins: no plain TCP at all
-            "--tls-port", str(self.port),
-            "--tls-cert-file", str(c.server_cert),
-            "--tls-key-file", str(c.server_key),
-            "--tls-ca-cert-file", str(c.ca),
-            "--tls-auth-clients", "yes" if self.auth_clients else "no",
-        ]  # fmt: skip
+            "--port",
+            "0",  # the last --port wins: no plain TCP at all
+            "--tls-port",
+            str(self.port),
+            "--tls-cert-file",
+            str(c.server_cert),
+            "--tls-key-file",
+            str(c.server_key),
+            "--tls-ca-cert-file",
+            str(c.ca),
+            "--tls-auth-clients",
+            "yes" if self.auth_clients else "no",
+        ]
 
     def client(self, **kwargs: object) -> redis.Redis:
         """A client of the test CA, with the client certificate, no retries."""
         c = self.certs
         return redis.Redis(
-            host=self.host, port=self.port, ssl=True, ssl_ca_certs=str(c.ca), ssl_certfile=str(c.client_cert),
-            ssl_keyfile=str(c.client_key), socket_timeout=2, socket_connect_timeout=2, retry=Retry(NoBackoff(), 0),
+            host=self.host,
+            port=self.port,
+            ssl=True,
+            ssl_ca_certs=str(c.ca),
+            ssl_certfile=str(c.client_cert),
+            ssl_keyfile=str(c.client_key),
+            socket_timeout=2,
+            socket_connect_timeout=2,
+            retry=Retry(NoBackoff(), 0),
             **kwargs,  # type: ignore[arg-type]
-        )  # fmt: skip
+        )
 
     def probe_client(self) -> redis.Redis:
         return self.client()

@@ -30,12 +30,17 @@ def passwords() -> dict[str, str]:
     return {name: f"{name}-{secrets.token_hex(8)}" for name in ("default", "traffic", "chaos")}
 
 
-def acl_users(server: EmbeddedRedis, passwords: dict[str, str], chaos_rules: list[str],
-              traffic_rules: list[str] = TRAFFIC_RULES) -> redis.Redis:  # fmt: skip
-    return secured(server, passwords["default"], {
-        "traffic": [*traffic_rules, f">{passwords['traffic']}"],
-        "chaos": ["on", "~*", "&*", *chaos_rules, f">{passwords['chaos']}"],
-    })  # fmt: skip
+def acl_users(
+    server: EmbeddedRedis, passwords: dict[str, str], chaos_rules: list[str], traffic_rules: list[str] = TRAFFIC_RULES
+) -> redis.Redis:
+    return secured(
+        server,
+        passwords["default"],
+        {
+            "traffic": [*traffic_rules, f">{passwords['traffic']}"],
+            "chaos": ["on", "~*", "&*", *chaos_rules, f">{passwords['chaos']}"],
+        },
+    )
 
 
 @pytest.fixture
@@ -50,11 +55,18 @@ def acl_profile(tmp_path: Path, server: EmbeddedRedis, passwords: dict[str, str]
     """Traffic as user 'traffic' (password from $RR_TEST_TRAFFIC_PASSWORD), the pack's admin as user
     'chaos' (password from a file next to the profile, named relatively)."""
     (tmp_path / "chaos.password").write_text(passwords["chaos"] + "\n")
-    return write_profile(tmp_path / "acl.yaml", {
-        "target": {"url": server.url, "username": "traffic", "password_env": "RR_TEST_TRAFFIC_PASSWORD",
-                   "admin": {"username": "chaos", "password_file": "chaos.password"}},
-        "chaos": {"order": "cycle", **chaos},
-    })  # fmt: skip
+    return write_profile(
+        tmp_path / "acl.yaml",
+        {
+            "target": {
+                "url": server.url,
+                "username": "traffic",
+                "password_env": "RR_TEST_TRAFFIC_PASSWORD",
+                "admin": {"username": "chaos", "password_file": "chaos.password"},
+            },
+            "chaos": {"order": "cycle", **chaos},
+        },
+    )
 
 
 def test_a_traffic_user_without_client_or_config_runs_a_passing_headless_run(
@@ -66,9 +78,21 @@ def test_a_traffic_user_without_client_or_config_runs_a_passing_headless_run(
     root = acl_users(redis_server, passwords, ["+@all", "-get", "-set", "-rpush"])
     profile = acl_profile(tmp_path, redis_server, passwords)
     report_path = tmp_path / "report.json"
-    proc = locust(["-u", "10", "-r", "10", "-t", "10s", "--resilience-profile", str(profile),
-                   "--resilience-report", str(report_path)],
-                  env={**os.environ, "RR_TEST_TRAFFIC_PASSWORD": passwords["traffic"]})  # fmt: skip
+    proc = locust(
+        [
+            "-u",
+            "10",
+            "-r",
+            "10",
+            "-t",
+            "10s",
+            "--resilience-profile",
+            str(profile),
+            "--resilience-report",
+            str(report_path),
+        ],
+        env={**os.environ, "RR_TEST_TRAFFIC_PASSWORD": passwords["traffic"]},
+    )
     out = finish(proc, timeout=60)
     assert proc.returncode == 0, out[-4000:]
     report = json.loads(report_path.read_text())
@@ -121,9 +145,25 @@ def test_a_password_never_appears_in_output_logs_or_report(
     password = passwords["default"]
     profile = write_profile(tmp_path / "p.yaml", {"target": {"url": redis_server.url, "password_env": "RR_TEST_PW"}})
     report_path, log_path = tmp_path / "report.json", tmp_path / "locust.log"
-    proc = locust(["-u", "10", "-r", "10", "-t", "8s", "--resilience-profile", str(profile), "--loglevel", "DEBUG",
-                   "--logfile", str(log_path), "--resilience-report", str(report_path)],
-                  env={**os.environ, "RR_TEST_PW": password})  # fmt: skip
+    proc = locust(
+        [
+            "-u",
+            "10",
+            "-r",
+            "10",
+            "-t",
+            "8s",
+            "--resilience-profile",
+            str(profile),
+            "--loglevel",
+            "DEBUG",
+            "--logfile",
+            str(log_path),
+            "--resilience-report",
+            str(report_path),
+        ],
+        env={**os.environ, "RR_TEST_PW": password},
+    )
     out = finish(proc, timeout=60)
     assert proc.returncode == 0, out[-4000:]
     report = report_path.read_text()
@@ -187,8 +227,9 @@ def test_password_file_is_read_relative_to_the_profile_and_hidden_from_repr(tmp_
     from targets.access import resolve_access
 
     (tmp_path / "pw").write_text("s3cret\r\n")
-    profile_path = write_profile(tmp_path / "p.yaml", {"target": {"url": "redis://127.0.0.1:1/0", "password_file": "pw",
-                                                                  "username": "app"}})  # fmt: skip
+    profile_path = write_profile(
+        tmp_path / "p.yaml", {"target": {"url": "redis://127.0.0.1:1/0", "password_file": "pw", "username": "app"}}
+    )
     profile = load_profile(profile_path)
     traffic, admin = resolve_access(profile.target, profile.target.url, "p")
     assert traffic == admin == Access("app", "s3cret", None)  # admin: the traffic's credentials by default

@@ -145,8 +145,12 @@ def test_the_instrumented_cluster_client_fires_a_request_per_command_and_per_pip
         assert tx.execute() == [1, -1]
     assert client.blpop(["t:{a}:list"], 0.05) is None
     assert [(r["name"], r["context"]["commands"]) for r in rec.requests] == [
-        ("PIPELINE cache", 3), ("WATCH cache", 1), ("GET cache", 1), ("EXEC cache", 2), ("BLPOP cache", 1)
-    ]  # fmt: skip
+        ("PIPELINE cache", 3),
+        ("WATCH cache", 1),
+        ("GET cache", 1),
+        ("EXEC cache", 2),
+        ("BLPOP cache", 1),
+    ]
     assert rec.requests[-1]["context"]["blocking"]
     with pytest.raises(RedisRequestFailed):
         client.lpush(keys[0], "x")  # WRONGTYPE: a failure, reported
@@ -264,8 +268,11 @@ def test_after_a_failover_the_cluster_client_writes_to_the_new_primary(cluster: 
     print(f"{method}: promoted after {details['promoted_after_s']}s")
     assert details["old_primary_port"] == old.port and details["new_primary_port"] != old.port
     assert 0 < details["promoted_after_s"] < 20
-    eventually("a write through the cluster client lands on the new primary of slot 0",
-               lambda: served_by_new_primary(client, cluster, old.port), 30)  # fmt: skip
+    eventually(
+        "a write through the cluster client lands on the new primary of slot 0",
+        lambda: served_by_new_primary(client, cluster, old.port),
+        30,
+    )
     assert client.get(key) == b"before"  # replicated before the failover
     eventually("the old primary rejoins as a replica", lambda: role(old) == "slave", 30)
     eventually("the cluster is whole again", cluster.ready, 30)
@@ -305,22 +312,57 @@ def test_cluster_urls_in_profiles_and_clients() -> None:
 
 @HEAVY
 def test_a_headless_run_on_the_embedded_cluster_with_a_failover(tmp_path: Path) -> None:
-    profile = write_profile(tmp_path / "cluster.yaml", {
-        "target": {"url": "embedded-cluster"},
-        "workload": {"think_time": {"min_ms": 1, "max_ms": 20}, "mix": {
-            "cache": {"weight": 2, "keyspace": 2000}, "ledger": {"weight": 1}, "session": {"weight": 1},
-            "queue": {"weight": 1}, "pubsub": {"weight": 1}, "stream": {"weight": 1}, "lock": {"weight": 1},
-            "ratelimit": {"weight": 1}, "leaderboard": {"weight": 1}, "pipeline": {"weight": 1},
-            "transaction": {"weight": 1}}},
-        "chaos": {"start_after_s": 4, "every_s": 30, "count": 1,
-                  "faults": [{"name": "failover", "method": "kill_primary", "down_s": 2}]},
-        "recovery": {"max_window_s": 12},
-        # Reported, not gated: what a crashed primary's unreplicated writes (and locks) cost varies run to run.
-        "slo": {"max_recovery_p95_s": None, "max_error_rate_in_windows": None, "max_lost_writes": None,
-                "max_lock_violations": None}})  # fmt: skip
+    profile = write_profile(
+        tmp_path / "cluster.yaml",
+        {
+            "target": {"url": "embedded-cluster"},
+            "workload": {
+                "think_time": {"min_ms": 1, "max_ms": 20},
+                "mix": {
+                    "cache": {"weight": 2, "keyspace": 2000},
+                    "ledger": {"weight": 1},
+                    "session": {"weight": 1},
+                    "queue": {"weight": 1},
+                    "pubsub": {"weight": 1},
+                    "stream": {"weight": 1},
+                    "lock": {"weight": 1},
+                    "ratelimit": {"weight": 1},
+                    "leaderboard": {"weight": 1},
+                    "pipeline": {"weight": 1},
+                    "transaction": {"weight": 1},
+                },
+            },
+            "chaos": {
+                "start_after_s": 4,
+                "every_s": 30,
+                "count": 1,
+                "faults": [{"name": "failover", "method": "kill_primary", "down_s": 2}],
+            },
+            "recovery": {"max_window_s": 12},
+            # Reported, not gated: what a crashed primary's unreplicated writes (and locks) cost varies run to run.
+            "slo": {
+                "max_recovery_p95_s": None,
+                "max_error_rate_in_windows": None,
+                "max_lost_writes": None,
+                "max_lock_violations": None,
+            },
+        },
+    )
     report_path = tmp_path / "report.json"
-    proc = locust(["-u", "22", "-r", "22", "-t", "18s", "--resilience-profile", str(profile),
-                   "--resilience-report", str(report_path)])  # fmt: skip
+    proc = locust(
+        [
+            "-u",
+            "22",
+            "-r",
+            "22",
+            "-t",
+            "18s",
+            "--resilience-profile",
+            str(profile),
+            "--resilience-report",
+            str(report_path),
+        ]
+    )
     out = finish(proc, timeout=120)
     assert proc.returncode == 0, out[-4000:]
     assert "Traceback" not in out
@@ -334,8 +376,10 @@ def test_a_headless_run_on_the_embedded_cluster_with_a_failover(tmp_path: Path) 
     assert len(fault["witness_nodes"]) == 3, fault
     assert 1.9 <= fault["outage_s"] <= max(2.0, fault["details"]["promoted_after_s"]) + 0.6, fault
     assert fault["client_excess_s"] is not None, fault
-    print(f"kill_primary: promoted after {fault['details']['promoted_after_s']}s, recovery_s {fault['recovery_s']}, "
-          f"failures {fault['failures']}, lost writes {report['summary']['lost_writes']}")  # fmt: skip
+    print(
+        f"kill_primary: promoted after {fault['details']['promoted_after_s']}s, recovery_s {fault['recovery_s']}, "
+        f"failures {fault['failures']}, lost writes {report['summary']['lost_writes']}"
+    )
     integrity = report["integrity"]
     assert {"ledger", "queue", "stream", "lock", "pubsub", "ratelimit", "pipeline", "transaction"} <= set(integrity)
     assert integrity["transaction"]["imbalance"] == 0 and integrity["ledger"]["acknowledged"] > 0

@@ -21,11 +21,17 @@ from .helpers import HEAVY, LOCUST, finish, locust, wait_for_output, write_profi
 
 RESTARTS = {  # persistence aof_always: a restart loses no acknowledged write, so lost writes stay 0 run over run
     "target": {"persistence": "aof_always"},
-    "chaos": {"start_after_s": 2, "every_s": 3, "jitter_s": 0, "count": 3, "order": "cycle",
-              "faults": [{"name": "server_restart", "down_s": 1}]},
+    "chaos": {
+        "start_after_s": 2,
+        "every_s": 3,
+        "jitter_s": 0,
+        "count": 3,
+        "order": "cycle",
+        "faults": [{"name": "server_restart", "down_s": 1}],
+    },
     "recovery": {"max_window_s": 2.5},
     "slo": {"max_recovery_p95_s": None, "max_error_rate_in_windows": None, "max_lost_writes": None},
-}  # fmt: skip
+}
 
 
 def trend_data(page: str) -> dict[str, Any]:
@@ -37,8 +43,9 @@ def trend_data(page: str) -> dict[str, Any]:
 def run(tmp_path: Path, name: str, client: dict[str, Any] | None = None) -> Path:
     profile = write_profile(tmp_path / "restarts.yaml", {**RESTARTS, "client": client or {"retries": 10}})
     report = tmp_path / f"{name}.json"
-    proc = locust(["-u", "10", "-r", "10", "-t", "12s", "--resilience-profile", str(profile),
-                   "--resilience-report", str(report)])  # fmt: skip
+    proc = locust(
+        ["-u", "10", "-r", "10", "-t", "12s", "--resilience-profile", str(profile), "--resilience-report", str(report)]
+    )
     out = finish(proc, timeout=90)
     assert report.exists(), out[-3000:]
     return report
@@ -123,8 +130,7 @@ def test_a_matrix_of_three_presets_ranks_its_cells_as_their_reports_say(
 
     def key(p: str) -> tuple[float, float]:
         s = reports[p]["summary"]
-        return (s["recovery_p95_s"] if s["recovery_p95_s"] is not None else float("inf"),
-                s["in_windows"]["error_rate"])  # fmt: skip
+        return (s["recovery_p95_s"] if s["recovery_p95_s"] is not None else float("inf"), s["in_windows"]["error_rate"])
 
     assert ranked == sorted(presets, key=key), (ranked, {p: key(p) for p in presets})
     rows = [line.split()[1] for line in printed.splitlines() if line[:1].isdigit()]
@@ -139,9 +145,15 @@ def test_the_spread_of_repeated_cells() -> None:
     from chaos.matrix import Cell, spread_lines
 
     def cell(recovery: float, failures: int, repeat: int) -> Cell:
-        summary = {"recovery_p95_s": recovery, "in_windows": {"failures": failures, "error_rate": 0.0},
-                   "hidden_retries": 0, "duplicated_writes": 0, "lost_writes": 0, "client_excess_p95_s": None}
-        return Cell("no-retry", repeat, {"summary": summary, "faults": [], "verdict": "pass"}, 0)  # fmt: skip
+        summary = {
+            "recovery_p95_s": recovery,
+            "in_windows": {"failures": failures, "error_rate": 0.0},
+            "hidden_retries": 0,
+            "duplicated_writes": 0,
+            "lost_writes": 0,
+            "client_excess_p95_s": None,
+        }
+        return Cell("no-retry", repeat, {"summary": summary, "faults": [], "verdict": "pass"}, 0)
 
     cells = [cell(1.2, 30, 0), cell(1.0, 10, 1), cell(1.1, 20, 2)]
     assert spread_lines(cells) == ["spread of no-retry over 3 runs: recovery p95 1.0-1.2 s, failures in windows 10-30"]
@@ -164,9 +176,27 @@ def test_ctrl_c_stops_the_running_cell_and_prints_the_table_so_far(tmp_path: Pat
     profile = write_profile(tmp_path / "p.yaml", RESTARTS)
     out_dir = tmp_path / "matrix"
     tool = str(Path(LOCUST).with_name("redis-resilience"))
-    proc = subprocess.Popen([tool, "matrix", str(profile), "--preset", "no-retry", "--preset", "redis-py-defaults",
-                             "-u", "4", "-t", "30", "-o", str(out_dir)], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, start_new_session=True)  # fmt: skip
+    proc = subprocess.Popen(
+        [
+            tool,
+            "matrix",
+            str(profile),
+            "--preset",
+            "no-retry",
+            "--preset",
+            "redis-py-defaults",
+            "-u",
+            "4",
+            "-t",
+            "30",
+            "-o",
+            str(out_dir),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     head = wait_for_output(proc, r"^matrix: no-retry\.\.\.", 30)
     time.sleep(6)  # into the cell's first fault
     os.kill(proc.pid, signal.SIGINT)
@@ -197,8 +227,9 @@ def test_compare_refuses_other_versions_in_one_line_and_names_them_when_allowed(
     relaxed = {"max_recovery_p95_s": None}
     profile = write_profile(tmp_path / "p.yaml", {"client": client, "chaos": chaos, "slo": relaxed})
     path = tmp_path / "run.json"
-    proc = locust(["-u", "4", "-r", "4", "-t", "7s", "--resilience-profile", str(profile),
-                   "--resilience-report", str(path)])  # fmt: skip
+    proc = locust(
+        ["-u", "4", "-r", "4", "-t", "7s", "--resilience-profile", str(profile), "--resilience-report", str(path)]
+    )
     out = finish(proc, timeout=60)
     assert path.exists(), out[-3000:]
     env = json.loads(path.read_text())["environment"]
@@ -223,8 +254,10 @@ def test_compare_refuses_other_versions_in_one_line_and_names_them_when_allowed(
     ran = f"redis-py {env['redis']} (python parser, dedicated connection) → redis {minor}"
     was = f"redis-py 8.1.0 (python parser, dedicated connection) → redis {minor}"
     older = copy("older.json", {"redis": "8.1.0"})
-    refused = (f"redis-resilience: compare: baseline ran {was}, current {ran}: "
-               "pass --allow-version-change to compare across versions")  # fmt: skip
+    refused = (
+        f"redis-resilience: compare: baseline ran {was}, current {ran}: "
+        "pass --allow-version-change to compare across versions"
+    )
     assert _refusal(capsys, older, str(path)) == refused
     with_hiredis = {"hiredis": "9.9.9", "client": {**env["client"], "parser": "hiredis"}}
     line = _refusal(capsys, copy("h.json", with_hiredis), str(path))

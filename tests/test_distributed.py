@@ -28,9 +28,25 @@ def test_master_and_two_workers_count_every_fault_once(tmp_path: Path) -> None:
     # What this test checks is the counting, not how fast clients recover: under the suite's three loads on
     # two cores one reset once took 2.19 s to recover (redis-py's backoff reaches 1 s), over ci.yaml's 2 s.
     profile = write_profile(tmp_path / "ci.yaml", {"slo": {"max_recovery_p95_s": 10}})
-    m = master(port, ["-u", "20", "-r", "20", "-t", "12s", "--expect-workers", "2",
-                      "--resilience-profile", str(profile), "--resilience-report", str(report_path),
-                      "--json-file", str(stats)])  # fmt: skip
+    m = master(
+        port,
+        [
+            "-u",
+            "20",
+            "-r",
+            "20",
+            "-t",
+            "12s",
+            "--expect-workers",
+            "2",
+            "--resilience-profile",
+            str(profile),
+            "--resilience-report",
+            str(report_path),
+            "--json-file",
+            str(stats),
+        ],
+    )
     workers = [worker(port) for _ in range(2)]
     out = finish(m, timeout=90)
     worker_out = [finish(w, timeout=30) for w in workers]
@@ -73,9 +89,28 @@ def test_processes_mode_exit_code_is_the_masters_verdict(tmp_path: Path) -> None
     profile = write_profile(tmp_path / "impossible.yaml", {"slo": {"min_requests": 1_000_000_000}})
     report_path, stats = tmp_path / "report.json", tmp_path / "stats"
     port = str(free_port())  # not Locust's default 5557: another run on this machine may hold it
-    proc = locust(["--processes", "2", "--master-bind-port", port, "--master-port", port, "-u", "10", "-r", "10",
-                   "-t", "6s", "--resilience-profile", str(profile), "--resilience-report", str(report_path),
-                   "--json-file", str(stats)])  # fmt: skip
+    proc = locust(
+        [
+            "--processes",
+            "2",
+            "--master-bind-port",
+            port,
+            "--master-port",
+            port,
+            "-u",
+            "10",
+            "-r",
+            "10",
+            "-t",
+            "6s",
+            "--resilience-profile",
+            str(profile),
+            "--resilience-report",
+            str(report_path),
+            "--json-file",
+            str(stats),
+        ]
+    )
     out = finish(proc, timeout=60)
     assert proc.returncode == 3, out[-4000:]
     assert "SLO BREACHED min_requests" in out
@@ -89,8 +124,23 @@ def test_processes_mode_exit_code_is_the_masters_verdict(tmp_path: Path) -> None
 def test_a_worker_killed_mid_run_is_reported_missing(tmp_path: Path) -> None:
     port = free_port()
     report_path = tmp_path / "report.json"
-    m = master(port, ["-u", "10", "-r", "10", "-t", "14s", "--expect-workers", "2",
-                      "--resilience-profile", "config/ci.yaml", "--resilience-report", str(report_path)])  # fmt: skip
+    m = master(
+        port,
+        [
+            "-u",
+            "10",
+            "-r",
+            "10",
+            "-t",
+            "14s",
+            "--expect-workers",
+            "2",
+            "--resilience-profile",
+            "config/ci.yaml",
+            "--resilience-report",
+            str(report_path),
+        ],
+    )
     doomed, survivor = worker(port), worker(port)
     head = wait_for_output(m, r"fault #3 \w+ injected", 40)  # both workers have sent window 1; then one dies
     os.killpg(doomed.pid, signal.SIGKILL)
@@ -124,7 +174,11 @@ def test_acknowledged_details_add_up_over_the_workers() -> None:
         "w2": {"details": {"pools": 2, "connections_closed": 4, "in_use": 0}, "error": None},
     }
     assert combine_acks(acks, ["w1", "w2", "w3"]) == {
-        "pools": 5, "connections_closed": 9, "in_use": 1, "unacknowledged_workers": ["w3"]}  # fmt: skip
+        "pools": 5,
+        "connections_closed": 9,
+        "in_use": 1,
+        "unacknowledged_workers": ["w3"],
+    }
     assert combine_acks(acks, ["w1", "w2"]) == {"pools": 5, "connections_closed": 9, "in_use": 1}
     failed = {"w1": {"details": {}, "error": "ValueError: bad"}}
     with pytest.raises(RuntimeError, match="worker w1: ValueError: bad"):

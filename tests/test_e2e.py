@@ -14,8 +14,20 @@ from .helpers import HEAVY, assert_server_gone, finish, locust, wait_for_output,
 @HEAVY
 def test_ci_profile_passes_with_recovery_figures(tmp_path: Path) -> None:
     report_path = tmp_path / "report.json"
-    proc = locust(["-u", "30", "-r", "30", "-t", "20s", "--resilience-profile", "config/ci.yaml",
-                   "--resilience-report", str(report_path)])  # fmt: skip
+    proc = locust(
+        [
+            "-u",
+            "30",
+            "-r",
+            "30",
+            "-t",
+            "20s",
+            "--resilience-profile",
+            "config/ci.yaml",
+            "--resilience-report",
+            str(report_path),
+        ]
+    )
     out = finish(proc, timeout=90)
     assert proc.returncode == 0, out[-4000:]
     report = json.loads(report_path.read_text())
@@ -39,8 +51,20 @@ def test_ci_profile_passes_with_recovery_figures(tmp_path: Path) -> None:
 def test_impossible_slo_exits_3_naming_the_slo(tmp_path: Path) -> None:
     profile = write_profile(tmp_path / "impossible.yaml", {"slo": {"min_requests": 1_000_000_000}})
     report_path = tmp_path / "report.json"
-    proc = locust(["-u", "10", "-r", "10", "-t", "5s", "--resilience-profile", str(profile),
-                   "--resilience-report", str(report_path)])  # fmt: skip
+    proc = locust(
+        [
+            "-u",
+            "10",
+            "-r",
+            "10",
+            "-t",
+            "5s",
+            "--resilience-profile",
+            str(profile),
+            "--resilience-report",
+            str(report_path),
+        ]
+    )
     out = finish(proc, timeout=60)
     assert proc.returncode == 3, out[-4000:]
     assert "SLO BREACHED min_requests" in out and "(under by" in out
@@ -52,8 +76,20 @@ def test_impossible_slo_exits_3_naming_the_slo(tmp_path: Path) -> None:
 
 def test_ctrl_c_mid_run_still_reports_and_stops_the_server(tmp_path: Path) -> None:
     report_path = tmp_path / "report.json"
-    proc = locust(["-u", "10", "-r", "10", "-t", "120s", "--resilience-profile", "config/ci.yaml",
-                   "--resilience-report", str(report_path)])  # fmt: skip
+    proc = locust(
+        [
+            "-u",
+            "10",
+            "-r",
+            "10",
+            "-t",
+            "120s",
+            "--resilience-profile",
+            "config/ci.yaml",
+            "--resilience-report",
+            str(report_path),
+        ]
+    )
     head = wait_for_output(proc, r"fault #1 \w+ injected", 30)
     interrupted = time.monotonic()
     os.kill(proc.pid, signal.SIGINT)
@@ -69,8 +105,20 @@ def test_ctrl_c_mid_run_still_reports_and_stops_the_server(tmp_path: Path) -> No
 @HEAVY
 def test_every_workload_in_one_headless_run(tmp_path: Path) -> None:
     report_path = tmp_path / "report.json"
-    proc = locust(["-u", "22", "-r", "22", "-t", "14s", "--resilience-profile", "config/workloads.yaml",
-                   "--resilience-report", str(report_path)])  # fmt: skip
+    proc = locust(
+        [
+            "-u",
+            "22",
+            "-r",
+            "22",
+            "-t",
+            "14s",
+            "--resilience-profile",
+            "config/workloads.yaml",
+            "--resilience-report",
+            str(report_path),
+        ]
+    )
     out = finish(proc, timeout=90)
     assert proc.returncode == 0, out[-4000:]
     report = json.loads(report_path.read_text())
@@ -78,9 +126,19 @@ def test_every_workload_in_one_headless_run(tmp_path: Path) -> None:
     integrity = report["integrity"]
     assert {"ledger", "queue", "stream", "lock", "pubsub", "ratelimit", "pipeline", "transaction"} <= set(integrity)
     assert report["summary"]["lost_writes"] == 0 and integrity["lock"]["violations"] == 0
-    for command in ("GET cache", "RPUSH ledger", "HGETALL session", "BLMOVE queue", "PUBLISH pubsub",
-                    "XREADGROUP stream", "EVALSHA lock", "EVALSHA ratelimit", "ZINCRBY leaderboard",
-                    "PIPELINE pipeline", "EXEC transaction"):  # fmt: skip
+    for command in (
+        "GET cache",
+        "RPUSH ledger",
+        "HGETALL session",
+        "BLMOVE queue",
+        "PUBLISH pubsub",
+        "XREADGROUP stream",
+        "EVALSHA lock",
+        "EVALSHA ratelimit",
+        "ZINCRBY leaderboard",
+        "PIPELINE pipeline",
+        "EXEC transaction",
+    ):
         assert command in out, command
     assert_server_gone(report)
 
@@ -88,8 +146,24 @@ def test_every_workload_in_one_headless_run(tmp_path: Path) -> None:
 def test_tags_select_workloads(tmp_path: Path) -> None:
     report_path = tmp_path / "report.json"
     stray = {**os.environ, "REDIS_URL": "redis://127.0.0.1:1/0"}  # an application's, left in the shell
-    proc = locust(["-u", "24", "-r", "24", "-t", "4s", "-T", "queue", "--no-chaos", "--resilience-profile",
-                   "config/workloads.yaml", "--resilience-report", str(report_path)], env=stray)  # fmt: skip
+    proc = locust(
+        [
+            "-u",
+            "24",
+            "-r",
+            "24",
+            "-t",
+            "4s",
+            "-T",
+            "queue",
+            "--no-chaos",
+            "--resilience-profile",
+            "config/workloads.yaml",
+            "--resilience-report",
+            str(report_path),
+        ],
+        env=stray,
+    )
     out = finish(proc, timeout=60)
     assert "BLMOVE queue" in out or "LPUSH queue" in out
     assert "GET cache" not in out and "RPUSH ledger" not in out

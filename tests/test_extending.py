@@ -29,10 +29,28 @@ def run_example(tmp_path: Path, profile: dict[str, Any], seconds: int) -> tuple[
     (package / "profile.yaml").write_text(yaml.safe_dump(profile))
     report = tmp_path / "report.json"
     proc = subprocess.Popen(
-        [LOCUST, "-f", str(package / "locustfile.py"), "--headless", "-u", "12", "-r", "12", "-t", f"{seconds}s",
-         "--resilience-profile", str(package / "profile.yaml"), "--resilience-report", str(report)],
-        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
-    )  # fmt: skip
+        [
+            LOCUST,
+            "-f",
+            str(package / "locustfile.py"),
+            "--headless",
+            "-u",
+            "12",
+            "-r",
+            "12",
+            "-t",
+            f"{seconds}s",
+            "--resilience-profile",
+            str(package / "profile.yaml"),
+            "--resilience-report",
+            str(report),
+        ],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     return proc, finish(proc, seconds + 60), report
 
 
@@ -89,8 +107,12 @@ def test_a_workload_class_not_registered_is_bad_input_not_weight_1(tmp_path: Pat
     )
     proc = subprocess.Popen(
         [LOCUST, "-f", str(tmp_path / "locustfile.py"), "--headless", "-u", "2", "-r", "2", "-t", "5s"],
-        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
-    )  # fmt: skip
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     out = finish(proc, 60)
     assert proc.returncode == 2, out[-3000:]
     assert "Traceback" not in out and "Ramping to" not in out, out[-3000:]

@@ -55,8 +55,9 @@ def test_a_pause_stalls_the_server_pause_ms_within_10_ms(
     hz = admin_of.config_get("hz")["hz"]
     probe = StallProbe(redis_server.host, redis_server.port, "SET" if mode == "WRITE" else "PING")
     try:
-        details = run_fault(FaultTarget(admin_of, "rr-t-", no_pools), {"name": "client_pause", "pause_ms": pause_ms,
-                                                                       "mode": mode})  # fmt: skip
+        details = run_fault(
+            FaultTarget(admin_of, "rr-t-", no_pools), {"name": "client_pause", "pause_ms": pause_ms, "mode": mode}
+        )
     finally:
         stalls = probe.stop()
     assert details["hz_raised"] is True, details

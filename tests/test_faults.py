@@ -126,9 +126,7 @@ def test_pool_reset_closes_in_use_connections(redis_server: EmbeddedRedis, fault
     with gevent.Timeout(5):
         while not any(c.get("cmd") == "blpop" for c in fault_admin.client_list()):
             gevent.sleep(0.01)
-    fault = build_fault(
-        PoolResetParams(name="pool_reset"), FaultTarget(fault_admin, run.traffic_tag, run.reset_pools)
-    )
+    fault = build_fault(PoolResetParams(name="pool_reset"), FaultTarget(fault_admin, run.traffic_tag, run.reset_pools))
     started = time.monotonic()
     details = fault.inject()
     assert details == {"pools": 2, "connections_closed": 2, "in_use": 1}
@@ -165,7 +163,10 @@ def test_client_kill_selects_the_services_connections_and_counts_them_again_at_t
         return {**details, **fault.window_closed()}
 
     assert kill(scope="service", name_prefix="svc-") == {
-        "connections_found": 3, "connections_killed": 3, "connections_at_window_close": 0}  # fmt: skip
+        "connections_found": 3,
+        "connections_killed": 3,
+        "connections_at_window_close": 0,
+    }
     for client in service:
         client.ping()  # the "service" reconnects
     closed = kill(scope="service", name_prefix="svc-")

@@ -38,8 +38,14 @@ class ResetService:
 
     def app(self, environ: dict[str, Any], start_response: Any) -> list[bytes]:
         body = environ["wsgi.input"].read()
-        self.calls.append({"method": environ["REQUEST_METHOD"], "path": environ["PATH_INFO"],
-                           "auth": environ.get("HTTP_AUTHORIZATION"), "body": json.loads(body or b"null")})  # fmt: skip
+        self.calls.append(
+            {
+                "method": environ["REQUEST_METHOD"],
+                "path": environ["PATH_INFO"],
+                "auth": environ.get("HTTP_AUTHORIZATION"),
+                "body": json.loads(body or b"null"),
+            }
+        )
         gevent.sleep(self.delay_s)  # the service's own work
         self.client.connection_pool.disconnect()  # what such endpoints do: drop every Redis connection
         start_response(self.status, [("Content-Type", "application/json")])
@@ -60,8 +66,10 @@ def target(url: str) -> FaultTarget:
 
 def test_a_secret_header_comes_from_the_environment_never_inline(service: ResetService, monkeypatch: Any) -> None:
     with pytest.raises(ProfileError, match=r"headers: Authorization holds a secret written in the profile.*header_env"):
-        parse_profile({"chaos": {"faults": [{"name": "http", "url": service.url,
-                                             "headers": {"Authorization": "Bearer x"}}]}}, "p.yaml")  # fmt: skip
+        parse_profile(
+            {"chaos": {"faults": [{"name": "http", "url": service.url, "headers": {"Authorization": "Bearer x"}}]}},
+            "p.yaml",
+        )
     params = HttpParams(name="http", url=service.url, header_env={"Authorization": "RR_TEST_TOKEN"})
     fault = build_fault(params, target(service.redis_url))
     with pytest.raises(HttpCallFailed, match="environment variable RR_TEST_TOKEN is not set"):
@@ -81,8 +89,9 @@ def test_http_fault_calls_the_endpoint_and_records_status_and_latency(service: R
     )
     details = build_fault(params, target(service.url.replace("http", "redis", 1))).inject()
     assert details["status"] == 200 and 100 <= details["latency_ms"] < 2000
-    assert service.calls == [{"method": "POST", "path": "/chaos/redis-reset", "auth": "Bearer s3cret",
-                              "body": {"force": True}}]  # fmt: skip
+    assert service.calls == [
+        {"method": "POST", "path": "/chaos/redis-reset", "auth": "Bearer s3cret", "body": {"force": True}}
+    ]
     assert connection._sock is None
     assert "s3cret" not in json.dumps(redact_params(params.model_dump()))
 
@@ -104,12 +113,35 @@ def test_a_remote_url_needs_allow_remote() -> None:
 
 
 def test_http_fault_in_a_headless_run_records_the_call(service: ResetService, tmp_path: Path) -> None:
-    profile = write_profile(tmp_path / "p.yaml", {"chaos": {"start_after_s": 2, "every_s": 3, "count": 2, "faults": [
-        {"name": "http", "url": service.url, "header_env": {"Authorization": "RR_TEST_TOKEN"}}]}})  # fmt: skip
+    profile = write_profile(
+        tmp_path / "p.yaml",
+        {
+            "chaos": {
+                "start_after_s": 2,
+                "every_s": 3,
+                "count": 2,
+                "faults": [{"name": "http", "url": service.url, "header_env": {"Authorization": "RR_TEST_TOKEN"}}],
+            }
+        },
+    )
     report_path = tmp_path / "report.json"
-    proc = locust(["-u", "5", "-r", "5", "-t", "9s", "--resilience-profile", str(profile),
-                   "--redis-url", service.redis_url, "--resilience-report", str(report_path)],
-                  env={**os.environ, "RR_TEST_TOKEN": "Bearer k3y-s3cret"})  # fmt: skip
+    proc = locust(
+        [
+            "-u",
+            "5",
+            "-r",
+            "5",
+            "-t",
+            "9s",
+            "--resilience-profile",
+            str(profile),
+            "--redis-url",
+            service.redis_url,
+            "--resilience-report",
+            str(report_path),
+        ],
+        env={**os.environ, "RR_TEST_TOKEN": "Bearer k3y-s3cret"},
+    )
     out = finish(proc, timeout=60)  # cooperative under gevent: the service answers meanwhile
     assert proc.returncode == 0, out[-3000:]
     report = json.loads(report_path.read_text())

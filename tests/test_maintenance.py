@@ -56,9 +56,19 @@ def timeouts(pool: redis.ConnectionPool) -> set[float | None]:
 
 @pytest.mark.parametrize(
     "frame",
-    [b"+OK\r\n", b"$-1\r\n", b"*-1\r\n", b"*0\r\n", b"$3\r\na\r\n\r\n", b"%1\r\n+k\r\n:1\r\n",
-     b"|1\r\n+ttl\r\n:3\r\n$1\r\nv\r\n", b">3\r\n+MIGRATED\r\n:2\r\n*1\r\n:1\r\n", b"_\r\n", b"PING\r\n"],
-)  # fmt: skip
+    [
+        b"+OK\r\n",
+        b"$-1\r\n",
+        b"*-1\r\n",
+        b"*0\r\n",
+        b"$3\r\na\r\n\r\n",
+        b"%1\r\n+k\r\n:1\r\n",
+        b"|1\r\n+ttl\r\n:3\r\n$1\r\nv\r\n",
+        b">3\r\n+MIGRATED\r\n:2\r\n*1\r\n:1\r\n",
+        b"_\r\n",
+        b"PING\r\n",
+    ],
+)
 def test_whole_frames_are_found_and_a_part_waits(frame: bytes) -> None:
     """A frame of every RESP3 type (an attribute with the value it describes, a bulk holding CRLF, a push):
     found whole after a second one is added, and not while a byte is missing."""
@@ -80,8 +90,10 @@ def test_the_proxy_answers_the_handshake_the_server_does_not_know(proxy: Builtin
 
 def test_the_proxys_answer_keeps_its_place_among_pipelined_replies(proxy: BuiltinProxy) -> None:
     with socket.create_connection(("127.0.0.1", proxy.port), timeout=5) as raw:
-        raw.sendall(b"*1\r\n$4\r\nPING\r\n*3\r\n$6\r\nCLIENT\r\n$19\r\nMAINT_NOTIFICATIONS\r\n$2\r\nON\r\n"
-                    b"*2\r\n$4\r\nECHO\r\n$5\r\nafter\r\n")  # fmt: skip
+        raw.sendall(
+            b"*1\r\n$4\r\nPING\r\n*3\r\n$6\r\nCLIENT\r\n$19\r\nMAINT_NOTIFICATIONS\r\n$2\r\nON\r\n"
+            b"*2\r\n$4\r\nECHO\r\n$5\r\nafter\r\n"
+        )
         got = b""
         while got.count(b"\r\n") < 4:
             got += raw.recv(1024)
@@ -176,18 +188,40 @@ def test_the_toxiproxy_driver_and_tls_are_refused() -> None:
 
 
 def run_pack(tmp_path: Path, client: dict[str, Any]) -> dict[str, Any]:
-    profile = write_profile(tmp_path / "maint.yaml", {
-        "target": {"url": "embedded", "proxy": {"driver": "builtin"}},
-        "client": client,
-        "chaos": {"start_after_s": 2, "every_s": 4, "count": 2, "order": "cycle",
-                  "faults": [{"name": "maintenance", "event": "moving", "ttl_s": 2},
-                             {"name": "maintenance", "event": "migrating", "duration_s": 1}]},
-        "recovery": {"max_window_s": 3.5},
-        "slo": {"max_recovery_p95_s": None, "max_error_rate_in_windows": None},
-    })  # fmt: skip
+    profile = write_profile(
+        tmp_path / "maint.yaml",
+        {
+            "target": {"url": "embedded", "proxy": {"driver": "builtin"}},
+            "client": client,
+            "chaos": {
+                "start_after_s": 2,
+                "every_s": 4,
+                "count": 2,
+                "order": "cycle",
+                "faults": [
+                    {"name": "maintenance", "event": "moving", "ttl_s": 2},
+                    {"name": "maintenance", "event": "migrating", "duration_s": 1},
+                ],
+            },
+            "recovery": {"max_window_s": 3.5},
+            "slo": {"max_recovery_p95_s": None, "max_error_rate_in_windows": None},
+        },
+    )
     report_path = tmp_path / "report.json"
-    proc = locust(["-u", "10", "-r", "10", "-t", "11s", "--resilience-profile", str(profile),
-                   "--resilience-report", str(report_path)])  # fmt: skip
+    proc = locust(
+        [
+            "-u",
+            "10",
+            "-r",
+            "10",
+            "-t",
+            "11s",
+            "--resilience-profile",
+            str(profile),
+            "--resilience-report",
+            str(report_path),
+        ]
+    )
     out = finish(proc, timeout=90)
     assert "Traceback" not in out and report_path.exists(), out[-4000:]
     report: dict[str, Any] = json.loads(report_path.read_text())

@@ -136,8 +136,14 @@ def test_the_table_and_the_spread_name_each_cells_version() -> None:
     from chaos.matrix import Cell, spread_lines, table_lines
 
     def cell(version: str, recovery: float, failures: int, repeat: int) -> Cell:
-        summary = {"recovery_p95_s": recovery, "in_windows": {"failures": failures, "error_rate": 0.0},
-                   "hidden_retries": 0, "duplicated_writes": 0, "lost_writes": 0, "client_excess_p95_s": None}
+        summary = {
+            "recovery_p95_s": recovery,
+            "in_windows": {"failures": failures, "error_rate": 0.0},
+            "hidden_retries": 0,
+            "duplicated_writes": 0,
+            "lost_writes": 0,
+            "client_excess_p95_s": None,
+        }
         return Cell("no-retry", repeat, {"summary": summary, "faults": [], "verdict": "pass"}, 0, version=version)
 
     cells = [cell(OLD, 0.3, 9, 0), cell(OLD, 0.2, 7, 1), cell(NEW, 0.1, 1, 0), cell(NEW, 0.1, 2, 1)]

@@ -351,7 +351,11 @@ def test_settings_accept_only_a_loopback_http_api(url: str, message: str) -> Non
 def test_settings_defaults() -> None:
     settings = ProxySettings()
     assert (settings.driver, settings.toxiproxy_api, settings.name, settings.listen_port) == (
-        "builtin", "http://127.0.0.1:8474", "redis-resilience", 0)  # fmt: skip
+        "builtin",
+        "http://127.0.0.1:8474",
+        "redis-resilience",
+        0,
+    )
     assert ProxySettings(toxiproxy_api="http://localhost:8474/").toxiproxy_api == "http://localhost:8474"
     assert ProxySettings(toxiproxy_api="http://[::1]:8474").toxiproxy_api == "http://[::1]:8474"
     with pytest.raises(ValidationError):
@@ -377,8 +381,11 @@ def toxiproxy() -> Iterator[str]:
     port = free_port()
     process = subprocess.Popen(
         [TOXIPROXY, "-host", "127.0.0.1", "-port", str(port)],
-        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )  # fmt: skip
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     api = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 10

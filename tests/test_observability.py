@@ -46,11 +46,24 @@ def chromium_dom(page: Path | str, tmp_path: Path) -> str:
     """The page's DOM after its scripts ran, in headless Chromium (Debian's); bounded in time."""
     assert CHROMIUM, "chromium is not installed (./dev installs it)"
     out = subprocess.run(
-        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={tmp_path / 'chromium'}",
-         "--window-size=1400,1200", "--virtual-time-budget=4000", "--enable-logging=stderr", "--v=0",
-         "--dump-dom", page.as_uri() if isinstance(page, Path) else page],
-        capture_output=True, text=True, timeout=90, check=False,
-    )  # fmt: skip
+        [
+            CHROMIUM,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            f"--user-data-dir={tmp_path / 'chromium'}",
+            "--window-size=1400,1200",
+            "--virtual-time-budget=4000",
+            "--enable-logging=stderr",
+            "--v=0",
+            "--dump-dom",
+            page.as_uri() if isinstance(page, Path) else page,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+    )
     console = [line for line in out.stderr.splitlines() if "CONSOLE" in line]
     assert not console, console  # no console message at all: no error, no warning
     return out.stdout
@@ -64,9 +77,26 @@ def test_a_headless_run_writes_the_html_report_junit_and_progress_and_serves_met
     profile = write_profile(tmp_path / "p.yaml", {"chaos": {"count": 3, "every_s": 2.5}, "slo": relaxed})
     report_path, html, junit = tmp_path / "r.json", tmp_path / "r.html", tmp_path / "r.xml"
     port = free_port()
-    proc = locust(["-u", "10", "-r", "10", "-t", "12s", "--resilience-profile", str(profile),
-                   "--resilience-report", str(report_path), "--resilience-html", str(html),
-                   "--resilience-junit", str(junit), "--resilience-metrics-port", str(port)])  # fmt: skip
+    proc = locust(
+        [
+            "-u",
+            "10",
+            "-r",
+            "10",
+            "-t",
+            "12s",
+            "--resilience-profile",
+            str(profile),
+            "--resilience-report",
+            str(report_path),
+            "--resilience-html",
+            str(html),
+            "--resilience-junit",
+            str(junit),
+            "--resilience-metrics-port",
+            str(port),
+        ]
+    )
     head = wait_for_output(proc, r"^fault 1 \w+: ", 40)
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
         live = response.read().decode()
@@ -121,10 +151,29 @@ def test_a_headless_run_writes_the_html_report_junit_and_progress_and_serves_met
 def test_the_report_command_renders_a_saved_report_and_refuses_bad_input(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    report = {"schema": "redis-resilience/report/v1", "run_id": "x1", "profile": "p", "target": "t", "mode": "local",
-              "started_at": 0, "duration_s": 1, "faults": [], "summary": {"requests": 0, "failures": 0,
-              "faults_recovered": 0, "faults_injected": 0, "hidden_retries": 0, "lost_writes": 0},
-              "slo": [], "verdict": "pass", "exit_code": 0, "integrity": {}, "timeline": None}  # fmt: skip
+    report = {
+        "schema": "redis-resilience/report/v1",
+        "run_id": "x1",
+        "profile": "p",
+        "target": "t",
+        "mode": "local",
+        "started_at": 0,
+        "duration_s": 1,
+        "faults": [],
+        "summary": {
+            "requests": 0,
+            "failures": 0,
+            "faults_recovered": 0,
+            "faults_injected": 0,
+            "hidden_retries": 0,
+            "lost_writes": 0,
+        },
+        "slo": [],
+        "verdict": "pass",
+        "exit_code": 0,
+        "integrity": {},
+        "timeline": None,
+    }
     saved = tmp_path / "r.json"
     saved.write_text(json.dumps({**report, "target": "</script><script>alert(1)</script>"}))
     assert render_main([str(saved), "-o", str(tmp_path / "out.html")]) == 0
@@ -149,10 +198,18 @@ def prometheus(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     config = tmp_path / "prometheus.yml"
     config.write_text("global: {scrape_interval: 1s}\nscrape_configs: []\n")
     proc = subprocess.Popen(
-        [PROMETHEUS, f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-         f"--web.listen-address=127.0.0.1:{port}", "--web.enable-lifecycle", "--log.level=warn"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
-    )  # fmt: skip
+        [
+            PROMETHEUS,
+            f"--config.file={config}",
+            f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--web.enable-lifecycle",
+            "--log.level=warn",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while True:
@@ -178,8 +235,9 @@ def test_prometheus_scrapes_the_web_uis_metrics_and_the_resilience_view_is_live(
     tmp_path: Path, prometheus: tuple[str, Path]
 ) -> None:
     prom_url, config = prometheus
-    profile = write_profile(tmp_path / "p.yaml", {"chaos": {"every_s": 2, "start_after_s": 1.5},
-                                                  "slo": {"max_recovery_p95_s": None}})  # fmt: skip
+    profile = write_profile(
+        tmp_path / "p.yaml", {"chaos": {"every_s": 2, "start_after_s": 1.5}, "slo": {"max_recovery_p95_s": None}}
+    )
     with web_locust(["-u", "5", "-r", "5", "--resilience-profile", str(profile)], tmp_path / "r.json") as run:
         config.write_text(
             "global: {scrape_interval: 1s}\nscrape_configs:\n  - job_name: pack\n    metrics_path: /chaos/metrics\n"
@@ -228,7 +286,9 @@ def test_progress_text_says_failures_and_recovery_per_type() -> None:
 def test_a_remote_pushgateway_needs_the_opt_in() -> None:
     from .helpers import refused_at_setup
 
-    line = refused_at_setup(["--resilience-profile", "config/ci.yaml", "--resilience-pushgateway", "http://10.1.2.3:9091"])
+    line = refused_at_setup(
+        ["--resilience-profile", "config/ci.yaml", "--resilience-pushgateway", "http://10.1.2.3:9091"]
+    )
     assert "--resilience-pushgateway: 10.1.2.3 is not a loopback address" in line, line
 
 
@@ -242,23 +302,44 @@ def test_a_short_run_pushes_its_metrics_to_a_pushgateway_and_progress_can_be_off
     port = free_port()
     gateway = subprocess.Popen(
         [PUSHGATEWAY, f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )  # fmt: skip
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
-        profile = write_profile(tmp_path / "p.yaml", {"chaos": {"count": 2, "every_s": 2},
-                                                      "slo": {"max_recovery_p95_s": None}})  # fmt: skip
+        profile = write_profile(
+            tmp_path / "p.yaml", {"chaos": {"count": 2, "every_s": 2}, "slo": {"max_recovery_p95_s": None}}
+        )
         report_path = tmp_path / "r.json"
-        proc = locust(["-u", "5", "-r", "5", "-t", "8s", "--resilience-profile", str(profile), "--resilience-report",
-                       str(report_path), "--resilience-pushgateway", f"http://127.0.0.1:{port}",
-                       "--no-resilience-progress"])  # fmt: skip
+        proc = locust(
+            [
+                "-u",
+                "5",
+                "-r",
+                "5",
+                "-t",
+                "8s",
+                "--resilience-profile",
+                str(profile),
+                "--resilience-report",
+                str(report_path),
+                "--resilience-pushgateway",
+                f"http://127.0.0.1:{port}",
+                "--no-resilience-progress",
+            ]
+        )
         out = finish(proc, timeout=60)
         assert proc.returncode == 0, out[-3000:]
         assert not re.search(r"^fault \d+ ", out, re.M)  # progress off
         report = json.loads(report_path.read_text())
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
             pushed = response.read().decode()
-        injected = re.findall(r'^redis_resilience_faults_total\{fault="\w+",instance="",job="redis-resilience",'
-                              r'outcome="injected"\} (\d+)', pushed, re.M)  # fmt: skip
+        injected = re.findall(
+            r'^redis_resilience_faults_total\{fault="\w+",instance="",job="redis-resilience",'
+            r'outcome="injected"\} (\d+)',
+            pushed,
+            re.M,
+        )
         assert sum(int(n) for n in injected) == len(report["faults"]) == 2, pushed[:3000]
         assert re.search(r'^redis_resilience_verdict\{instance="",job="redis-resilience"\} 1$', pushed, re.M)
     finally:

@@ -23,9 +23,9 @@ from targets.embedded import EmbeddedRedis
 from .helpers import write_profile
 
 
-def run_pack(tmp_path: Path, server: EmbeddedRedis, overrides: dict[str, Any], users: int = 10) -> tuple[
-    LocalRole, list[dict[str, Any]]
-]:  # fmt: skip
+def run_pack(
+    tmp_path: Path, server: EmbeddedRedis, overrides: dict[str, Any], users: int = 10
+) -> tuple[LocalRole, list[dict[str, Any]]]:
     profile = write_profile(tmp_path / "p.yaml", {"target": {"url": server.url}, **overrides})
     env = Environment(user_classes=[CacheUser, LedgerUser], events=Events())
     pack = attach_pack(env, Settings(profile_path=str(profile), report_path=str(tmp_path / "report.json")))

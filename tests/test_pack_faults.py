@@ -25,14 +25,23 @@ from .helpers import finish, locust, no_pools, pid_alive, wait_for_output, write
 def test_a_fault_that_hangs_is_recorded_reverted_and_the_schedule_goes_on(redis_server: EmbeddedRedis) -> None:
     pauser = redis.Redis.from_url(redis_server.url)
     admin = redis.Redis.from_url(redis_server.url, socket_timeout=None)  # nothing but the pack's deadline
-    chaos = parse_profile({"chaos": {"start_after_s": 0, "every_s": 1.5, "count": 2, "fault_timeout_s": 0.5,
-                                     "faults": [{"name": "client_kill"}]}}, "test").chaos  # fmt: skip
+    chaos = parse_profile(
+        {
+            "chaos": {
+                "start_after_s": 0,
+                "every_s": 1.5,
+                "count": 2,
+                "fault_timeout_s": 0.5,
+                "faults": [{"name": "client_kill"}],
+            }
+        },
+        "test",
+    ).chaos
     events = ResilienceEvents()
     failed: list[dict[str, Any]] = []
     events.fault_failed.add_listener(lambda **kw: failed.append(kw))
     pauser.client_pause(1000, all=True)  # CLIENT LIST (the fault's first command) waits for it
-    scheduler = ChaosScheduler(chaos, FaultTarget(admin, "rr-t-", no_pools), events,
-                               started_at=time.monotonic())  # fmt: skip
+    scheduler = ChaosScheduler(chaos, FaultTarget(admin, "rr-t-", no_pools), events, started_at=time.monotonic())
     scheduler.start()
     assert scheduler.greenlet is not None
     scheduler.greenlet.join(timeout=10)
@@ -61,11 +70,29 @@ def test_a_signal_during_a_sustained_fault_reverts_it_and_the_report_says_interr
     target: dict[str, Any] = {"url": "embedded"}
     if fault == "network":
         target["proxy"] = {"driver": "builtin"}
-    profile = write_profile(tmp_path / "p.yaml", {"target": target, "client": {"socket_timeout_s": 1.0},
-        "chaos": {"start_after_s": 1, "every_s": 60, "faults": [STATE_FAULTS[fault]]}})  # fmt: skip
+    profile = write_profile(
+        tmp_path / "p.yaml",
+        {
+            "target": target,
+            "client": {"socket_timeout_s": 1.0},
+            "chaos": {"start_after_s": 1, "every_s": 60, "faults": [STATE_FAULTS[fault]]},
+        },
+    )
     report_path = tmp_path / "report.json"
-    proc = locust(["-u", "5", "-r", "5", "-t", "120s", "--resilience-profile", str(profile),
-                   "--resilience-report", str(report_path)])  # fmt: skip
+    proc = locust(
+        [
+            "-u",
+            "5",
+            "-r",
+            "5",
+            "-t",
+            "120s",
+            "--resilience-profile",
+            str(profile),
+            "--resilience-report",
+            str(report_path),
+        ]
+    )
     head = wait_for_output(proc, rf"fault #1 {fault} injected", 30)
     server_pid = int(re.findall(r"embedded redis-server \(pid (\d+)", head)[0])
     url = re.findall(r"(redis://127\.0\.0\.1:\d+/0)", head)[0]
@@ -93,8 +120,20 @@ def test_a_signal_during_a_sustained_fault_reverts_it_and_the_report_says_interr
 def test_the_embedded_server_dying_on_its_own_aborts_the_run_with_a_report(tmp_path: Path) -> None:
     profile = write_profile(tmp_path / "p.yaml", {"chaos": {"start_after_s": 60, "every_s": 60}})
     report_path = tmp_path / "report.json"
-    proc = locust(["-u", "5", "-r", "5", "-t", "120s", "--resilience-profile", str(profile),
-                   "--resilience-report", str(report_path)])  # fmt: skip
+    proc = locust(
+        [
+            "-u",
+            "5",
+            "-r",
+            "5",
+            "-t",
+            "120s",
+            "--resilience-profile",
+            str(profile),
+            "--resilience-report",
+            str(report_path),
+        ]
+    )
     head = wait_for_output(proc, r"All users spawned|Ramping to 5 users", 30)
     server_pid = int(re.findall(r"embedded redis-server \(pid (\d+)", head)[0])
     os.kill(server_pid, signal.SIGKILL)
@@ -103,6 +142,7 @@ def test_the_embedded_server_dying_on_its_own_aborts_the_run_with_a_report(tmp_p
     assert time.monotonic() - killed < 30, out[-3000:]
     assert proc.returncode == 3, out[-3000:]
     report = json.loads(report_path.read_text())
-    assert re.match(rf"embedded redis-server \(pid {server_pid}, port \d+\) exited on its own \(exit code -9\)",
-                    report["aborted"])  # fmt: skip
+    assert re.match(
+        rf"embedded redis-server \(pid {server_pid}, port \d+\) exited on its own \(exit code -9\)", report["aborted"]
+    )
     assert report["verdict"] == "fail" and "ABORTED" in out and "Traceback" not in out

@@ -80,10 +80,23 @@ def test_locust_exits_2_on_a_bad_profile_without_traceback(tmp_path: Path) -> No
     path = tmp_path / "bad.yaml"
     path.write_text("chaos:\n  every_s: 0\n  faults: [{name: client_kill}]\n")
     proc = subprocess.run(
-        [LOCUST, "-f", str(ROOT / "locustfile.py"), "--headless", "-u", "1", "-t", "5s",
-         "--resilience-profile", str(path)],
-        capture_output=True, text=True, timeout=60, cwd=ROOT,
-    )  # fmt: skip
+        [
+            LOCUST,
+            "-f",
+            str(ROOT / "locustfile.py"),
+            "--headless",
+            "-u",
+            "1",
+            "-t",
+            "5s",
+            "--resilience-profile",
+            str(path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
     assert proc.returncode == 2, proc.stderr
     assert f"redis-resilience: {path}: chaos.every_s: expected greater than 0, got 0" in proc.stderr
     assert "Traceback" not in proc.stderr + proc.stdout
@@ -94,10 +107,23 @@ def test_unreachable_target_exits_2_naming_the_address(tmp_path: Path) -> None:
 
     port = free_port()
     proc = subprocess.run(
-        [LOCUST, "-f", str(ROOT / "locustfile.py"), "--headless", "-u", "1", "-t", "5s",
-         "--redis-url", f"redis://:s3cret@127.0.0.1:{port}/0"],
-        capture_output=True, text=True, timeout=60, cwd=ROOT,
-    )  # fmt: skip
+        [
+            LOCUST,
+            "-f",
+            str(ROOT / "locustfile.py"),
+            "--headless",
+            "-u",
+            "1",
+            "-t",
+            "5s",
+            "--redis-url",
+            f"redis://:s3cret@127.0.0.1:{port}/0",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
     assert proc.returncode == 2, proc.stderr
     assert f"cannot reach Redis at redis://:***@127.0.0.1:{port}/0" in proc.stderr
     assert "s3cret" not in proc.stderr + proc.stdout
@@ -107,9 +133,12 @@ def test_unreachable_target_exits_2_naming_the_address(tmp_path: Path) -> None:
 def test_missing_redis_server_says_how_to_install_it(tmp_path: Path) -> None:
     proc = subprocess.run(
         [LOCUST, "-f", str(ROOT / "locustfile.py"), "--headless", "-u", "1", "-t", "5s"],
-        capture_output=True, text=True, timeout=60, cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
         env={**os.environ, "PATH": str(tmp_path)},  # no redis-server on this PATH
-    )  # fmt: skip
+    )
     assert proc.returncode == 2, proc.stderr
     assert "redis-server is not installed" in proc.stderr
     assert "apt-get install -y redis-server" in proc.stderr and "--redis-url" in proc.stderr

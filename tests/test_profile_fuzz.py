@@ -293,9 +293,38 @@ def load_text(path: Path, content: str | bytes) -> str | None:
     return None
 
 
-BREAKERS = ["{", "[", "]", "}", ": :", "'", '"', '"\\q"', "*nowhere", "&a &b", "!!int x", "!!float y",
-            "!!timestamp z", "2020-13-45", "\t", "- ", "? ", "%YAML 9.9", "---", "...", "|\n bad", ">-",
-            "!!python/object:os.system {}", "\x07", "\x00", "\ufeff", "@", "`", "<<: 5", "key: value: x"]  # fmt: skip
+BREAKERS = [
+    "{",
+    "[",
+    "]",
+    "}",
+    ": :",
+    "'",
+    '"',
+    '"\\q"',
+    "*nowhere",
+    "&a &b",
+    "!!int x",
+    "!!float y",
+    "!!timestamp z",
+    "2020-13-45",
+    "\t",
+    "- ",
+    "? ",
+    "%YAML 9.9",
+    "---",
+    "...",
+    "|\n bad",
+    ">-",
+    "!!python/object:os.system {}",
+    "\x07",
+    "\x00",
+    "\ufeff",
+    "@",
+    "`",
+    "<<: 5",
+    "key: value: x",
+]
 BASE_TEXT = yaml.safe_dump(BASE, sort_keys=False)
 
 
@@ -353,7 +382,7 @@ def test_what_the_fuzzing_found_stays_fixed(scratch: Path) -> None:
         "recovery:\n  degraded_latency_ms: -3\n": "degraded_latency_ms: expected greater than 0 or 'auto', got -3",
         "chaos:\n  ~: 1\n": "chaos: expected keys that are strings, got the key None",
         "chaos:\n  faults: [{name: http, url: 'http://[::1'}]\n": "chaos.faults[0]: url: expected an http:// or https://",
-    }  # fmt: skip
+    }
     for content, expected in cases.items():
         message = load_text(scratch / "found.yaml", content)
         assert message is not None and expected in message, (content, message)
@@ -388,8 +417,10 @@ def test_locust_exits_2_with_one_line_for_every_error_family(tmp_path: Path) -> 
                 path.write_bytes(content)
             elif content is not None:
                 path.write_text(content)
-            procs[family] = (path, locust(["-u", "2", "-t", "5s", "--resilience-profile", str(path),
-                                           "--redis-url", server.url]))  # fmt: skip
+            procs[family] = (
+                path,
+                locust(["-u", "2", "-t", "5s", "--resilience-profile", str(path), "--redis-url", server.url]),
+            )
         for family, (path, proc) in procs.items():
             out = finish(proc, timeout=60)  # stdout and stderr
             expected = FAMILIES[family][1]

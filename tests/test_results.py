@@ -23,9 +23,11 @@ from .helpers import window
 
 def test_window_merge_adds_counts_and_takes_the_slowest_recovery() -> None:
     merged = merge_windows(
-        [window(requests=10, failures=1, recovery=0.2, users=[0.1, 0.2], latencies=(1, 2)),
-         window(requests=30, failures=4, recovery=0.9, users=[0.9], latencies=(100,))]
-    )  # fmt: skip
+        [
+            window(requests=10, failures=1, recovery=0.2, users=[0.1, 0.2], latencies=(1, 2)),
+            window(requests=30, failures=4, recovery=0.9, users=[0.9], latencies=(100,)),
+        ]
+    )
     assert (merged.requests, merged.failures, merged.degraded) == (40, 5, 5)
     assert (merged.hidden_retries, merged.reconnections) == (4, 6)
     assert merged.recovery_s == 0.9
@@ -41,10 +43,16 @@ def test_window_merge_is_not_recovered_if_any_node_is_not() -> None:
 
 
 def test_results_merge_and_travel_as_json() -> None:
-    a = NodeResult(windows=[], outside=Counts(100, 1, 2, 3), threshold_ms=50,
-                   integrity={"ledger": IntegrityResult(10, 1, 0, 2)})  # fmt: skip
-    b = NodeResult(windows=[], outside=Counts(50, 0, 0, 1), threshold_ms=60,
-                   integrity={"ledger": IntegrityResult(5, 0, 1, 0)}, user_errors=1)  # fmt: skip
+    a = NodeResult(
+        windows=[], outside=Counts(100, 1, 2, 3), threshold_ms=50, integrity={"ledger": IntegrityResult(10, 1, 0, 2)}
+    )
+    b = NodeResult(
+        windows=[],
+        outside=Counts(50, 0, 0, 1),
+        threshold_ms=60,
+        integrity={"ledger": IntegrityResult(5, 0, 1, 0)},
+        user_errors=1,
+    )
     a.baseline.add(1.0)
     b.baseline.add(3.0)
     a, b = (result_from_dict(json.loads(json.dumps(result_to_dict(r)))) for r in (a, b))

@@ -71,12 +71,24 @@ def server() -> Iterator[EmbeddedRedis]:
 @pytest.mark.parametrize(
     ("host", "local"),
     [
-        ("127.0.0.1", True), ("127.1.2.3", True), ("::1", True), ("[::1]", True), ("::ffff:127.0.0.1", True),
-        ("localhost", True), ("LOCALHOST.", True),
-        ("192.0.2.1", False), ("10.0.0.1", False), ("0.0.0.0", False), ("::", False), ("example.com", False),
-        ("localhost.example.com", False), ("vm", False), ("127.0.0.1.nip.io", False), ("", False),
+        ("127.0.0.1", True),
+        ("127.1.2.3", True),
+        ("::1", True),
+        ("[::1]", True),
+        ("::ffff:127.0.0.1", True),
+        ("localhost", True),
+        ("LOCALHOST.", True),
+        ("192.0.2.1", False),
+        ("10.0.0.1", False),
+        ("0.0.0.0", False),
+        ("::", False),
+        ("example.com", False),
+        ("localhost.example.com", False),
+        ("vm", False),
+        ("127.0.0.1.nip.io", False),
+        ("", False),
     ],
-)  # fmt: skip
+)
 def test_only_literal_loopback_addresses_and_localhost_are_local(host: str, local: bool) -> None:
     assert is_loopback_host(host) is local
 
@@ -84,7 +96,8 @@ def test_only_literal_loopback_addresses_and_localhost_are_local(host: str, loca
 @pytest.mark.parametrize(
     ("url", "hosts"),
     [
-        ("embedded", []), ("embedded-cluster", []),
+        ("embedded", []),
+        ("embedded-cluster", []),
         ("redis://192.0.2.1:6379/0", ["192.0.2.1"]),
         ("rediss://user:pw@cache.example.com:6380/0", ["cache.example.com"]),
         ("redis:///0?host=192.0.2.1", ["192.0.2.1"]),  # redis-py takes ?host= when the URL has none
@@ -93,7 +106,7 @@ def test_only_literal_loopback_addresses_and_localhost_are_local(host: str, loca
         ("sentinel://127.0.0.1:26379,192.0.2.1:26379/mymaster", ["127.0.0.1", "192.0.2.1"]),
         ("cluster://u:p@[::1]:7000,[::1]:7001", ["::1", "::1"]),
     ],
-)  # fmt: skip
+)
 def test_target_hosts_as_the_client_reads_them(url: str, hosts: list[str]) -> None:
     assert target_hosts(url) == hosts
 
@@ -133,15 +146,27 @@ def refused_before_connecting(server: EmbeddedRedis, cases: dict[str, tuple[list
 
 
 def test_chaos_against_a_remote_address_stops_before_any_connection(tmp_path: Path, server: EmbeddedRedis) -> None:
-    refused_before_connecting(server, {
-        "test-net": (["--resilience-profile", "config/ci.yaml", "--redis-url", "redis://:s3cret@192.0.2.1:6379/0"],
-                     "192.0.2.1 is not a loopback address"),
-        "sentinel": (
-            ["--resilience-profile", str(write_profile(tmp_path / "sentinel.yaml", {"target": {
-                "url": f"sentinel://127.0.0.1:{server.port},192.0.2.1:26379/mymaster"}}))],
-            "192.0.2.1 is not a loopback address",
-        ),
-    })  # fmt: skip
+    refused_before_connecting(
+        server,
+        {
+            "test-net": (
+                ["--resilience-profile", "config/ci.yaml", "--redis-url", "redis://:s3cret@192.0.2.1:6379/0"],
+                "192.0.2.1 is not a loopback address",
+            ),
+            "sentinel": (
+                [
+                    "--resilience-profile",
+                    str(
+                        write_profile(
+                            tmp_path / "sentinel.yaml",
+                            {"target": {"url": f"sentinel://127.0.0.1:{server.port},192.0.2.1:26379/mymaster"}},
+                        )
+                    ),
+                ],
+                "192.0.2.1 is not a loopback address",
+            ),
+        },
+    )
 
 
 def test_chaos_against_a_loopback_alias_stops_before_any_connection(tmp_path: Path, server: EmbeddedRedis) -> None:
@@ -151,10 +176,13 @@ def test_chaos_against_a_loopback_alias_stops_before_any_connection(tmp_path: Pa
         pytest.skip("no host name maps to 127.0.0.1 in /etc/hosts: nothing non-loopback stays on this machine")
     url = f"redis://{alias}:{server.port}/0"
     profile = write_profile(tmp_path / "alias.yaml", {"target": {"url": url}})
-    refused_before_connecting(server, {
-        "alias-url": (["--resilience-profile", "config/ci.yaml", "--redis-url", url], f"{alias} is not a loopback"),
-        "alias-profile": (["--resilience-profile", str(profile)], f"{alias} is not a loopback"),
-    })  # fmt: skip
+    refused_before_connecting(
+        server,
+        {
+            "alias-url": (["--resilience-profile", "config/ci.yaml", "--redis-url", url], f"{alias} is not a loopback"),
+            "alias-profile": (["--resilience-profile", str(profile)], f"{alias} is not a loopback"),
+        },
+    )
 
 
 def test_each_opt_in_goes_on_to_the_target(tmp_path: Path, server: EmbeddedRedis) -> None:
@@ -177,10 +205,13 @@ def test_each_opt_in_goes_on_to_the_target(tmp_path: Path, server: EmbeddedRedis
     procs = {}
     for name, (args, env, _) in cases.items():
         report = tmp_path / f"{name}.json"
-        procs[name] = (report, locust(
-            ["-u", "2", "-r", "2", "-t", "4s", "--redis-url", url, "--resilience-report", str(report), *args],
-            env={**os.environ, **env},
-        ))  # fmt: skip
+        procs[name] = (
+            report,
+            locust(
+                ["-u", "2", "-r", "2", "-t", "4s", "--redis-url", url, "--resilience-report", str(report), *args],
+                env={**os.environ, **env},
+            ),
+        )
     for name, (report_path, proc) in procs.items():
         out = finish(proc, timeout=60)
         assert proc.returncode in (0, 3), (name, out[-3000:])
@@ -259,23 +290,51 @@ def test_a_full_run_touches_nothing_outside_its_prefix(tmp_path: Path, server: E
     subscriber.get_message(timeout=1)
 
     workloads = yaml.safe_load((ROOT / "config" / "workloads.yaml").read_text())["workload"]
-    profile = write_profile(tmp_path / "everything.yaml", {
-        "workload": workloads,
-        "chaos": {"start_after_s": 2, "every_s": 2.5, "jitter_s": 0, "order": "cycle", "faults": [
-            {"name": "client_kill", "scope": "own"},
-            {"name": "pool_reset"},
-            {"name": "client_pause", "mode": "ALL", "pause_ms": 600},
-            {"name": "client_pause", "mode": "WRITE", "pause_ms": 600},
-            {"name": "oom", "duration_s": 1},
-        ]},
-        "recovery": {"max_window_s": 2},
-        "slo": {"max_recovery_p95_s": None, "max_error_rate_in_windows": None, "max_error_rate_outside_windows": None,
-                "max_lost_writes": None, "max_failed_faults": 0},
-    })  # fmt: skip
+    profile = write_profile(
+        tmp_path / "everything.yaml",
+        {
+            "workload": workloads,
+            "chaos": {
+                "start_after_s": 2,
+                "every_s": 2.5,
+                "jitter_s": 0,
+                "order": "cycle",
+                "faults": [
+                    {"name": "client_kill", "scope": "own"},
+                    {"name": "pool_reset"},
+                    {"name": "client_pause", "mode": "ALL", "pause_ms": 600},
+                    {"name": "client_pause", "mode": "WRITE", "pause_ms": 600},
+                    {"name": "oom", "duration_s": 1},
+                ],
+            },
+            "recovery": {"max_window_s": 2},
+            "slo": {
+                "max_recovery_p95_s": None,
+                "max_error_rate_in_windows": None,
+                "max_error_rate_outside_windows": None,
+                "max_lost_writes": None,
+                "max_failed_faults": 0,
+            },
+        },
+    )
     report_path = tmp_path / "report.json"
     started = time.monotonic()
-    proc = locust(["-u", "24", "-r", "24", "-t", "16s", "--resilience-profile", str(profile),
-                         "--redis-url", server.url, "--resilience-report", str(report_path)])  # fmt: skip
+    proc = locust(
+        [
+            "-u",
+            "24",
+            "-r",
+            "24",
+            "-t",
+            "16s",
+            "--resilience-profile",
+            str(profile),
+            "--redis-url",
+            server.url,
+            "--resilience-report",
+            str(report_path),
+        ]
+    )
     out = finish(proc, timeout=120)
     elapsed_ms = (time.monotonic() - started) * 1000
     assert "Traceback" not in out, out[-4000:]
@@ -283,8 +342,12 @@ def test_a_full_run_touches_nothing_outside_its_prefix(tmp_path: Path, server: E
     faults = report["faults"]
     assert all(f["ok"] for f in faults), faults
     assert {(f["name"], f["params"].get("mode")) for f in faults} == {
-        ("client_kill", None), ("pool_reset", None), ("client_pause", "ALL"), ("client_pause", "WRITE"), ("oom", None)
-    }  # fmt: skip
+        ("client_kill", None),
+        ("pool_reset", None),
+        ("client_pause", "ALL"),
+        ("client_pause", "WRITE"),
+        ("oom", None),
+    }
     assert {"ledger", "queue", "stream", "lock", "pubsub", "ratelimit", "pipeline", "transaction"} <= set(
         report["integrity"]
     )
@@ -318,12 +381,24 @@ def test_no_chaos_on_a_remote_target_resets_only_its_own_pools_on_demand(tmp_pat
     alias = loopback_alias()
     if alias is None:
         pytest.skip("no host name maps to 127.0.0.1 in /etc/hosts: nothing non-loopback stays on this machine")
-    args = ["-u", "5", "-r", "5", "--no-chaos", "--resilience-profile", "config/ci.yaml",
-            "--redis-url", f"redis://{alias}:{server.port}/0"]  # fmt: skip
+    args = [
+        "-u",
+        "5",
+        "-r",
+        "5",
+        "--no-chaos",
+        "--resilience-profile",
+        "config/ci.yaml",
+        "--redis-url",
+        f"redis://{alias}:{server.port}/0",
+    ]
     with web_locust(args, tmp_path / "report.json") as run:
         # the 5 users' pools exist (their connections come and go with the traffic: not counted here)
-        run.status_when(lambda st: bool(st["running"] and (st["connections"]["pools"] or {}).get("pools", 0) >= 5),
-                        30, "5 users' pools")  # fmt: skip
+        run.status_when(
+            lambda st: bool(st["running"] and (st["connections"]["pools"] or {}).get("pools", 0) >= 5),
+            30,
+            "5 users' pools",
+        )
         for fault in ("client_kill", "client_pause", "oom"):  # they act on the server: refused
             code, body = run.call("/chaos/redis-reset", {"force": True, "fault": fault})
             assert code == 400 and f"{alias} is not a loopback address" in body["error"], (fault, body)

@@ -96,7 +96,10 @@ def test_cycle_order_runs_the_list_in_order(redis_server: EmbeddedRedis) -> None
     ]
     records = run_schedule(redis_server.url, count=7, order="cycle", faults=faults)
     assert [(r.name, r.params.get("scope")) for r in records] == [
-        ("pool_reset", None), ("client_kill", "own"), ("client_kill", "all")] * 2 + [("pool_reset", None)]  # fmt: skip
+        ("pool_reset", None),
+        ("client_kill", "own"),
+        ("client_kill", "all"),
+    ] * 2 + [("pool_reset", None)]
 
 
 def test_a_failing_fault_is_recorded_and_the_schedule_goes_on() -> None:
@@ -171,8 +174,9 @@ def test_a_traffic_nodes_fault_goes_to_the_fan_out_a_server_fault_runs_here(redi
         return {"pools": 4, "unacknowledged_workers": ["w2"]}
 
     kill, reset = chaos().faults
-    scheduler = ChaosScheduler(chaos(), FaultTarget(admin, "rr-x-", no_pools), ResilienceEvents(), time.monotonic(),
-                               fan_out=fan_out)  # fmt: skip
+    scheduler = ChaosScheduler(
+        chaos(), FaultTarget(admin, "rr-x-", no_pools), ResilienceEvents(), time.monotonic(), fan_out=fan_out
+    )
     assert scheduler.inject(kill).details["connections_killed"] == 1  # client_kill: here, on the server
     record = scheduler.inject(reset)  # pool_reset: the traffic nodes', through the fan-out
     assert fanned == [("pool_reset", 2)]
@@ -187,9 +191,14 @@ def test_a_crash_of_the_schedule_or_of_a_test_greenlet_is_reported(redis_server:
 
     crashes: list[tuple[str, str]] = []
     admin = redis.Redis.from_url(redis_server.url)
-    scheduler = ChaosScheduler(chaos(start_after_s=0), FaultTarget(admin, "rr-x-", no_pools), ResilienceEvents(),
-                               time.monotonic(), clock=broken_clock,
-                               on_crash=lambda what, exc: crashes.append((what, str(exc))))  # fmt: skip
+    scheduler = ChaosScheduler(
+        chaos(start_after_s=0),
+        FaultTarget(admin, "rr-x-", no_pools),
+        ResilienceEvents(),
+        time.monotonic(),
+        clock=broken_clock,
+        on_crash=lambda what, exc: crashes.append((what, str(exc))),
+    )
     scheduler.start()
     assert scheduler.greenlet is not None
     scheduler.greenlet.join(timeout=5)
@@ -211,8 +220,9 @@ def test_a_window_is_settled_once_when_it_closes_and_not_while_its_fault_is_bein
     """settle(): each fault's window-close figures (Fault.window_closed) once its window closed, never for a
     fault still being injected (on demand, while the loop settles an earlier one)."""
     admin = redis.Redis.from_url(redis_server.url, retry=Retry(NoBackoff(), 0))
-    scheduler = ChaosScheduler(chaos(), FaultTarget(admin, "rr-x-", no_pools), ResilienceEvents(), time.monotonic(),
-                               window_s=1.0)  # fmt: skip
+    scheduler = ChaosScheduler(
+        chaos(), FaultTarget(admin, "rr-x-", no_pools), ResilienceEvents(), time.monotonic(), window_s=1.0
+    )
     calls: list[int] = []
 
     class Counted:

@@ -23,30 +23,57 @@ ENDPOINTS = [
 HEALTH = {"path": "/health", "checks": [{"path": "status", "equals": "healthy"}], "wait_s": 3}
 
 
-def profile(path: Path, *, faults: list[dict[str, Any]], mix: dict[str, int] | None = None,
-            service: dict[str, Any] | None = None, **sections: Any) -> Path:  # fmt: skip
+def profile(
+    path: Path,
+    *,
+    faults: list[dict[str, Any]],
+    mix: dict[str, int] | None = None,
+    service: dict[str, Any] | None = None,
+    **sections: Any,
+) -> Path:
     """A service profile: the embedded target, the reference service on it, these faults."""
     weights = mix or {"cache": 0, "ledger": 0}
     data: dict[str, Any] = {
         "target": {"url": "embedded"},
-        "workload": {"think_time": {"min_ms": 2, "max_ms": 10},
-                     "mix": {name: {"weight": w} for name, w in weights.items()}},
-        "service": {"url": "embedded", "weight": 1, "think_time": {"min_ms": 2, "max_ms": 10}, "timeout_s": 3,
-                    "endpoints": ENDPOINTS, "health": HEALTH, **(service or {})},
+        "workload": {
+            "think_time": {"min_ms": 2, "max_ms": 10},
+            "mix": {name: {"weight": w} for name, w in weights.items()},
+        },
+        "service": {
+            "url": "embedded",
+            "weight": 1,
+            "think_time": {"min_ms": 2, "max_ms": 10},
+            "timeout_s": 3,
+            "endpoints": ENDPOINTS,
+            "health": HEALTH,
+            **(service or {}),
+        },
         "chaos": {"start_after_s": 3, "every_s": 5, "order": "cycle", "seed": 1, "faults": faults},
         "recovery": {"max_window_s": 4.5, "degraded_latency_floor_ms": 150},
-        "slo": {"max_recovery_p95_s": None, "max_error_rate_in_windows": None,
-                "max_error_rate_outside_windows": None},
+        "slo": {"max_recovery_p95_s": None, "max_error_rate_in_windows": None, "max_error_rate_outside_windows": None},
         **sections,
-    }  # fmt: skip
+    }
     path.write_text(yaml.safe_dump(data))
     return path
 
 
 def run(tmp_path: Path, prof: Path, seconds: int, users: int = 8, *extra: str) -> tuple[int, str, dict[str, Any]]:
     report_path = tmp_path / "report.json"
-    proc = locust(["-u", str(users), "-r", str(users), "-t", f"{seconds}s", "--resilience-profile", str(prof),
-                   "--resilience-report", str(report_path), *extra])  # fmt: skip
+    proc = locust(
+        [
+            "-u",
+            str(users),
+            "-r",
+            str(users),
+            "-t",
+            f"{seconds}s",
+            "--resilience-profile",
+            str(prof),
+            "--resilience-report",
+            str(report_path),
+            *extra,
+        ]
+    )
     out = finish(proc, timeout=seconds + 90)
     assert "Traceback" not in out, out[-4000:]
     assert report_path.exists(), out[-4000:]
@@ -56,9 +83,12 @@ def run(tmp_path: Path, prof: Path, seconds: int, users: int = 8, *extra: str) -
 def test_killing_the_service_connections_shows_http_failures_and_their_recovery(tmp_path: Path) -> None:
     kill = {"name": "client_kill", "scope": "service", "name_prefix": "rs-service"}
     reset = {"name": "http", "path": "/chaos/redis-reset", "body": {"force": True}}  # the service's own reset
-    prof = profile(tmp_path / "kill.yaml", faults=[kill, reset],  # no retry: a killed connection is a 503;
-                   service={"reference_settings": {"RETRIES": "0", "RESET_DELAY_S": "0.3"}},  # a reset's, certain
-                   chaos={"start_after_s": 3, "every_s": 5, "count": 2, "order": "cycle", "faults": [kill, reset]})
+    prof = profile(
+        tmp_path / "kill.yaml",
+        faults=[kill, reset],  # no retry: a killed connection is a 503;
+        service={"reference_settings": {"RETRIES": "0", "RESET_DELAY_S": "0.3"}},  # a reset's, certain
+        chaos={"start_after_s": 3, "every_s": 5, "count": 2, "order": "cycle", "faults": [kill, reset]},
+    )
     code, out, report = run(tmp_path, prof, 13)
     assert code == 0, out[-4000:]
     faults = report["faults"]
@@ -86,10 +116,13 @@ def test_a_slow_reset_endpoints_own_failures_are_in_its_window_and_none_outside(
     every failure of the run comes while an injection call runs, so every one is in that fault's window,
     which opens when the call begins; recovery counts from there."""
     reset = {"name": "http", "path": "/chaos/redis-reset", "body": {"force": True}}
-    prof = profile(tmp_path / "slow-reset.yaml", faults=[reset],
-                   service={"reference_settings": {"RETRIES": "0", "RESET_DELAY_S": "0.6"}},
-                   chaos={"start_after_s": 3, "every_s": 4, "count": 2, "faults": [reset]},
-                   recovery={"max_window_s": 3.5, "degraded_latency_floor_ms": 150})  # fmt: skip
+    prof = profile(
+        tmp_path / "slow-reset.yaml",
+        faults=[reset],
+        service={"reference_settings": {"RETRIES": "0", "RESET_DELAY_S": "0.6"}},
+        chaos={"start_after_s": 3, "every_s": 4, "count": 2, "faults": [reset]},
+        recovery={"max_window_s": 3.5, "degraded_latency_floor_ms": 150},
+    )
     code, out, report = run(tmp_path, prof, 12, 10)
     assert code == 0, out[-4000:]
     faults = report["faults"]
@@ -108,8 +141,12 @@ def test_a_slow_reset_endpoints_own_failures_are_in_its_window_and_none_outside(
 
 def test_scope_others_kills_the_service_and_never_the_pack_and_the_report_splits_by_type(tmp_path: Path) -> None:
     fault = {"name": "client_kill", "scope": "others", "allow_scope_all": True}
-    prof = profile(tmp_path / "others.yaml", faults=[fault], mix={"cache": 1, "ledger": 1},
-                   service={"reference_settings": {"RETRIES": "0"}})  # fmt: skip
+    prof = profile(
+        tmp_path / "others.yaml",
+        faults=[fault],
+        mix={"cache": 1, "ledger": 1},
+        service={"reference_settings": {"RETRIES": "0"}},
+    )
     code, out, report = run(tmp_path, prof, 11, 12)
     assert code == 0, out[-4000:]
     faults = [f for f in report["faults"] if f["ok"]]
@@ -134,10 +171,12 @@ def test_scope_others_kills_the_service_and_never_the_pack_and_the_report_splits
 
 
 def test_a_server_restart_is_5xx_during_the_outage_and_recovered_after(tmp_path: Path) -> None:
-    prof = profile(tmp_path / "restart.yaml", faults=[{"name": "server_restart", "down_s": 2}],
-                   chaos={"start_after_s": 3, "every_s": 9, "count": 1,
-                          "faults": [{"name": "server_restart", "down_s": 2}]},
-                   recovery={"max_window_s": 7, "degraded_latency_floor_ms": 150})  # fmt: skip
+    prof = profile(
+        tmp_path / "restart.yaml",
+        faults=[{"name": "server_restart", "down_s": 2}],
+        chaos={"start_after_s": 3, "every_s": 9, "count": 1, "faults": [{"name": "server_restart", "down_s": 2}]},
+        recovery={"max_window_s": 7, "degraded_latency_floor_ms": 150},
+    )
     code, out, report = run(tmp_path, prof, 12)
     assert code == 0, out[-4000:]
     (fault,) = report["faults"]
@@ -150,11 +189,13 @@ def test_a_server_restart_is_5xx_during_the_outage_and_recovered_after(tmp_path:
 
 
 def test_a_service_that_never_reconnects_breaches_service_recovered_at_end(tmp_path: Path) -> None:
-    prof = profile(tmp_path / "flaw.yaml", faults=[{"name": "server_restart", "down_s": 1}],
-                   service={"reference_settings": {"FLAW": "no_reconnect"}},
-                   chaos={"start_after_s": 2, "every_s": 9, "count": 1,
-                          "faults": [{"name": "server_restart", "down_s": 1}]},
-                   recovery={"max_window_s": 4, "degraded_latency_floor_ms": 150})  # fmt: skip
+    prof = profile(
+        tmp_path / "flaw.yaml",
+        faults=[{"name": "server_restart", "down_s": 1}],
+        service={"reference_settings": {"FLAW": "no_reconnect"}},
+        chaos={"start_after_s": 2, "every_s": 9, "count": 1, "faults": [{"name": "server_restart", "down_s": 1}]},
+        recovery={"max_window_s": 4, "degraded_latency_floor_ms": 150},
+    )
     code, out, report = run(tmp_path, prof, 8, 4)
     assert code == 3, out[-4000:]
     breached = [s for s in report["slo"] if not s["ok"]]
@@ -168,10 +209,13 @@ def test_a_200_whose_body_says_unhealthy_is_a_failure(tmp_path: Path) -> None:
     """The health_200 flaw: while Redis is down its health endpoint says 200 {"status": "unhealthy"}."""
     restart = {"name": "server_restart", "down_s": 2}
     health_only = [{"name": "GET /health", "path": "/health", "checks": [{"path": "status", "equals": "healthy"}]}]
-    prof = profile(tmp_path / "health.yaml", faults=[restart],
-                   service={"reference_settings": {"FLAW": "health_200"}, "endpoints": health_only, "health": None},
-                   chaos={"start_after_s": 2, "every_s": 9, "count": 1, "faults": [restart]},
-                   recovery={"max_window_s": 5, "degraded_latency_floor_ms": 150})  # fmt: skip
+    prof = profile(
+        tmp_path / "health.yaml",
+        faults=[restart],
+        service={"reference_settings": {"FLAW": "health_200"}, "endpoints": health_only, "health": None},
+        chaos={"start_after_s": 2, "every_s": 9, "count": 1, "faults": [restart]},
+        recovery={"max_window_s": 5, "degraded_latency_floor_ms": 150},
+    )
     code, out, report = run(tmp_path, prof, 9, 4)
     assert code == 0, out[-4000:]
     http = report["faults"][0]["by_type"]["HTTP"]
@@ -208,12 +252,31 @@ def test_a_master_and_a_worker_run_the_service_users_with_the_masters_service(tm
     The master's slow reset fails the worker's requests during its call: the window's start the master sends
     (when the call began) puts them in the fault's window on the worker too."""
     reset = {"name": "http", "path": "/chaos/redis-reset", "body": {"force": True}}
-    prof = profile(tmp_path / "dist.yaml", faults=[reset], mix={"cache": 1, "ledger": 0},
-                   service={"reference_settings": {"RETRIES": "0", "RESET_DELAY_S": "0.6"}},
-                   chaos={"start_after_s": 3, "every_s": 5, "count": 1, "faults": [reset]})  # fmt: skip
+    prof = profile(
+        tmp_path / "dist.yaml",
+        faults=[reset],
+        mix={"cache": 1, "ledger": 0},
+        service={"reference_settings": {"RETRIES": "0", "RESET_DELAY_S": "0.6"}},
+        chaos={"start_after_s": 3, "every_s": 5, "count": 1, "faults": [reset]},
+    )
     port, report_path = free_port("127.0.0.1"), tmp_path / "report.json"
-    m = master(port, ["-u", "6", "-r", "6", "-t", "9s", "--expect-workers", "1",
-                      "--resilience-profile", str(prof), "--resilience-report", str(report_path)])  # fmt: skip
+    m = master(
+        port,
+        [
+            "-u",
+            "6",
+            "-r",
+            "6",
+            "-t",
+            "9s",
+            "--expect-workers",
+            "1",
+            "--resilience-profile",
+            str(prof),
+            "--resilience-report",
+            str(report_path),
+        ],
+    )
     w = worker(port)
     out = finish(m, timeout=90)
     worker_out = finish(w, timeout=30)

@@ -65,8 +65,10 @@ def echo() -> Iterator[str]:
             if " /slow" in line.decode():
                 gevent.sleep(1.2)
             payload = json.dumps({"line": line.decode().strip(), "headers": headers, "body": body}).encode()
-            sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
-                         % (len(payload), payload))  # fmt: skip
+            sock.sendall(
+                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+                % (len(payload), payload)
+            )
 
     server = StreamServer(("127.0.0.1", 0), handle)
     server.start()
@@ -79,12 +81,26 @@ def test_service_user_sends_each_endpoint_as_http_with_its_name_body_and_credent
 ) -> None:
     monkeypatch.setenv("TOKEN_FOR_TEST", "s3cret")
     url = echo.replace("http://", "http://alice:pw@")  # credentials in the URL: basic auth, out of the URL
-    profile = parse_profile({"service": {"url": url, "endpoints": [
-        {"name": "PUT /items", "method": "PUT", "path": "/items/{n}", "keys": 3, "body": {"by": "{user}"},
-         "header_env": {"X-Api-Key": "TOKEN_FOR_TEST"},
-         "checks": [{"path": "line", "contains": "PUT /items/"}]},
-        {"name": "GET /wrong", "path": "/w", "checks": [{"path": "headers.x-nope", "equals": "1"}]},
-    ]}}, "test")  # fmt: skip
+    profile = parse_profile(
+        {
+            "service": {
+                "url": url,
+                "endpoints": [
+                    {
+                        "name": "PUT /items",
+                        "method": "PUT",
+                        "path": "/items/{n}",
+                        "keys": 3,
+                        "body": {"by": "{user}"},
+                        "header_env": {"X-Api-Key": "TOKEN_FOR_TEST"},
+                        "checks": [{"path": "line", "contains": "PUT /items/"}],
+                    },
+                    {"name": "GET /wrong", "path": "/w", "checks": [{"path": "headers.x-nope", "equals": "1"}]},
+                ],
+            }
+        },
+        "test",
+    )
     user, seen = service_user(profile, url)
     put, wrong = user._endpoints
     user.send(put)
@@ -103,11 +119,20 @@ def test_service_user_sends_each_endpoint_as_http_with_its_name_body_and_credent
 
 
 def test_each_endpoint_has_its_own_timeout_longer_or_shorter_than_the_services(echo: str) -> None:
-    profile = parse_profile({"service": {"url": echo, "timeout_s": 0.6, "endpoints": [
-        {"name": "slow, given 3 s", "path": "/slow", "timeout_s": 3},
-        {"name": "slow, the service's 0.6 s", "path": "/slow"},
-        {"name": "slow, given 0.3 s", "path": "/slow", "timeout_s": 0.3},
-    ]}}, "test")  # fmt: skip
+    profile = parse_profile(
+        {
+            "service": {
+                "url": echo,
+                "timeout_s": 0.6,
+                "endpoints": [
+                    {"name": "slow, given 3 s", "path": "/slow", "timeout_s": 3},
+                    {"name": "slow, the service's 0.6 s", "path": "/slow"},
+                    {"name": "slow, given 0.3 s", "path": "/slow", "timeout_s": 0.3},
+                ],
+            }
+        },
+        "test",
+    )
     user, seen = service_user(profile, echo)
     assert user.network_timeout == 3  # the connection's: the longest
     for prepared in user._endpoints:

@@ -40,8 +40,9 @@ def private_redis_imports() -> list[tuple[str, str]]:
                 for name in names:
                     parts = name.split(".")
                     if parts[0] == "redis" and any(part.startswith("_") for part in parts[1:]):
-                        found.append((str(path.relative_to(ROOT)), node.module if isinstance(node, ast.ImportFrom)
-                                      else name))  # fmt: skip
+                        found.append(
+                            (str(path.relative_to(ROOT)), node.module if isinstance(node, ast.ImportFrom) else name)
+                        )
     return sorted(set(found))
 
 
@@ -67,12 +68,20 @@ def redis_subclasses() -> list[type]:
 
 def test_no_class_built_on_redis_py_overrides_a_private_method() -> None:
     classes = redis_subclasses()
-    assert {c.__name__ for c in classes} >= {"InstrumentedRedis", "InstrumentedPipeline", "InstrumentedCluster",
-                                             "InstrumentedClusterPipeline", "CountingBackoff"}  # fmt: skip
+    assert {c.__name__ for c in classes} >= {
+        "InstrumentedRedis",
+        "InstrumentedPipeline",
+        "InstrumentedCluster",
+        "InstrumentedClusterPipeline",
+        "CountingBackoff",
+    }
     overrides = []
     for cls in classes:
-        ours = [name for name, value in vars(cls).items()
-                if name.startswith("_") and not name.startswith("__") and inspect.isfunction(value)]  # fmt: skip
+        ours = [
+            name
+            for name, value in vars(cls).items()
+            if name.startswith("_") and not name.startswith("__") and inspect.isfunction(value)
+        ]
         theirs = {name for base in cls.__mro__ if base.__module__.startswith("redis") for name in vars(base)}
         overrides += [f"{cls.__name__}.{name}" for name in ours if name in theirs]
     assert overrides == []

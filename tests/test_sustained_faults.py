@@ -148,11 +148,27 @@ def test_capability_check_names_the_fault_and_the_refused_command(tmp_path: Path
 
 
 def test_sigint_during_a_30_s_pause_unpauses_within_2_s(tmp_path: Path, redis_server: EmbeddedRedis) -> None:
-    profile = write_profile(tmp_path / "p.yaml", {"chaos": {"start_after_s": 1, "every_s": 60,
-                            "faults": [{"name": "client_pause", "pause_ms": 30_000}]}})  # fmt: skip
+    profile = write_profile(
+        tmp_path / "p.yaml",
+        {"chaos": {"start_after_s": 1, "every_s": 60, "faults": [{"name": "client_pause", "pause_ms": 30_000}]}},
+    )
     report_path = tmp_path / "report.json"
-    proc = locust(["-u", "5", "-r", "5", "-t", "120s", "--resilience-profile", str(profile),
-                   "--redis-url", redis_server.url, "--resilience-report", str(report_path)])  # fmt: skip
+    proc = locust(
+        [
+            "-u",
+            "5",
+            "-r",
+            "5",
+            "-t",
+            "120s",
+            "--resilience-profile",
+            str(profile),
+            "--redis-url",
+            redis_server.url,
+            "--resilience-report",
+            str(report_path),
+        ]
+    )
     head = wait_for_output(proc, r"fault #1 client_pause injected", 30)
     held = gevent.spawn(timed_get, redis_server.url)
     gevent.sleep(0.5)

@@ -14,8 +14,9 @@ from .secured_servers import secured
 
 def test_an_unreachable_port_fails_fast_naming_the_address(tmp_path: Path) -> None:
     port = free_port()
-    profile = write_profile(tmp_path / "p.yaml", {"target": {"url": f"redis://127.0.0.1:{port}/0",
-                                                             "password_env": "RR_TEST_PW"}})  # fmt: skip
+    profile = write_profile(
+        tmp_path / "p.yaml", {"target": {"url": f"redis://127.0.0.1:{port}/0", "password_env": "RR_TEST_PW"}}
+    )
     started = time.monotonic()
     line = refused_at_setup(["--resilience-profile", str(profile)], {"RR_TEST_PW": "s3cret-unreachable"})
     assert time.monotonic() - started < 15
@@ -27,10 +28,17 @@ def test_an_unreachable_port_fails_fast_naming_the_address(tmp_path: Path) -> No
 def test_a_wrong_traffic_password_stops_before_any_user(tmp_path: Path, redis_server: EmbeddedRedis) -> None:
     """The admin's password is right, the traffic user's is not: the traffic probe says so."""
     root = secured(redis_server, "root-pw", {"app": ["on", ">app-pw", "~rr:*", "+@all", "-@dangerous"]})
-    profile = write_profile(tmp_path / "p.yaml", {"target": {
-        "url": redis_server.url, "username": "app", "password_env": "RR_TEST_APP_PW",
-        "admin": {"password_env": "RR_TEST_ROOT_PW"},
-    }})  # fmt: skip
+    profile = write_profile(
+        tmp_path / "p.yaml",
+        {
+            "target": {
+                "url": redis_server.url,
+                "username": "app",
+                "password_env": "RR_TEST_APP_PW",
+                "admin": {"password_env": "RR_TEST_ROOT_PW"},
+            }
+        },
+    )
     before = target_state(root)
     line = refused_at_setup(
         ["--resilience-profile", str(profile)], {"RR_TEST_APP_PW": "nope", "RR_TEST_ROOT_PW": "root-pw"}

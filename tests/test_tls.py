@@ -50,12 +50,30 @@ def test_a_headless_run_over_tls_with_a_client_certificate_passes(
     The profile names its files relative to its own directory."""
     for f in (certs.ca, certs.client_cert, certs.client_key):
         shutil.copy(f, tmp_path / f.name)
-    profile = write_profile(tmp_path / "tls.yaml", {"target": {
-        "url": mtls_server.url, "tls": {"ca_file": "ca.crt", "cert_file": "client.crt", "key_file": "client.key"},
-    }})  # fmt: skip
+    profile = write_profile(
+        tmp_path / "tls.yaml",
+        {
+            "target": {
+                "url": mtls_server.url,
+                "tls": {"ca_file": "ca.crt", "cert_file": "client.crt", "key_file": "client.key"},
+            }
+        },
+    )
     report_path = tmp_path / "report.json"
-    proc = locust(["-u", "10", "-r", "10", "-t", "10s", "--resilience-profile", str(profile),
-                   "--resilience-report", str(report_path)])  # fmt: skip
+    proc = locust(
+        [
+            "-u",
+            "10",
+            "-r",
+            "10",
+            "-t",
+            "10s",
+            "--resilience-profile",
+            str(profile),
+            "--resilience-report",
+            str(report_path),
+        ]
+    )
     out = finish(proc, timeout=60)
     assert proc.returncode == 0, out[-4000:]
     report = json.loads(report_path.read_text())
@@ -67,15 +85,27 @@ def test_a_headless_run_over_tls_with_a_client_certificate_passes(
 
 
 def test_tls_files_are_checked_at_load_naming_the_key(tmp_path: Path, certs: Certs) -> None:
-    profile = write_profile(tmp_path / "p.yaml", {"target": {
-        "url": "rediss://127.0.0.1:6380/0", "tls": {"ca_file": str(certs.ca), "cert_file": "missing.crt"},
-    }})  # fmt: skip
+    profile = write_profile(
+        tmp_path / "p.yaml",
+        {
+            "target": {
+                "url": "rediss://127.0.0.1:6380/0",
+                "tls": {"ca_file": str(certs.ca), "cert_file": "missing.crt"},
+            }
+        },
+    )
     with pytest.raises(ProfileError) as err:
         load_profile(profile)
     assert str(err.value) == f"{profile}: target.tls.cert_file: no such file: {tmp_path / 'missing.crt'}"
-    profile = write_profile(tmp_path / "p.yaml", {"target": {
-        "url": "rediss://127.0.0.1:6380/0", "tls": {"key_file": str(certs.client_key)},
-    }})  # fmt: skip
+    profile = write_profile(
+        tmp_path / "p.yaml",
+        {
+            "target": {
+                "url": "rediss://127.0.0.1:6380/0",
+                "tls": {"key_file": str(certs.client_key)},
+            }
+        },
+    )
     with pytest.raises(ProfileError, match=r"target.tls: key_file needs cert_file"):
         load_profile(profile)
 
@@ -92,8 +122,9 @@ def test_a_client_certificate_missing_is_one_line_at_setup(tmp_path: Path, certs
 def test_a_certificate_that_does_not_verify_is_one_line_at_setup(
     tmp_path: Path, certs: Certs, tls_server: TlsRedis
 ) -> None:
-    profile = write_profile(tmp_path / "p.yaml", {"target": {"url": tls_server.url,
-                                                             "tls": {"ca_file": str(certs.other_ca)}}})  # fmt: skip
+    profile = write_profile(
+        tmp_path / "p.yaml", {"target": {"url": tls_server.url, "tls": {"ca_file": str(certs.other_ca)}}}
+    )
     line = refused_at_setup(["--resilience-profile", str(profile)])
     assert f"the TLS certificate of {tls_server.url} does not verify" in line
     assert "CERTIFICATE_VERIFY_FAILED" in line and "target.tls.ca_file" in line

@@ -54,8 +54,9 @@ def sentinel_topology() -> Iterator[SentinelTopology]:
         stopped(topology)
 
 
-@pytest.mark.parametrize(("persistence", "mode", "kept"), [("none", "crash", False), ("aof", "crash", True),
-                                                           ("aof", "shutdown", True)])  # fmt: skip
+@pytest.mark.parametrize(
+    ("persistence", "mode", "kept"), [("none", "crash", False), ("aof", "crash", True), ("aof", "shutdown", True)]
+)
 def test_server_restart_comes_back_on_the_same_port_with_what_persistence_kept(
     persistence: str, mode: str, kept: bool
 ) -> None:
@@ -130,10 +131,13 @@ def test_after_a_failover_the_sentinel_client_writes_to_the_new_primary(
     assert details["old_primary_port"] == old.port and details["new_primary_port"] != old.port
     # A planned failover leaves the old primary a master until Sentinel converts it (several
     # seconds): clients on it go on writing there until then. Bounded wait for the switch.
-    eventually("a write through the sentinel client lands on the new primary",
-               lambda: served_by_primary(client, sentinel_topology, old.port), SENTINEL_SETTLE_S, explain)  # fmt: skip
-    eventually("the old primary rejoins as a replica", lambda: role(old) == "slave", SENTINEL_SETTLE_S,
-               explain)  # fmt: skip
+    eventually(
+        "a write through the sentinel client lands on the new primary",
+        lambda: served_by_primary(client, sentinel_topology, old.port),
+        SENTINEL_SETTLE_S,
+        explain,
+    )
+    eventually("the old primary rejoins as a replica", lambda: role(old) == "slave", SENTINEL_SETTLE_S, explain)
     if method == "sentinel_failover":  # the watcher polls every 0.1 s: it may lag behind the check above
         eventually("the fault records the demotion", lambda: "old_primary_demoted_after_s" in details, 5)
     watcher = fault.watcher  # type: ignore[attr-defined]
@@ -188,8 +192,12 @@ def test_a_failover_records_sentinels_in_tilt_mode_and_fails_when_none_is_promot
         [first] = [f for f in gc.get_objects() if isinstance(f, Failover) and f.details is details]
         watcher = first.watcher
         stall(topology, 2.5)
-        eventually("the fault records the sentinels' TILT mode", lambda: details.get("sentinel_tilt") is True, 10,
-                   lambda: sentinel_log(topology))  # fmt: skip
+        eventually(
+            "the fault records the sentinels' TILT mode",
+            lambda: details.get("sentinel_tilt") is True,
+            10,
+            lambda: sentinel_log(topology),
+        )
         # In TILT mode the sentinels promote no one: the next failover fails, its primary restarted.
         second = build_fault(FailoverParams(name="failover", method="kill_primary", promote_timeout_s=3), target)
         primary = topology.primary()
@@ -217,13 +225,29 @@ def test_a_failover_records_sentinels_in_tilt_mode_and_fails_when_none_is_promot
 
 
 def test_a_crash_without_persistence_loses_acknowledged_writes_in_the_report(tmp_path: Path) -> None:
-    profile = write_profile(tmp_path / "p.yaml", {
-        "workload": {"mix": {"ledger": {"weight": 1}}},
-        "chaos": {"start_after_s": 3, "every_s": 60, "faults": [{"name": "server_restart", "down_s": 0.5}]},
-        "recovery": {"max_window_s": 5}})  # fmt: skip
+    profile = write_profile(
+        tmp_path / "p.yaml",
+        {
+            "workload": {"mix": {"ledger": {"weight": 1}}},
+            "chaos": {"start_after_s": 3, "every_s": 60, "faults": [{"name": "server_restart", "down_s": 0.5}]},
+            "recovery": {"max_window_s": 5},
+        },
+    )
     report_path = tmp_path / "report.json"
-    proc = locust(["-u", "5", "-r", "5", "-t", "10s", "--resilience-profile", str(profile),
-                   "--resilience-report", str(report_path)])  # fmt: skip
+    proc = locust(
+        [
+            "-u",
+            "5",
+            "-r",
+            "5",
+            "-t",
+            "10s",
+            "--resilience-profile",
+            str(profile),
+            "--resilience-report",
+            str(report_path),
+        ]
+    )
     out = finish(proc, timeout=90)
     report = json.loads(report_path.read_text())
     assert proc.returncode == 3, out[-3000:]
@@ -249,14 +273,34 @@ def test_every_fault_of_faults_yaml_in_one_headless_run(tmp_path: Path) -> None:
     path = tmp_path / "faults.yaml"
     path.write_text(yaml.safe_dump(profile))
     report_path = tmp_path / "report.json"
-    proc = locust(["-u", "20", "-r", "20", "-t", "85s", "--resilience-profile", str(path),
-                   "--resilience-report", str(report_path)])  # fmt: skip
+    proc = locust(
+        [
+            "-u",
+            "20",
+            "-r",
+            "20",
+            "-t",
+            "85s",
+            "--resilience-profile",
+            str(path),
+            "--resilience-report",
+            str(report_path),
+        ]
+    )
     out = finish(proc, timeout=180)
     report = json.loads(report_path.read_text())
     faults = report["faults"]
     names = [f["name"] for f in faults]
-    assert names == ["client_kill", "pool_reset", "failover", "client_pause", "client_pause", "oom",
-                     "server_restart", "failover"], out[-3000:]  # fmt: skip
+    assert names == [
+        "client_kill",
+        "pool_reset",
+        "failover",
+        "client_pause",
+        "client_pause",
+        "oom",
+        "server_restart",
+        "failover",
+    ], out[-3000:]
     for f in faults:
         assert f["ok"], f
         assert f["requests"] > 0 and f["recovery_s"] is not None, f

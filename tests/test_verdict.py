@@ -19,9 +19,17 @@ from .helpers import window
 
 def figures(**overrides: object) -> Figures:
     base: dict[str, object] = dict(
-        recovery_p95_s=0.5, client_excess_p95_s=0.1, error_rate_in_windows=0.01, error_rate_outside_windows=0.0,
-        lost_writes=0, duplicated_writes=0, failed_faults=0, user_errors=0, requests=1000, missing_workers=0,
-    )  # fmt: skip
+        recovery_p95_s=0.5,
+        client_excess_p95_s=0.1,
+        error_rate_in_windows=0.01,
+        error_rate_outside_windows=0.0,
+        lost_writes=0,
+        duplicated_writes=0,
+        failed_faults=0,
+        user_errors=0,
+        requests=1000,
+        missing_workers=0,
+    )
     base.update(overrides)
     return Figures(**base)  # type: ignore[arg-type]
 

@@ -118,13 +118,29 @@ def test_master_status_and_reset_reach_the_workers(tmp_path: Path, redis_server:
     quiet = profile(tmp_path, redis_server, {"start_after_s": 3600})
     report_path = tmp_path / "report.json"
     master_port = free_port()
-    args = ["--master", "--master-bind-host", "127.0.0.1", "--master-bind-port", str(master_port),
-            "--expect-workers", "1", "-u", "5", "-r", "5", "--resilience-profile", str(quiet)]  # fmt: skip
+    args = [
+        "--master",
+        "--master-bind-host",
+        "127.0.0.1",
+        "--master-bind-port",
+        str(master_port),
+        "--expect-workers",
+        "1",
+        "-u",
+        "5",
+        "-r",
+        "5",
+        "--resilience-profile",
+        str(quiet),
+    ]
     with web_locust(args, report_path) as run:
         work = worker(master_port)
         try:
-            status = run.status_when(lambda s: s["running"] and (s["connections"]["server"]["clients"] or 0) >= 5,
-                                     60, "the worker's 5 connections")  # fmt: skip
+            status = run.status_when(
+                lambda s: s["running"] and (s["connections"]["server"]["clients"] or 0) >= 5,
+                60,
+                "the worker's 5 connections",
+            )
             assert status["mode"] == "master"
             assert status["connections"]["pools"] is None and "workers" in status["connections"]["pools_note"]
             code, reset = run.call("/chaos/redis-reset", {"force": True})

@@ -32,10 +32,15 @@ def test_five_1000_ms_all_pauses_stall_1000_ms_and_the_report_measures_the_same(
     probe = StallProbe(redis_server.host, redis_server.port)
     try:
         pauses = {
-            "chaos": {"start_after_s": 2, "every_s": 2.5, "jitter_s": 0, "count": 5,
-                      "faults": [{"name": "client_pause", "pause_ms": 1000, "mode": "ALL"}]},
+            "chaos": {
+                "start_after_s": 2,
+                "every_s": 2.5,
+                "jitter_s": 0,
+                "count": 5,
+                "faults": [{"name": "client_pause", "pause_ms": 1000, "mode": "ALL"}],
+            },
             "recovery": {"max_window_s": 2},
-        }  # fmt: skip
+        }
         report = run_profile(tmp_path, pauses, ["-u", "20", "-r", "20", "-t", "17s", "--redis-url", redis_server.url])
     finally:
         stalls = [s for s in probe.stop() if s[1] - s[0] > 0.5]
@@ -60,15 +65,33 @@ def test_a_kill_has_no_outage_and_a_1_s_restart_one_of_1_s(tmp_path: Path) -> No
     profile = write_profile(
         tmp_path / "profile.yaml",
         {
-            "chaos": {"start_after_s": 4, "every_s": 5, "jitter_s": 0, "count": 2, "order": "cycle",
-                      "faults": [{"name": "client_kill"}, {"name": "server_restart", "down_s": 1}]},
+            "chaos": {
+                "start_after_s": 4,
+                "every_s": 5,
+                "jitter_s": 0,
+                "count": 2,
+                "order": "cycle",
+                "faults": [{"name": "client_kill"}, {"name": "server_restart", "down_s": 1}],
+            },
             "recovery": {"max_window_s": 4},
             "slo": {"max_lost_writes": None},
         },
-    )  # fmt: skip
+    )
     report_path = tmp_path / "report.json"
-    proc = locust(["-u", "10", "-r", "10", "-t", "15s", "--resilience-profile", str(profile),
-                   "--resilience-report", str(report_path)])  # fmt: skip
+    proc = locust(
+        [
+            "-u",
+            "10",
+            "-r",
+            "10",
+            "-t",
+            "15s",
+            "--resilience-profile",
+            str(profile),
+            "--resilience-report",
+            str(report_path),
+        ]
+    )
     head = wait_for_output(proc, r"against embedded redis-server \(pid \d+, redis://127\.0\.0\.1:\d+", 30)
     port = int(re.findall(r"redis://127\.0\.0\.1:(\d+)", head)[0])
     probe = StallProbe("127.0.0.1", port)

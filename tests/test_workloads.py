@@ -21,8 +21,19 @@ from targets.embedded import EmbeddedRedis
 
 from .helpers import ROOT
 
-WORKLOADS = ["cache", "ledger", "session", "queue", "pubsub", "stream", "lock", "ratelimit", "leaderboard",
-             "pipeline", "transaction"]  # fmt: skip
+WORKLOADS = [
+    "cache",
+    "ledger",
+    "session",
+    "queue",
+    "pubsub",
+    "stream",
+    "lock",
+    "ratelimit",
+    "leaderboard",
+    "pipeline",
+    "transaction",
+]
 
 
 def all_users() -> list[Any]:

@@ -128,8 +128,12 @@ class WorkerRole(MeasuresRequests, Role[MeasuredRun]):
         session.run.checks.clear()
         number = self.test_number
         runner = self.runner
-        return MeasuredRun(number, session.profile.recovery, on_closed=lambda w: self._window_closed(number, w),
-                           user_count=lambda: runner.user_count)  # fmt: skip
+        return MeasuredRun(
+            number,
+            session.profile.recovery,
+            on_closed=lambda w: self._window_closed(number, w),
+            user_count=lambda: runner.user_count,
+        )
 
     def _window_closed(self, test: int, window: WindowSummary) -> None:
         self.send(messages.WINDOW, {"test": test, "window": window_to_dict(window)})
@@ -228,8 +232,9 @@ class WorkerRole(MeasuresRequests, Role[MeasuredRun]):
             with deadline("revert", limit_s):
                 fault.revert()
         except Exception as exc:
-            logger.error("redis-resilience: fault #%d %s failed to revert on this worker: %s", fault_id, name,
-                         describe(exc))  # fmt: skip
+            logger.error(
+                "redis-resilience: fault #%d %s failed to revert on this worker: %s", fault_id, name, describe(exc)
+            )
 
     def _fault_crashed(self, data: dict[str, Any], exc: BaseException | None) -> None:
         run = self.run

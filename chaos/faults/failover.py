@@ -66,8 +66,11 @@ class Failover(FaultBase):
         method = self.params.method
         if isinstance(topology, ClusterTopology):
             if method == "sentinel_failover":
-                raise CommandRefused(self.name, "method sentinel_failover needs target.url: embedded-sentinel "
-                                     "(on embedded-cluster: cluster_failover or kill_primary)")  # fmt: skip
+                raise CommandRefused(
+                    self.name,
+                    "method sentinel_failover needs target.url: embedded-sentinel "
+                    "(on embedded-cluster: cluster_failover or kill_primary)",
+                )
         elif getattr(topology, "sentinels", None):
             if method == "cluster_failover":
                 raise CommandRefused(self.name, "method cluster_failover needs target.url: embedded-cluster")

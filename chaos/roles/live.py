@@ -60,8 +60,9 @@ def live_report(role: Watched, with_timeline: bool = True) -> dict[str, Any] | N
     slo_results = evaluate(role.slo, figures)
     code = Outcome.exit_code_for(slo_results, run.aborted)
     outage_ms = role.witness_seconds(run, result) if with_timeline else None
-    report = build_report(role.facts(run), records, result, figures, slo_results, code, outage_ms=outage_ms,
-                          with_timeline=with_timeline)  # fmt: skip
+    report = build_report(
+        role.facts(run), records, result, figures, slo_results, code, outage_ms=outage_ms, with_timeline=with_timeline
+    )
     report["verdict"] = "running"
     return report
 
@@ -81,8 +82,10 @@ class Metrics:
                 shown = redact_url(pushgateway)
                 raise SetupError(f"--resilience-pushgateway: expected http(s)://HOST:PORT, got {shown!r}")
             if not is_loopback_host(host) and not allow_remote:
-                raise SetupError(f"--resilience-pushgateway: {host} is not a loopback address: pushing metrics off "
-                                 "this machine needs --allow-remote-chaos")  # fmt: skip
+                raise SetupError(
+                    f"--resilience-pushgateway: {host} is not a loopback address: pushing metrics off "
+                    "this machine needs --allow-remote-chaos"
+                )
         self.registry: CollectorRegistry = registry_of(lambda: snapshot(role))
         self.pushgateway = pushgateway
         self.server: Any = None

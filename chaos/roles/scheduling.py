@@ -47,11 +47,16 @@ def progress_text(windows: list[WindowSummary]) -> str:
     types = sorted({w.request_type for w in windows})
     typed = [merge_windows([w for w in windows if w.request_type == t]) for t in types]
     if len(typed) > 1:
-        text += " (" + ", ".join(
-            f"{w.request_type} " + (f"{w.recovery_s:.3f} s" if w.recovery_s is not None else "not recovered")
-            for w in typed
-        ) + ")"
+        text += (
+            " ("
+            + ", ".join(
+                f"{w.request_type} " + (f"{w.recovery_s:.3f} s" if w.recovery_s is not None else "not recovered")
+                for w in typed
+            )
+            + ")"
+        )
     return text
+
 
 WATCH_EVERY_S = 0.5  # how often the embedded servers are checked for an exit of their own
 PROGRESS_WAIT_S = 2.0  # a fault's progress line waits this long at most for its windows to close

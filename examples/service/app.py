@@ -207,5 +207,10 @@ async def chaos_status(request: Request) -> dict[str, Any]:
         server["clients"] = sum(1 for c in await s.redis.client_list() if c.get("name") == name)
     except RedisError as exc:
         server["error"] = type(exc).__name__
-    return {"pool": pool_counts(s.pool), "resets": s.resets, "last_reset": s.last_reset, "server": server,
-            "gave_up": s.gave_up}  # fmt: skip
+    return {
+        "pool": pool_counts(s.pool),
+        "resets": s.resets,
+        "last_reset": s.last_reset,
+        "server": server,
+        "gave_up": s.gave_up,
+    }
