@@ -29,8 +29,7 @@ from recovery.compare import (
 )
 from recovery.history import write_history
 from recovery.report import ReportError
-
-EXIT_BAD_INPUT = 2
+from recovery.verdict import EXIT_BAD_INPUT
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -40,10 +39,12 @@ def _parser() -> argparse.ArgumentParser:
     cmp.add_argument("baseline", help="a JSON report, or a directory of them (pooled)")
     cmp.add_argument("current", help="a JSON report, or a directory of them (pooled)")
     cmp.add_argument("--alpha", type=float, default=0.01, help="significance of the tests (default 0.01)")
-    cmp.add_argument("--min-change", type=float, default=20.0,
-                     help="smallest relative change that counts, in percent (default 20)")  # fmt: skip
-    cmp.add_argument("--min-change-ms", type=float, default=50.0,
-                     help="smallest change of recovery that counts, in ms (default 50)")  # fmt: skip
+    cmp.add_argument(
+        "--min-change", type=float, default=20.0, help="smallest relative change that counts, in percent (default 20)"
+    )
+    cmp.add_argument(
+        "--min-change-ms", type=float, default=50.0, help="smallest change of recovery that counts, in ms (default 50)"
+    )
     cmp.add_argument("--markdown", metavar="PATH", help="also write the comparison as Markdown (a PR comment)")
     cmp.add_argument("--junit", metavar="PATH", help="also write it as JUnit XML (a testcase per judged figure)")
     cmp.add_argument("--force", action="store_true", help="compare reports of different profiles or targets")
@@ -65,12 +66,19 @@ def _parser() -> argparse.ArgumentParser:
     mat.add_argument("--repeat", type=int, default=1, help="runs per cell, to see the spread (1)")
     mat.add_argument("--seed", type=int, default=1, help="the chaos seed of every cell (1)")
     mat.add_argument("-o", "--output", default="out/matrix", help="the cells' reports and matrix.json (out/matrix)")
-    mat.add_argument("--client-versions", nargs="+", metavar="NAME==VERSION",
-                     help="run each cell once per requirement, in an environment of requirements.lock with that one "
-                          "requirement changed (built with uv, cached); with --clients/--preset: presets x versions")
-    mat.add_argument("--envs-dir", default=os.environ.get("REDIS_RESILIENCE_ENVS"),
-                     help="where the environments of --client-versions are cached "
-                          "(env REDIS_RESILIENCE_ENVS; default ~/.cache/redis-resilience/envs)")
+    mat.add_argument(
+        "--client-versions",
+        nargs="+",
+        metavar="NAME==VERSION",
+        help="run each cell once per requirement, in an environment of requirements.lock with that one "
+        "requirement changed (built with uv, cached); with --clients/--preset: presets x versions",
+    )
+    mat.add_argument(
+        "--envs-dir",
+        default=os.environ.get("REDIS_RESILIENCE_ENVS"),
+        help="where the environments of --client-versions are cached "
+        "(env REDIS_RESILIENCE_ENVS; default ~/.cache/redis-resilience/envs)",
+    )
     return parser
 
 
@@ -126,8 +134,18 @@ def run_matrix_command(args: argparse.Namespace) -> int:
 
     if args.users < 1 or args.seconds < 1 or args.repeat < 1:
         raise CompareError("-u, -t and --repeat must be at least 1")
-    cells, result = run_matrix(args.profile, args.clients, args.preset, args.users, args.seconds, args.repeat,
-                               args.output, args.seed, args.client_versions, args.envs_dir)  # fmt: skip
+    cells, result = run_matrix(
+        args.profile,
+        args.clients,
+        args.preset,
+        args.users,
+        args.seconds,
+        args.repeat,
+        args.output,
+        args.seed,
+        args.client_versions,
+        args.envs_dir,
+    )
     for line in [*table_lines(cells), *spread_lines(cells)]:
         print(line)
     print(f"wrote {result}")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 SETUP = "rr_setup"  # master -> workers: {test, run_id, profile, url, admin_url}
 READY = "rr_ready"  # worker -> master: {test, error}
-WINDOW_OPENED = "rr_fault"  # master -> workers: {test, fault_id, name, time}: a fault's injection began at time
+WINDOW_OPENED = "rr_window_opened"  # master -> workers: {test, fault_id, name, time}: a fault's injection began at time
 RUN_FAULT = "rr_run_fault"  # master -> workers: {test, fault_id, name, params}: run this fault on your clients
 FAULT_RAN = "rr_fault_ran"  # worker -> master: {test, fault_id, details, error}: its injection returned
 WINDOW = "rr_window"  # worker -> master: {test, window}: a window this worker closed
