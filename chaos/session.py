@@ -35,8 +35,9 @@ from targets.clients import is_cluster_url
 from targets.connect import ConnectError, open_client
 from targets.embedded import EmbeddedRedisError
 from targets.greenlets import describe
-from targets.netproxy import NetworkDriver, NetworkProxyError, open_proxy
+from targets.netproxy import NetworkDriver, NetworkProxyError
 from targets.parsers import ParserUnavailable, parser_kwargs
+from targets.proxies import open_proxy
 from targets.safety import remote_chaos_refusal
 from targets.server_version import ServerVersion, server_versions
 from targets.topologies import TOPOLOGIES, start_topology

@@ -21,7 +21,8 @@ Clients connect to the driver's ``host:port`` instead of Redis; ``network`` faul
 has a ``toxicity`` (0..1, Toxiproxy's field beside its attributes): the chance that it acts on a
 connection, drawn once per connection: for those open when it is added, and for each new one.
 
-This module is the interface (:class:`NetworkDriver`, :func:`open_proxy`); the drivers are
+This module is the interface (:class:`NetworkDriver`, the toxics' checks); targets/proxies.py opens
+a driver. The drivers are
 ``BuiltinProxy`` (targets/builtin_proxy.py), a gevent proxy inside the Locust process (nothing to
 install), and ``ToxiproxyDriver`` (targets/toxiproxy.py), a proxy on a running Toxiproxy server
 driven through its HTTP API.
@@ -32,9 +33,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from typing import Final, Literal, Protocol
-
-from config.proxy import ProxySettings
-from targets.greenlets import OnCrash
 
 Stream = Literal["downstream", "upstream"]
 TOXIC_KINDS: Final = ("latency", "timeout", "reset_peer", "bandwidth", "slow_close", "limit_data", "slicer")
@@ -96,24 +94,6 @@ class NetworkDriver(Protocol):
     def connections(self) -> int | None:
         """Client connections open through the proxy now, or None where that is not known cheaply."""
         ...
-
-
-def open_proxy(
-    settings: ProxySettings,
-    upstream_host: str,
-    upstream_port: int,
-    on_crash: OnCrash | None = None,
-    resp_aware: bool = False,
-) -> NetworkDriver:
-    """Open the proxy ``settings`` ask for, in front of ``upstream_host:upstream_port``; ``on_crash``
-    hears of a crashed greenlet of the built-in proxy (see :class:`BuiltinProxy`); ``resp_aware``: the
-    built-in proxy reads RESP (``settings.resp_aware``, or a maintenance fault scheduled)."""
-    from targets.builtin_proxy import BuiltinProxy  # the drivers import this module's interface
-    from targets.toxiproxy import ToxiproxyDriver
-
-    if settings.driver == "toxiproxy":
-        return ToxiproxyDriver(settings, upstream_host, upstream_port)
-    return BuiltinProxy(upstream_host, upstream_port, settings.listen_port, on_crash, resp_aware or settings.resp_aware)
 
 
 def check_toxic(kind: str, attributes: dict[str, int | float], stream: str, toxicity: float = 1.0) -> None:

@@ -20,7 +20,8 @@ from chaos.profile import parse_profile
 from chaos.scheduler import ChaosScheduler
 from config.proxy import ProxySettings
 from targets.embedded import EmbeddedRedis
-from targets.netproxy import NetworkDriver, open_proxy
+from targets.netproxy import NetworkDriver
+from targets.proxies import open_proxy
 
 from .helpers import StallProbe, no_pools
 

@@ -31,7 +31,8 @@ from config.loader import ProfileError
 from config.proxy import ProxySettings
 from targets.builtin_proxy import BuiltinProxy
 from targets.embedded import EmbeddedRedis, free_port
-from targets.netproxy import NetworkDriver, NetworkProxyError, open_proxy
+from targets.netproxy import NetworkDriver, NetworkProxyError
+from targets.proxies import open_proxy
 
 from .helpers import no_pools, pid_alive
 

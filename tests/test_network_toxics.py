@@ -31,7 +31,8 @@ from config.loader import ProfileError
 from config.proxy import ProxySettings
 from targets.builtin_proxy import BuiltinProxy
 from targets.embedded import EmbeddedRedis
-from targets.netproxy import NetworkDriver, NetworkProxyError, ToxicCounts, open_proxy
+from targets.netproxy import NetworkDriver, NetworkProxyError, ToxicCounts
+from targets.proxies import open_proxy
 from targets.proxy_toxics import Slicer
 
 from .helpers import no_pools
