@@ -33,6 +33,7 @@ from chaos.profile import parse_profile
 from config.loader import ProfileError
 from recovery.compare import CompareError
 from recovery.html import STYLE
+from recovery.report import ReportError, read_report, write_atomically
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCUST = str(Path(sys.executable).with_name("locust"))
@@ -310,8 +311,12 @@ def run_matrix(
             report_path = out / f"{cell.stem}.json"
             report_path.unlink(missing_ok=True)
             cell.exit_code, tail = run_cell(cell_path, report_path, users, seconds, seconds + 120, interrupt, locust)
-            cell.report = json.loads(report_path.read_text()) if report_path.exists() else None
-            cell.error = None if cell.report is not None else (tail.strip().splitlines() or ["no output"])[-1]
+            cell.report, cell.error = None, None
+            try:
+                cell.report = read_report(report_path)
+            except ReportError as exc:  # no report (the cell's last line says why), or a broken one
+                lines = tail.strip().splitlines() or ["no output"]
+                cell.error = lines[-1] if not report_path.exists() else str(exc)
             cells.append(cell)
     result = out / "matrix.json"
     matrix: dict[str, Any] = {"profile": str(base), "clients": clients, "seed": seed}
@@ -321,8 +326,8 @@ def run_matrix(
         matrix["environments"] = envs.summary()
     matrix["ranked"] = [ranked_entry(c) for c in rank(cells)]
     matrix.update({"created_at": time.time(), "host_cpus": os.cpu_count()})
-    result.write_text(json.dumps(matrix, indent=2) + "\n")
-    (out / "matrix.html").write_text(table_html(cells, str(base)), encoding="utf-8")
+    write_atomically(result, json.dumps(matrix, indent=2) + "\n")
+    write_atomically(out / "matrix.html", table_html(cells, str(base)))
     return cells, result
 
 
