@@ -121,11 +121,14 @@ def run_compare(args: argparse.Namespace) -> int:
 def run_history(args: argparse.Namespace) -> int:
     if args.baseline_runs < 1:
         raise CompareError("--baseline-runs must be at least 1")
+    skipped: list[str] = []
     try:
-        runs = write_history(args.directory, args.output, args.baseline_runs)
+        runs = write_history(args.directory, args.output, args.baseline_runs, skipped)
     except OSError as exc:
         raise CompareError(f"{args.output}: cannot write it: {exc.strerror or exc}") from None
-    print(f"wrote {args.output} ({runs} runs)")
+    for reason in skipped:
+        print(f"skipped {reason}", file=sys.stderr)
+    print(f"wrote {args.output} ({runs} runs{f', {len(skipped)} skipped' if skipped else ''})")
     return 0
 
 

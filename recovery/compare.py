@@ -37,17 +37,26 @@ class CompareError(ReportError):
     """Bad input: ``str()`` is the one-line message (exit 2); unreadable reports are its parent, ReportError."""
 
 
-def load_reports(path: str | Path) -> list[dict[str, Any]]:
-    """One report, or every ``*.json`` report in a directory (sorted by name)."""
+def load_reports(path: str | Path, skipped: list[str] | None = None) -> list[dict[str, Any]]:
+    """One report, or every ``*.json`` report in a directory (sorted by name). ``skipped``: a report that
+    cannot be read is left out and its one-line reason added there (else it is an error)."""
     source = Path(path)
     files = sorted(source.glob("*.json")) if source.is_dir() else [source]
     if not files:
         raise CompareError(f"{path}: no JSON report in this directory")
     reports = []
     for file in files:
-        data = read_report(file)
+        try:
+            data = read_report(file)
+        except ReportError as exc:
+            if skipped is None:
+                raise
+            skipped.append(str(exc))
+            continue
         data["_file"] = str(file)
         reports.append(data)
+    if not reports:
+        raise CompareError(f"{path}: no readable report ({len(files)} skipped)")
     return reports
 
 

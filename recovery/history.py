@@ -62,20 +62,7 @@ def _band(values: list[Any]) -> list[float] | None:
     return [min(known), max(known)] if known else None
 
 
-PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Resilience over time</title>
-<style>__UPLOT_CSS__</style><style>__STYLE__</style></head>
-<body><header><h1>Resilience over time</h1><div id="facts"></div></header><main>
-<section><h2>Runs</h2><p class="legend-note">The first runs are the baseline: its spread is the shaded band on
-each chart; a later run whose figure regressed against it (as <code>redis-resilience compare</code> judges) is a
-red point. A point's run is in the table below, with a link to its report.</p>
-<table id="runs"><thead><tr><th>#</th><th>started (UTC)</th><th>run</th><th>verdict</th><th>report</th></tr></thead>
-<tbody></tbody></table></section>
-<div id="faults"></div></main>
-<script id="trend-data" type="application/json">__DATA__</script>
-<script>__UPLOT_JS__</script>
-<script>__APP_JS__</script></body></html>
-"""
+PAGE = (STATIC / "history.html").read_text(encoding="utf-8")  # the page; its placeholders filled below
 
 
 def render_history(data: dict[str, Any]) -> str:
@@ -92,9 +79,17 @@ def render_history(data: dict[str, Any]) -> str:
     return page
 
 
-def write_history(directory: str | Path, output: str | Path, baseline_runs: int = 3, **thresholds: float) -> int:
-    """The trend page of every report in ``directory``; the number of runs. CompareError on bad input."""
-    data = trend(load_reports(directory), baseline_runs, **thresholds)
+def write_history(
+    directory: str | Path,
+    output: str | Path,
+    baseline_runs: int = 3,
+    skipped: list[str] | None = None,
+    **thresholds: float,
+) -> int:
+    """The trend page of every report in ``directory``; the number of runs. CompareError on bad input.
+    ``skipped``: a report that cannot be read is left out, its reason added there (one corrupt nightly
+    report must not take the trend down)."""
+    data = trend(load_reports(directory, skipped), baseline_runs, **thresholds)
     out = Path(output)
     for run in data["runs"]:  # links relative to the page
         run["link"] = _relative(Path(run["file"]), out.parent)

@@ -81,6 +81,14 @@ def test_compare_finds_a_worse_client_and_not_noise(tmp_path: Path, capsys: pyte
     assert cli(["history", str(pooled), "-o", str(trend), "--baseline-runs", "3"]) == 0
     data = trend_data(trend.read_text())
     assert data["faults"]["server_restart"]["regressions"]["error_rate"] == [3], data["faults"]
+    # a corrupt nightly report is skipped with one line naming it, not the whole trend refused
+    (pooled / "y-corrupt.json").write_text('{"schema": "redis-resilience/report/v1", "run_id": ')
+    capsys.readouterr()
+    assert cli(["history", str(pooled), "-o", str(trend)]) == 0
+    printed = capsys.readouterr()
+    assert len(trend_data(trend.read_text())["runs"]) == 4 and "(4 runs, 1 skipped)" in printed.out
+    assert printed.err.startswith(f"skipped {pooled / 'y-corrupt.json'}: not JSON") and printed.err.count("\n") == 1
+    assert cli(["compare", str(pooled), str(worse)]) == 2  # compare still refuses it: its figures would be partial
     assert not re.search(r"<script[^>]+src=|<link[^>]+href=", trend.read_text())
     # the console script, as CI runs it: mismatched profiles are bad input
     other = json.loads(runs[1].read_text())
