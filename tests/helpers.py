@@ -79,6 +79,15 @@ def write_profile(path: Path, overrides: dict[str, Any]) -> Path:
     return path
 
 
+def no_retry_admin(url: str, name: str = "rradmin-t") -> redis.Redis:
+    """An admin link as the pack's faults get one: named as the pack's admin links are (``rradmin``: never a
+    fault's victim), with no retry, so that a fault's command fails as it is."""
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    return redis.Redis.from_url(url, client_name=name, retry=Retry(NoBackoff(), 0))
+
+
 def no_pools() -> PoolResetResult:
     """A FaultTarget's reset_pools where the test has no users: nothing to reset."""
     return PoolResetResult(pools=0, connections=0, in_use=0)

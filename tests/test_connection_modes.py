@@ -9,8 +9,6 @@ from collections.abc import Iterator
 
 import pytest
 import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
 from chaos.faults import FaultTarget, build_fault
 from chaos.faults.client_kill import ClientKillParams
@@ -22,7 +20,7 @@ from scenarios.client import InstrumentedRedis, RedisRequestFailed
 from scenarios.run import RedisRun
 from targets.embedded import EmbeddedRedis
 
-from .helpers import Recorder, traffic_clients
+from .helpers import Recorder, no_retry_admin, traffic_clients
 
 MODES = ["pooled", "dedicated"]
 
@@ -34,7 +32,7 @@ def make_run(server: EmbeddedRedis, connection: str, parser: str = "hiredis") ->
 
 @pytest.fixture
 def fault_admin(redis_server: EmbeddedRedis) -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(redis_server.url, client_name="rradmin-m-0", retry=Retry(NoBackoff(), 0))
+    client = no_retry_admin(redis_server.url, "rradmin-m-0")
     yield client
     client.close()
 

@@ -11,8 +11,6 @@ from typing import Any
 
 import pytest
 import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
 from chaos.events import ResilienceEvents
 from chaos.faults import FaultTarget
@@ -23,12 +21,12 @@ from targets.embedded import EmbeddedRedis
 from targets.netproxy import NetworkDriver
 from targets.proxies import open_proxy
 
-from .helpers import StallProbe, no_pools
+from .helpers import StallProbe, no_pools, no_retry_admin
 
 
 @pytest.fixture
 def admin_of(redis_server: EmbeddedRedis) -> Iterator[redis.Redis]:
-    admin = redis.Redis.from_url(redis_server.url, client_name="rradmin-t", retry=Retry(NoBackoff(), 0))
+    admin = no_retry_admin(redis_server.url)
     yield admin
     admin.close()
 

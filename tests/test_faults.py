@@ -9,8 +9,6 @@ from typing import Literal
 import gevent
 import pytest
 import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
 from chaos.faults import FAULTS, FaultParams, FaultTarget, build_fault, register_fault
 from chaos.faults.base import FaultBase
@@ -21,7 +19,7 @@ from scenarios.client import InstrumentedRedis, RedisRequestFailed
 from scenarios.run import RedisRun
 from targets.embedded import EmbeddedRedis
 
-from .helpers import ROOT, Recorder, traffic_clients
+from .helpers import ROOT, Recorder, no_retry_admin, traffic_clients
 
 
 @pytest.fixture
@@ -31,7 +29,7 @@ def run(redis_server: EmbeddedRedis) -> RedisRun:
 
 @pytest.fixture
 def fault_admin(redis_server: EmbeddedRedis, run: RedisRun) -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(redis_server.url, client_name=run.admin_name, retry=Retry(NoBackoff(), 0))
+    client = no_retry_admin(redis_server.url, run.admin_name)
     yield client
     client.close()
 

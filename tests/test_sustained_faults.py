@@ -12,8 +12,6 @@ from pathlib import Path
 import gevent
 import pytest
 import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
 from chaos.events import ResilienceEvents
 from chaos.faults import FaultTarget, build_fault
@@ -24,12 +22,12 @@ from chaos.profile import parse_profile
 from chaos.scheduler import ChaosScheduler
 from targets.embedded import EmbeddedRedis
 
-from .helpers import finish, locust, no_pools, wait_for_output, write_profile
+from .helpers import finish, locust, no_pools, no_retry_admin, wait_for_output, write_profile
 
 
 @pytest.fixture
 def target(redis_server: EmbeddedRedis) -> Iterator[FaultTarget]:
-    admin = redis.Redis.from_url(redis_server.url, client_name="rradmin-t", retry=Retry(NoBackoff(), 0))
+    admin = no_retry_admin(redis_server.url)
     yield FaultTarget(admin, "rr-t-", no_pools)
     admin.close()
 
