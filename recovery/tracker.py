@@ -269,23 +269,25 @@ class RecoveryTracker:
             self._close(window, window.closes_at)
             window = None
         failed = exception is not None
-        if window is not None:
-            slow = response_time > window.threshold_ms and not context.get("blocking", False)
-            window.observe(now, context.get("user"), failed, response_time, retries, reconnections, slow)
-            if self.series is not None:
-                self.series.add(now, failed, failed or bool(retries) or slow, response_time, retries, reconnections)
-            return
+        blocking = context.get("blocking", False)  # waits by design: only its errors and retries count
+        # slow: past the window's threshold (frozen at its fault), else the threshold in force (the floor
+        # until the first fault fixes it); the one rule for a window's figures and the timeline's
+        threshold = window.threshold_ms if window is not None else self.threshold_ms
+        if threshold is None:
+            threshold = self.recovery.degraded_latency_floor_ms
+        slow = response_time > threshold and not blocking
         if self.series is not None:
-            slow = response_time > (self.threshold_ms or self.recovery.degraded_latency_floor_ms)
-            slow = slow and not context.get("blocking", False)
             self.series.add(now, failed, failed or bool(retries) or slow, response_time, retries, reconnections)
+        if window is not None:
+            window.observe(now, context.get("user"), failed, response_time, retries, reconnections, slow)
+            return
         outside = self.outside
         outside.requests += 1
         outside.hidden_retries += retries
         outside.reconnections += reconnections
         if exception is not None:
             outside.failures += 1
-        if not self.closed and not context.get("blocking", False):  # before the first fault: the baseline
+        if not self.closed and not blocking:  # before the first fault: the baseline
             self.baseline.add(response_time)
 
 
