@@ -21,6 +21,7 @@ import redis
 from redis.cluster import RedisCluster
 
 from chaos.faults import CommandRefused, FaultTarget, MissingPrerequisite, build_fault, fault_class
+from chaos.faults.http import HttpParams
 from chaos.profile import load_profile
 from chaos.service import ServiceSession, open_service
 from chaos.settings import URL_OPTION, Settings, SetupError
@@ -183,7 +184,7 @@ class TargetSession:
         profile = self.profile
         for index, spec in enumerate(profile.chaos.faults):
             where = f"{self.source}: chaos.faults[{index}] ({spec.name})"
-            if getattr(spec, "path", None) is not None and getattr(spec, "url", "") is None and profile.service is None:
+            if isinstance(spec, HttpParams) and spec.path is not None and profile.service is None:
                 raise SetupError(f"{where}: path needs a service to call (the profile's service section), or give url")
             service_only = profile.service is not None and profile.workload.total_weight == 0
             if service_only and fault_class(spec.name).runs_on == "traffic_nodes":
