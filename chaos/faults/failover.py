@@ -25,8 +25,9 @@ from chaos.faults.base import CommandRefused, FaultBase, FaultParams, FaultTarge
 from chaos.faults.registry import register_fault
 from chaos.faults.server_restart import managed_servers
 from targets.cluster_topology import ClusterTopology
+from targets.embedded import EmbeddedRedis
 from targets.greenlets import describe, spawn_reported, stop
-from targets.topology import SERVICE, TILT_PERIOD_S, role
+from targets.topology import SERVICE, TILT_PERIOD_S, SentinelTopology, role
 
 # Sentinel converts a master that should be a replica within about 20 s (it asks each replica for INFO
 # every 10 s, then waits for 8 s of the same role); TILT mode holds it back up to 30 s more.
@@ -56,12 +57,12 @@ class Failover(FaultBase):
     def __init__(self, params: FailoverParams, target: FaultTarget) -> None:
         super().__init__(params, target)
         self.hold_s = params.down_s if params.method == "kill_primary" else 0.0
-        self.killed: Any = None
+        self.killed: EmbeddedRedis | None = None
         self.promoted = gevent.event.Event()
         self.details: dict[str, Any] = {}
         self.watcher: gevent.Greenlet | None = None  # outlives revert(); ended by close()
 
-    def _topology(self) -> Any:
+    def _topology(self) -> SentinelTopology | ClusterTopology:
         topology = managed_servers(self.target, self.name)
         method = self.params.method
         if isinstance(topology, ClusterTopology):
@@ -71,7 +72,7 @@ class Failover(FaultBase):
                     "method sentinel_failover needs target.url: embedded-sentinel "
                     "(on embedded-cluster: cluster_failover or kill_primary)",
                 )
-        elif getattr(topology, "sentinels", None):
+        elif isinstance(topology, SentinelTopology):
             if method == "cluster_failover":
                 raise CommandRefused(self.name, "method cluster_failover needs target.url: embedded-cluster")
         else:
@@ -92,12 +93,12 @@ class Failover(FaultBase):
             self.killed = old
             self.took_effect = time.monotonic()  # down_s counts from the kill
             old.kill(hard=True)
-        elif self.params.method == "cluster_failover":
+        elif isinstance(topology, ClusterTopology):  # cluster_failover (checked against the topology)
             replica = topology.replica_of(old)
             details["replica_port"] = replica.port
             with redis.Redis(host=replica.host, port=replica.port, socket_timeout=5) as client:
                 client.cluster("FAILOVER")
-        else:
+        else:  # sentinel_failover
             with topology.sentinel_client() as sentinel:
                 sentinel.sentinel_failover(SERVICE)
         # The details grow as the replica is promoted, then the old primary demoted (the report is written
@@ -110,7 +111,7 @@ class Failover(FaultBase):
         self.details["watch_error"] = describe(exc)
         self.promoted.set()  # revert() need not wait out promote_timeout_s
 
-    def _watch(self, topology: Any, old: Any, since: float) -> None:
+    def _watch(self, topology: SentinelTopology | ClusterTopology, old: EmbeddedRedis, since: float) -> None:
         """Record when the sentinels (or the cluster, for the old primary's slots) name the new primary,
         then when the old one is demoted to replica (after a planned Sentinel failover it serves writes
         until then, Sentinel converting it only once it has reported itself a master for a while:
