@@ -25,6 +25,7 @@ from locust.web import WebUI
 
 import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, Protocol
 
 from flask import Blueprint, Response, jsonify, request
@@ -131,90 +132,9 @@ EMPTY_REPORT: dict[str, Any] = {
 
 BODY_KEYS = frozenset({"force", "fault"})
 
-PANEL_HTML = """
-<div id="rr-chaos" style="position:fixed;right:16px;bottom:16px;z-index:2000;max-width:460px;padding:10px 12px;
-  border-radius:8px;background:rgba(33,33,33,0.92);color:#eee;font:13px/1.4 system-ui,sans-serif;
-  box-shadow:0 2px 8px rgba(0,0,0,0.4)">
-  <div style="display:flex;align-items:center;gap:10px">
-    <strong>Redis chaos</strong>
-    <button id="rr-chaos-reset" type="button" disabled
-      title="POST ./chaos/redis-reset {force: true}: resets every user's Redis connections now"
-      style="padding:4px 10px;border:0;border-radius:4px;background:#c62828;color:#fff;cursor:pointer">
-      Reset Redis connections</button>
-    <a id="rr-chaos-toggle" href="#" style="color:#90caf9">details</a>
-    <a id="rr-chaos-view" href="./chaos/resilience" target="_blank" style="color:#90caf9"
-      title="The run as it stands: timeline, faults, SLOs (redrawn every 2 s)">Resilience view</a>
-  </div>
-  <div id="rr-chaos-status">loading status...</div>
-  <div id="rr-chaos-result"></div>
-  <pre id="rr-chaos-details" hidden style="max-height:320px;overflow:auto;margin:6px 0 0;font-size:11px"></pre>
-</div>
-<script src="./chaos/panel.js"></script>
-"""
-
-PANEL_JS = """\
-(function () {
-  "use strict";
-  var button = document.getElementById("rr-chaos-reset");
-  var statusLine = document.getElementById("rr-chaos-status");
-  var resultLine = document.getElementById("rr-chaos-result");
-  var details = document.getElementById("rr-chaos-details");
-  var busy = false;
-  // The chaos routes sit beside this script (Locust's page, or the live view under chaos/).
-  var base = document.currentScript.src.replace(/panel\\.js(\\?.*)?$/, "");
-
-  function summary(s) {
-    var parts = [s.running ? "test running" : "no test running"];
-    parts.push(s.active_fault ? "active: #" + s.active_fault.id + " " + s.active_fault.name : "no active fault");
-    parts.push(s.faults.count + " fault(s)");
-    var pools = s.connections.pools;
-    parts.push(pools ? "pools: " + pools.in_use + " in use, " + pools.idle + " idle" : "pools: on the workers");
-    var server = s.connections.server;
-    parts.push(server.error ? "server: " + server.error : "server: " + server.clients + " connection(s)");
-    return parts.join(" \\u00b7 ");
-  }
-
-  function refresh() {
-    fetch(base + "status", {credentials: "same-origin"})
-      .then(function (r) { return r.json(); })
-      .then(function (s) {
-        statusLine.textContent = summary(s);
-        details.textContent = JSON.stringify(s, null, 2);
-        button.disabled = busy || !s.running || !!s.active_fault;
-      })
-      .catch(function (e) { statusLine.textContent = "status unavailable: " + e; })
-      .then(function () { setTimeout(refresh, 2000); });
-  }
-
-  button.addEventListener("click", function () {
-    busy = true;
-    button.disabled = true;
-    resultLine.textContent = "resetting...";
-    fetch(base + "redis-reset", {
-      method: "POST",
-      credentials: "same-origin",
-      headers: {"Content-Type": "application/json"},
-      body: JSON.stringify({force: true})
-    })
-      .then(function (r) { return r.json().then(function (body) { return [r.status, body]; }); })
-      .then(function (res) {
-        var body = res[1];
-        resultLine.textContent = res[0] !== 200 ? "refused (" + res[0] + "): " + body.error
-          : "fault #" + body.fault_id + " " + body.name + (body.error ? " failed: " + body.error
-          : " injected at +" + body.offset_s.toFixed(1) + "s: " + JSON.stringify(body.details));
-      })
-      .catch(function (e) { resultLine.textContent = "reset failed: " + e; })
-      .then(function () { busy = false; });
-  });
-
-  document.getElementById("rr-chaos-toggle").addEventListener("click", function (e) {
-    e.preventDefault();
-    details.hidden = !details.hidden;
-  });
-
-  refresh();
-})();
-"""
+STATIC = Path(__file__).parent / "static"  # the panel's markup and script, as files (package data)
+PANEL_HTML = (STATIC / "panel.html").read_text(encoding="utf-8")
+PANEL_JS = (STATIC / "panel.js").read_text(encoding="utf-8")
 
 
 def record_json(record: FaultRecord) -> dict[str, Any]:

@@ -23,78 +23,8 @@ from recovery.report import ReportError, read_report, write_atomically
 
 STATIC = Path(__file__).resolve().parent / "static"
 
-STYLE = """
-:root { --ink: #1c2833; --muted: #5d6d7e; --line: #d5d8dc; --bad: #c0392b; --good: #1e8449; }
-* { box-sizing: border-box; }
-body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: var(--ink); margin: 0;
-       background: #f4f6f7; }
-header { background: #1c2833; color: #fdfefe; padding: 14px 24px; display: flex; flex-wrap: wrap; gap: 8px 24px;
-         align-items: baseline; }
-header h1 { font-size: 19px; margin: 0; font-weight: 600; }
-#facts { display: flex; flex-wrap: wrap; gap: 4px 16px; color: #d5d8dc; font-size: 13px; }
-#versions { flex-basis: 100%; color: #fdfefe; font: 13px ui-monospace, "SFMono-Regular", Menlo, monospace; }
-.verdict { font-weight: 700; padding: 3px 12px; border-radius: 4px; }
-.verdict.pass { background: var(--good); } .verdict.fail { background: var(--bad); }
-.verdict.running { background: #2471a3; }
-main { padding: 16px 24px 40px; max-width: 1500px; margin: 0 auto; }
-section { background: #fff; border: 1px solid var(--line); border-radius: 6px; padding: 12px 16px; margin: 0 0 16px; }
-h2 { font-size: 16px; margin: 0 0 8px; display: flex; gap: 12px; align-items: center; }
-#totals { display: flex; flex-wrap: wrap; gap: 10px; margin-bottom: 16px; }
-.tile { background: #fff; border: 1px solid var(--line); border-radius: 6px; padding: 8px 14px; min-width: 130px;
-        color: var(--muted); font-size: 12px; }
-.tile b { display: block; font-size: 20px; color: var(--ink); }
-.tile.bad b { color: var(--bad); }
-table { border-collapse: collapse; width: 100%; font-size: 13px; }
-th, td { padding: 4px 8px; border-bottom: 1px solid #eaecee; text-align: left; white-space: nowrap; }
-th { color: var(--muted); font-weight: 600; background: #fbfcfc; position: sticky; top: 0; }
-td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
-td.strong { font-weight: 600; }
-tr.breach td { background: #fdedec; color: #922b21; font-weight: 600; }
-tr.sub td { color: var(--muted); font-size: 12px; border-bottom: 1px dotted #eaecee; }
-.warn { color: var(--bad); font-weight: 600; }
-.legend-note { color: var(--muted); font-size: 12px; margin: 4px 0 0; }
-.swatch { display: inline-block; width: 12px; height: 10px; margin: 0 4px 0 10px; vertical-align: middle; }
-button { font: inherit; font-size: 12px; padding: 2px 10px; border: 1px solid var(--line); background: #fbfcfc;
-         border-radius: 4px; cursor: pointer; }
-.chart { margin: 6px 0 14px; }
-.u-title { font-size: 14px !important; font-weight: 600 !important; text-align: left !important; }
-.scroll { overflow-x: auto; }
-"""
-
-PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Resilience report __TITLE__</title>
-<style>__UPLOT_CSS__</style><style>__STYLE__</style></head>
-<body data-live="__LIVE__">
-<header><h1>Redis resilience report</h1><span id="verdict" class="verdict"></span><div id="facts"></div>
-<div id="versions" title="what ran: the client, its parser, the server">__VERSIONS__</div></header>
-<main>
-<div id="notes"></div>
-<div id="totals"></div>
-<section id="slo-section"><h2>SLOs</h2>
-<table id="slo"><thead><tr><th>result</th><th>SLO</th><th class="num">value</th><th class="num">limit</th></tr></thead>
-<tbody></tbody></table></section>
-<section id="timeline"><h2>Timeline <button id="reset-zoom">whole run</button></h2>
-<p class="legend-note">Each fault: a red line at its injection (t0) with its id and name;
-<span class="swatch" style="background: rgba(231, 76, 60, 0.35)"></span>until the clients recovered
-<span class="swatch" style="background: rgba(243, 156, 18, 0.3)"></span>the rest of its window
-<span class="swatch" style="background: rgba(52, 73, 94, 0.45)"></span>how long a sustained fault lasted.
-Drag to zoom, double-click to zoom out; hover for values. Click a fault's id below to see its window.</p>
-<div id="charts"></div></section>
-<section><h2>Faults</h2><div class="scroll"><table id="faults"><thead><tr>
-<th>#</th><th>fault</th><th class="num">offset s</th><th class="num">requests</th><th class="num">failures</th>
-<th class="num">degraded</th><th class="num">hidden retries</th><th class="num">users affected</th>
-<th class="num">per-user recovery p50 / p95 / max s</th><th class="num">outage s</th><th class="num">recovery s</th>
-<th class="num">client excess s</th><th class="num">lasted s</th></tr></thead><tbody></tbody></table></div></section>
-<section><h2>Integrity: acknowledged writes</h2><table id="integrity"><thead><tr><th>workload</th>
-<th class="num">acknowledged</th><th class="num">lost</th><th class="num">duplicated</th>
-<th class="num">unacknowledged but applied</th></tr></thead><tbody></tbody></table></section>
-</main>
-<script id="report-data" type="application/json">__DATA__</script>
-<script>__UPLOT_JS__</script>
-<script>__APP_JS__</script>
-</body></html>
-"""
+STYLE = (STATIC / "report.css").read_text(encoding="utf-8")  # the reports' style (the matrix's and trend's too)
+PAGE = (STATIC / "report.html").read_text(encoding="utf-8")  # the page; its placeholders filled by render()
 
 
 def _inline_json(data: Any) -> str:
