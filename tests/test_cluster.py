@@ -260,6 +260,8 @@ def test_after_a_failover_the_cluster_client_writes_to_the_new_primary(cluster: 
     old = cluster.primary()
     key = key_in_slot(0)
     client.set(key, "before")
+    with redis.Redis(port=old.port, socket_timeout=5) as primary:  # on the replica before the kill -9
+        assert primary.wait(1, 2000) == 1
     fault = build_fault(FailoverParams(name="failover", method=method, down_s=0.5), target)
     fault.check()
     details = fault.inject()
