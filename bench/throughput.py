@@ -22,9 +22,9 @@ another), same keys and value size. Then:
   RSS         a fresh process spawns 1 then --rss-users pack users (pooled, and dedicated), each
               connected and making requests once a second: the RSS growth per 100 users
 
-Every variant is stock redis-py, instrumented only at its public surfaces (DESIGN.md rule 10). Target
-(issue 21): pooled, the default, >= 95% of bare ops per CPU-second. The others are figures, not targets
-(issue 15's targets were met by copies of redis-py internals, since removed: docs/benchmarks.md).
+Every variant is stock redis-py, instrumented only at its public surfaces (DESIGN.md rule 10). Target:
+pooled, the default, >= 95% of bare ops per CPU-second. The others are figures, not targets (the
+figures measured, and earlier targets: docs/benchmarks.md).
 
     .venv/bin/python bench/throughput.py                       # about 3 minutes
     .venv/bin/python bench/throughput.py --seconds 5 --rounds 1 --scaling-seconds 15

@@ -5,9 +5,9 @@ request type: requests, failures, degraded requests, hidden retries, reconnectio
 latency histogram (4 buckets per power of two, about 19% wide) from which p50 and p99 come. Counts
 and histograms add, so the master merges its workers' series exactly, like their windows.
 
-Memory is a fixed-size record per second and type, whatever the request rate (measured with
-tracemalloc: 827 bytes a second, 3.0 MB per hour of run and request type); per request the work is
-O(1): the clock read the tracker already made, a few increments, one bucket index.
+Memory is a fixed-size record per second and type, whatever the request rate (its size per hour:
+docs/benchmarks.md); per request the work is O(1): the clock read the tracker already made, a few
+increments, one bucket index.
 """
 
 from __future__ import annotations

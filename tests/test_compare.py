@@ -1,4 +1,4 @@
-"""redis-resilience compare (issue 14): real runs of one profile compared, with a worse client, and bad input."""
+"""redis-resilience compare: real runs of one profile compared, with a worse client, and bad input."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""redis-resilience matrix --client-versions (issue 21): each cell in an environment of its own, requirements.lock
+"""redis-resilience matrix --client-versions: each cell in an environment of its own, requirements.lock
 with one requirement changed, built by the real uv, cached and reused; a bad requirement refused before any cell."""
 
 from __future__ import annotations

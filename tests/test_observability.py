@@ -1,4 +1,4 @@
-"""Seeing a run (issue 13): the HTML report, JUnit XML, progress lines, Prometheus metrics (a real Prometheus
+"""Seeing a run: the HTML report, JUnit XML, progress lines, Prometheus metrics (a real Prometheus
 server scraping the web UI's /chaos/metrics), the live Resilience view, all on real locust runs."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The reference service (examples/service/app.py, issue 12's first step): a real FastAPI process on a
+"""The reference service (examples/service/app.py): a real FastAPI process on a
 real redis-server, started and stopped by PID through targets/service.py."""
 
 from __future__ import annotations

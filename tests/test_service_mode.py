@@ -1,4 +1,4 @@
-"""Service mode (issue 12): HTTP users through a real Redis-backed service (the reference service, a real
+"""Service mode: HTTP users through a real Redis-backed service (the reference service, a real
 FastAPI process) on a real redis-server, faults on that Redis, real headless locust runs."""
 
 from __future__ import annotations

@@ -29,11 +29,9 @@ def freeze_heap() -> None:
     """Collect, then move every object alive now (modules, the session, the pools: what lives for the
     whole test) out of the collector's generations, before a test starts.
 
-    Measured on this 2-core machine (the demo, 50 users): a full collection of Locust's and the pack's
-    ~80,000 objects took 53-60 ms, every 4-5 s. It stalls every greenlet at once, so each request in
-    flight counted as degraded (floor 50 ms) and a fault whose window held one "recovered" seconds
-    late: ``./dev demo`` exited 3 in 3 of 5 runs (slowest recovery up to 2.81 s). Frozen, no
-    collection took over 20 ms, and 5 of 5 runs passed (slowest recovery 0.048-0.071 s)."""
+    A full collection of Locust's and the pack's objects stalls every greenlet at once, long enough
+    for each request in flight to count as degraded, so a fault's window "recovered" late; frozen,
+    the collections that remain are short (the figures: docs/benchmarks.md, "The collector")."""
     gc.collect()
     gc.freeze()
 

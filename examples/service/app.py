@@ -1,4 +1,4 @@
-"""The reference service: a small, real Redis-backed HTTP API in the shape such services have (issue 12).
+"""The reference service: a small, real Redis-backed HTTP API in the shape such services have.
 
 Async Python: FastAPI on uvicorn, ``redis.asyncio`` with one pool whose retry and backoff come from
 the settings below (environment variables). Run it as the pack does (targets/service.py)::
