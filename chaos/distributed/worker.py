@@ -30,7 +30,7 @@ from chaos.faults import Fault, build_fault, fault_class, parse_fault_spec
 from chaos.profile import parse_profile
 from chaos.roles.base import Role
 from chaos.roles.measuring import MeasuresRequests
-from chaos.scheduler import deadline
+from chaos.scheduler import deadline, sleep_until
 from chaos.service import check_headers, check_service_url
 from chaos.session import TargetSession, check_traffic_access, connect_admin, target_access
 from chaos.settings import URL_ENV, URL_FLAG, Settings, SetupError
@@ -211,17 +211,19 @@ class WorkerRole(MeasuresRequests, Role[MeasuredRun]):
             return
         limit = session.profile.chaos.fault_timeout_s
         run = self.run
+        begin = time.monotonic()
         if run is not None and run.number == data["test"]:  # opened already, unless the master's word is late
-            run.open_window(fault_id, spec.name, time.monotonic())
+            run.open_window(fault_id, spec.name, begin)
         try:
             try:
                 with deadline("inject", limit):
                     ack["details"] = fault.inject()
             except Exception as exc:
                 ack["error"] = describe(exc)
+            t0 = time.monotonic()
             self.send(messages.FAULT_RAN, ack)
-            if ack["error"] is None and fault.hold_s > 0:
-                gevent.sleep(fault.hold_s)
+            if ack["error"] is None and fault.hold_s > 0:  # held as the scheduler holds: from when it took effect
+                sleep_until(fault.hold_until(begin, t0))  # and never early
         finally:
             self._revert(fault, spec.name, fault_id, limit)
 
