@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 import gevent
+import gevent.event
 
 from chaos.scheduler import ChaosScheduler
 from config.schema import Recovery
@@ -88,10 +89,17 @@ class MeasuredRun(TestRun):
         user_count: Callable[[], int] | None = None,
     ) -> None:
         super().__init__(number)
-        self.tracker = RequestTrackers(recovery, on_closed=on_closed)
+        self.on_closed = on_closed
+        self.window_closed = gevent.event.Event()  # set (and cleared) as each window closes: waiters wake
+        self.tracker = RequestTrackers(recovery, on_closed=self._closed)
         self.user_count = user_count  # this node's users running now (the timeline's users)
         self.opened: set[int] = set()  # fault ids whose window this node opened
         self.spawn("the fault window timer", self._expire_windows)
+
+    def _closed(self, window: WindowSummary) -> None:
+        self.on_closed(window)
+        self.window_closed.set()
+        self.window_closed.clear()
 
     def _expire_windows(self) -> None:
         while True:

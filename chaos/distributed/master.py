@@ -12,10 +12,7 @@ from locust.env import Environment
 from locust.runners import MasterRunner
 
 import logging
-import time
 from typing import Any, ClassVar
-
-import gevent
 
 from chaos.distributed.master_link import MasterLink, MasterTest
 from chaos.events import ResilienceEvents
@@ -64,17 +61,18 @@ class MasterRole(SchedulingRole[TestRun]):
     def on_fault_started(self, fault_id: int, name: str, time: float, monotonic: float, **_: Any) -> None:
         self.link.announce_window(fault_id, name, time)
 
-    def fault_windows(self, fault_id: int) -> list[WindowSummary]:
-        """The workers' windows of this fault, once each worker sent one (or after PROGRESS_WAIT_S)."""
-        deadline = time.monotonic() + PROGRESS_WAIT_S
-        while True:
-            heard = self.link.current
-            if heard is None:
-                return []
-            windows = {w: [x for x in ws if x.fault_id == fault_id] for w, ws in heard.windows.items()}
-            if all(windows.get(w) for w in heard.expected) or time.monotonic() >= deadline:
-                return [x for ws in windows.values() for x in ws]
-            gevent.sleep(0.1)
+    def fault_windows(self, run: TestRun, fault_id: int) -> list[WindowSummary]:
+        """The workers' windows of this fault, once each worker sent one (or after PROGRESS_WAIT_S): woken as
+        their messages come."""
+
+        def sent(worker: str, heard: MasterTest) -> bool:
+            return any(x.fault_id == fault_id for x in heard.windows.get(worker, []))
+
+        self.link.wait_until(lambda heard: all(sent(w, heard) for w in heard.expected), PROGRESS_WAIT_S)
+        heard = self.link.current
+        if heard is None:
+            return []
+        return [x for ws in heard.windows.values() for x in ws if x.fault_id == fault_id]
 
     def live_result(self, run: TestRun) -> NodeResult:
         """The workers' windows so far (their series and counts outside windows come with their finals)."""

@@ -116,7 +116,7 @@ class MasterLink:
         self.current = MasterTest(test)
         workers = [c.id for c in self.runner.clients.all if c.state != STATE_MISSING]
         self.runner.send_message(messages.SETUP, {"test": test, **setup})
-        self._wait(lambda t: all(w in t.ready for w in workers), timeout_s)
+        self.wait_until(lambda t: all(w in t.ready for w in workers), timeout_s)
         for worker in workers:
             if worker not in self.current.ready:
                 self.on_worker_error(worker, f"did not answer the run setup within {timeout_s:g}s")
@@ -136,7 +136,7 @@ class MasterLink:
         expected = [w for w in test.expected if self._alive(w)]
         data = {"test": test.test, "fault_id": fault_id, "name": name, "params": params}
         self.runner.send_message(messages.RUN_FAULT, data)
-        self._wait(lambda t: all(w in t.fault_acks.get(fault_id, {}) for w in expected), timeout_s)
+        self.wait_until(lambda t: all(w in t.fault_acks.get(fault_id, {}) for w in expected), timeout_s)
         return combine_acks(test.fault_acks.get(fault_id, {}), expected)
 
     def collect(self, timeout_s: float) -> MasterTest | None:
@@ -145,7 +145,7 @@ class MasterLink:
         if test is None:
             return None
         self.runner.send_message(messages.COLLECT, {"test": test.test})
-        self._wait(lambda t: all(w in t.finals or not self._alive(w) for w in t.expected), timeout_s)
+        self.wait_until(lambda t: all(w in t.finals or not self._alive(w) for w in t.expected), timeout_s)
         self.current = None
         return test
 
@@ -153,7 +153,8 @@ class MasterLink:
         node = self.runner.clients.get(worker)
         return node is not None and node.state != STATE_MISSING
 
-    def _wait(self, done: Callable[[MasterTest], bool], timeout_s: float) -> None:
+    def wait_until(self, done: Callable[[MasterTest], bool], timeout_s: float) -> None:
+        """Until ``done`` holds of the current test, woken by each message (bounded by ``timeout_s``)."""
         deadline = time.monotonic() + timeout_s
         while self.current is not None and not done(self.current):
             left = deadline - time.monotonic()

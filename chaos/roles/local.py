@@ -5,8 +5,6 @@ from __future__ import annotations
 import time
 from typing import Any, ClassVar
 
-import gevent
-
 from chaos.events import fire_recovered
 from chaos.roles.measuring import MeasuresRequests
 from chaos.roles.scheduling import PROGRESS_WAIT_S, SchedulingRole
@@ -35,19 +33,19 @@ class LocalRole(MeasuresRequests, SchedulingRole[MeasuredRun]):
         if run is not None:
             run.open_window(fault_id, name, monotonic)
 
-    def fault_windows(self, fault_id: int) -> list[WindowSummary]:
+    def fault_windows(self, run: MeasuredRun, fault_id: int) -> list[WindowSummary]:
         """This fault's windows once closed: at its max_window_s (closed here, not at the timer's next tick),
-        or when the next fault opens its own, which follows its settling by a moment (PROGRESS_WAIT_S at most)."""
-        run = self.run
+        or when the next fault opens its own, which follows its settling by a moment (PROGRESS_WAIT_S at most):
+        woken as each window closes."""
         deadline = time.monotonic() + PROGRESS_WAIT_S
-        while run is not None:
+        while True:
             run.tracker.expire()
             trackers = list(run.tracker.by_type.values())
             still_open = any(t.current is not None and t.current.fault_id == fault_id for t in trackers)
-            if not still_open or time.monotonic() >= deadline:
+            left = deadline - time.monotonic()
+            if not still_open or left <= 0:
                 return [w for t in trackers for w in t.closed if w.fault_id == fault_id]
-            gevent.sleep(0.05)
-        return []
+            run.window_closed.wait(left)
 
     def live_result(self, run: MeasuredRun) -> NodeResult:
         """Closed windows, and the open one as it stands (marked truncated: its end is to come)."""

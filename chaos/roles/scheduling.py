@@ -145,20 +145,23 @@ class SchedulingRole(Role[R]):
             on_crash=run.crashed,
             witnesses=self.session.witnesses,
             window_s=profile.recovery.max_window_s,
-            on_settled=self._progress if self.headless and self.settings.progress else None,
+            on_settled=(lambda record: self._progress(run, record))
+            if self.headless and self.settings.progress
+            else None,
         )
 
     # ---- headless progress: a line per fault as its window closes ------------------------------
 
-    def fault_windows(self, fault_id: int) -> list[WindowSummary]:
+    def fault_windows(self, run: R, fault_id: int) -> list[WindowSummary]:
         """This fault's windows as this node knows them now (one per request type, per worker on a master)."""
         return []
 
-    def _progress(self, record: FaultRecord) -> None:
-        spawn_detached(f"the progress line of fault #{record.fault_id}", lambda: self._progress_line(record))
+    def _progress(self, run: R, record: FaultRecord) -> None:
+        """A line for ``record`` of ``run`` (the test's, also when its end settled the fault)."""
+        spawn_detached(f"the progress line of fault #{record.fault_id}", lambda: self._progress_line(run, record))
 
-    def _progress_line(self, record: FaultRecord) -> None:
-        windows = self.fault_windows(record.fault_id)
+    def _progress_line(self, run: R, record: FaultRecord) -> None:
+        windows = self.fault_windows(run, record.fault_id)
         if not record.ok:
             seen = f"; in its window: {progress_text(windows)}" if windows else ""
             progress.info("fault %d %s: FAILED to inject: %s%s", record.fault_id, record.name, record.error, seen)
