@@ -111,6 +111,12 @@ def eventually(
 # ---- real locust processes ----------------------------------------------------------------------
 
 
+def headless(users: int | str, run_time: str, *extra: str) -> list[str]:
+    """Locust's arguments for a timed run: ``users`` all spawned at once, for ``run_time`` (e.g. ``"10s"``),
+    then ``extra`` (the pack's options)."""
+    return ["-u", str(users), "-r", str(users), "-t", run_time, *extra]
+
+
 def locust(args: list[str], **kwargs: Any) -> subprocess.Popen[str]:
     """A headless ``locust`` process on the pack's locustfile, in its own session (so a timeout kills
     it whole), its stderr merged into its stdout."""
@@ -281,7 +287,7 @@ def web_locust(args: list[str], report: Path) -> Iterator[WebLocust]:
 def refused_at_setup(args: list[str], env: dict[str, str] | None = None, timeout: float = 60) -> str:
     """Run a headless locust that must stop at set-up: exit 2, no traceback, no user spawned, and
     exactly one ``redis-resilience:`` line, which is returned."""
-    proc = locust(["-u", "5", "-r", "5", "-t", "10s", *args], env={**os.environ, **(env or {})})
+    proc = locust(headless(5, "10s", *args), env={**os.environ, **(env or {})})
     out = finish(proc, timeout)
     assert proc.returncode == 2, out[-3000:]
     assert "Traceback" not in out, out[-3000:]

@@ -17,7 +17,7 @@ import pytest
 from chaos.cli import main as cli
 from recovery.stats import proportion_test_greater, rank_test_greater
 
-from .helpers import HEAVY, LOCUST, finish, locust, wait_for_output, write_profile
+from .helpers import HEAVY, LOCUST, finish, headless, locust, wait_for_output, write_profile
 
 RESTARTS = {  # persistence aof_always: a restart loses no acknowledged write, so lost writes stay 0 run over run
     "target": {"persistence": "aof_always"},
@@ -43,9 +43,7 @@ def trend_data(page: str) -> dict[str, Any]:
 def run(tmp_path: Path, name: str, client: dict[str, Any] | None = None) -> Path:
     profile = write_profile(tmp_path / "restarts.yaml", {**RESTARTS, "client": client or {"retries": 10}})
     report = tmp_path / f"{name}.json"
-    proc = locust(
-        ["-u", "10", "-r", "10", "-t", "12s", "--resilience-profile", str(profile), "--resilience-report", str(report)]
-    )
+    proc = locust(headless(10, "12s", "--resilience-profile", str(profile), "--resilience-report", str(report)))
     out = finish(proc, timeout=90)
     assert report.exists(), out[-3000:]
     return report
@@ -235,9 +233,7 @@ def test_compare_refuses_other_versions_in_one_line_and_names_them_when_allowed(
     relaxed = {"max_recovery_p95_s": None}
     profile = write_profile(tmp_path / "p.yaml", {"client": client, "chaos": chaos, "slo": relaxed})
     path = tmp_path / "run.json"
-    proc = locust(
-        ["-u", "4", "-r", "4", "-t", "7s", "--resilience-profile", str(profile), "--resilience-report", str(path)]
-    )
+    proc = locust(headless(4, "7s", "--resilience-profile", str(profile), "--resilience-report", str(path)))
     out = finish(proc, timeout=60)
     assert path.exists(), out[-3000:]
     env = json.loads(path.read_text())["environment"]

@@ -14,7 +14,7 @@ from chaos.distributed.master_link import combine_acks
 from chaos.distributed.worker import remote_worker_error
 from targets.embedded import free_port
 
-from .helpers import HEAVY, assert_server_gone, finish, locust, master, wait_for_output, worker, write_profile
+from .helpers import HEAVY, assert_server_gone, finish, headless, locust, master, wait_for_output, worker, write_profile
 
 
 def locust_total(stats_file: Path) -> int:
@@ -30,12 +30,8 @@ def test_master_and_two_workers_count_every_fault_once(tmp_path: Path) -> None:
     profile = write_profile(tmp_path / "ci.yaml", {"slo": {"max_recovery_p95_s": 10}})
     m = master(
         port,
-        [
-            "-u",
-            "20",
-            "-r",
-            "20",
-            "-t",
+        headless(
+            20,
             "12s",
             "--expect-workers",
             "2",
@@ -45,7 +41,7 @@ def test_master_and_two_workers_count_every_fault_once(tmp_path: Path) -> None:
             str(report_path),
             "--json-file",
             str(stats),
-        ],
+        ),
     )
     workers = [worker(port) for _ in range(2)]
     out = finish(m, timeout=90)
@@ -126,12 +122,8 @@ def test_a_worker_killed_mid_run_is_reported_missing(tmp_path: Path) -> None:
     report_path = tmp_path / "report.json"
     m = master(
         port,
-        [
-            "-u",
-            "10",
-            "-r",
-            "10",
-            "-t",
+        headless(
+            10,
             "14s",
             "--expect-workers",
             "2",
@@ -139,7 +131,7 @@ def test_a_worker_killed_mid_run_is_reported_missing(tmp_path: Path) -> None:
             "config/ci.yaml",
             "--resilience-report",
             str(report_path),
-        ],
+        ),
     )
     doomed, survivor = worker(port), worker(port)
     head = wait_for_output(m, r"fault #3 \w+ injected", 40)  # both workers have sent window 1; then one dies

@@ -15,7 +15,7 @@ import redis
 
 from targets.embedded import EmbeddedRedis
 
-from .helpers import HEAVY, eventually, finish, locust, pid_alive, write_profile
+from .helpers import HEAVY, eventually, finish, headless, locust, pid_alive, write_profile
 
 pytestmark = HEAVY
 
@@ -32,12 +32,8 @@ def run(tmp_path: Path, url: str, chaos: dict[str, Any], seconds: int, **overrid
     )
     report_path = tmp_path / "report.json"
     proc = locust(
-        [
-            "-u",
-            "5",
-            "-r",
-            "5",
-            "-t",
+        headless(
+            5,
             f"{seconds}s",
             "--resilience-profile",
             str(profile),
@@ -45,7 +41,7 @@ def run(tmp_path: Path, url: str, chaos: dict[str, Any], seconds: int, **overrid
             url,
             "--resilience-report",
             str(report_path),
-        ]
+        )
     )
     out = finish(proc, timeout=90)
     assert proc.returncode == 0 and "Traceback" not in out, out[-4000:]

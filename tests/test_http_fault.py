@@ -20,7 +20,7 @@ from config.loader import ProfileError
 from config.redact import redact_params
 from targets.embedded import EmbeddedRedis
 
-from .helpers import finish, locust, no_pools, write_profile
+from .helpers import finish, headless, locust, no_pools, write_profile
 
 
 class ResetService:
@@ -126,12 +126,8 @@ def test_http_fault_in_a_headless_run_records_the_call(service: ResetService, tm
     )
     report_path = tmp_path / "report.json"
     proc = locust(
-        [
-            "-u",
-            "5",
-            "-r",
-            "5",
-            "-t",
+        headless(
+            5,
             "9s",
             "--resilience-profile",
             str(profile),
@@ -139,7 +135,7 @@ def test_http_fault_in_a_headless_run_records_the_call(service: ResetService, tm
             service.redis_url,
             "--resilience-report",
             str(report_path),
-        ],
+        ),
         env={**os.environ, "RR_TEST_TOKEN": "Bearer k3y-s3cret"},
     )
     out = finish(proc, timeout=60)  # cooperative under gevent: the service answers meanwhile

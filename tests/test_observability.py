@@ -22,7 +22,7 @@ import pytest
 from recovery.html import main as render_main
 from targets.embedded import end_process, free_port
 
-from .helpers import HEAVY, finish, locust, wait_for_output, web_locust, write_profile
+from .helpers import HEAVY, finish, headless, locust, wait_for_output, web_locust, write_profile
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 PROMETHEUS = shutil.which("prometheus")
@@ -78,12 +78,8 @@ def test_a_headless_run_writes_the_html_report_junit_and_progress_and_serves_met
     report_path, html, junit = tmp_path / "r.json", tmp_path / "r.html", tmp_path / "r.xml"
     port = free_port()
     proc = locust(
-        [
-            "-u",
-            "10",
-            "-r",
-            "10",
-            "-t",
+        headless(
+            10,
             "12s",
             "--resilience-profile",
             str(profile),
@@ -95,7 +91,7 @@ def test_a_headless_run_writes_the_html_report_junit_and_progress_and_serves_met
             str(junit),
             "--resilience-metrics-port",
             str(port),
-        ]
+        )
     )
     head = wait_for_output(proc, r"^fault 1 \w+: ", 40)
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
@@ -312,12 +308,8 @@ def test_a_short_run_pushes_its_metrics_to_a_pushgateway_and_progress_can_be_off
         )
         report_path = tmp_path / "r.json"
         proc = locust(
-            [
-                "-u",
-                "5",
-                "-r",
-                "5",
-                "-t",
+            headless(
+                5,
                 "8s",
                 "--resilience-profile",
                 str(profile),
@@ -326,7 +318,7 @@ def test_a_short_run_pushes_its_metrics_to_a_pushgateway_and_progress_can_be_off
                 "--resilience-pushgateway",
                 f"http://127.0.0.1:{port}",
                 "--no-resilience-progress",
-            ]
+            )
         )
         out = finish(proc, timeout=60)
         assert proc.returncode == 0, out[-3000:]

@@ -11,7 +11,7 @@ import yaml
 
 from targets.embedded import free_port
 
-from .helpers import HEAVY, finish, locust, master, refused_at_setup, worker
+from .helpers import HEAVY, finish, headless, locust, master, refused_at_setup, worker
 
 pytestmark = HEAVY  # FastAPI start-ups and timed windows: kept apart from other timed runs
 
@@ -60,19 +60,9 @@ def profile(
 def run(tmp_path: Path, prof: Path, seconds: int, users: int = 8, *extra: str) -> tuple[int, str, dict[str, Any]]:
     report_path = tmp_path / "report.json"
     proc = locust(
-        [
-            "-u",
-            str(users),
-            "-r",
-            str(users),
-            "-t",
-            f"{seconds}s",
-            "--resilience-profile",
-            str(prof),
-            "--resilience-report",
-            str(report_path),
-            *extra,
-        ]
+        headless(
+            users, f"{seconds}s", "--resilience-profile", str(prof), "--resilience-report", str(report_path), *extra
+        )
     )
     out = finish(proc, timeout=seconds + 90)
     assert "Traceback" not in out, out[-4000:]
@@ -262,20 +252,9 @@ def test_a_master_and_a_worker_run_the_service_users_with_the_masters_service(tm
     port, report_path = free_port("127.0.0.1"), tmp_path / "report.json"
     m = master(
         port,
-        [
-            "-u",
-            "6",
-            "-r",
-            "6",
-            "-t",
-            "9s",
-            "--expect-workers",
-            "1",
-            "--resilience-profile",
-            str(prof),
-            "--resilience-report",
-            str(report_path),
-        ],
+        headless(
+            6, "9s", "--expect-workers", "1", "--resilience-profile", str(prof), "--resilience-report", str(report_path)
+        ),
     )
     w = worker(port)
     out = finish(m, timeout=90)

@@ -22,7 +22,7 @@ from chaos.profile import parse_profile
 from chaos.scheduler import ChaosScheduler
 from targets.embedded import EmbeddedRedis
 
-from .helpers import finish, locust, no_pools, no_retry_admin, wait_for_output, write_profile
+from .helpers import finish, headless, locust, no_pools, no_retry_admin, wait_for_output, write_profile
 
 
 @pytest.fixture
@@ -152,12 +152,8 @@ def test_sigint_during_a_30_s_pause_unpauses_within_2_s(tmp_path: Path, redis_se
     )
     report_path = tmp_path / "report.json"
     proc = locust(
-        [
-            "-u",
-            "5",
-            "-r",
-            "5",
-            "-t",
+        headless(
+            5,
             "120s",
             "--resilience-profile",
             str(profile),
@@ -165,7 +161,7 @@ def test_sigint_during_a_30_s_pause_unpauses_within_2_s(tmp_path: Path, redis_se
             redis_server.url,
             "--resilience-report",
             str(report_path),
-        ]
+        )
     )
     head = wait_for_output(proc, r"fault #1 client_pause injected", 30)
     held = gevent.spawn(timed_get, redis_server.url)
