@@ -14,8 +14,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import xml.etree.ElementTree as ET
-from pathlib import Path
 
 from recovery.compare import (
     CompareError,
@@ -28,7 +26,8 @@ from recovery.compare import (
     markdown,
 )
 from recovery.history import write_history
-from recovery.report import ReportError
+from recovery.junit import Case, suite, xml_text
+from recovery.report import ReportError, write_atomically
 from recovery.verdict import EXIT_BAD_INPUT
 
 
@@ -83,19 +82,20 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def junit(comparison: Comparison) -> str:
-    suite = ET.Element("testsuite", name="redis-resilience compare")
-    if comparison.version_change is not None:
-        properties = ET.SubElement(suite, "properties")
-        ET.SubElement(properties, "property", name="version_change", value=comparison.version_change)
-    for f in comparison.findings:
-        case = ET.SubElement(suite, "testcase", name=f"{f.fault} {f.figure}", classname="compare")
-        if f.regression:
-            message = f"REGRESSION {f.fault} {f.figure}: {f.baseline} -> {f.current} ({f.why}){comparison.across}"
-            ET.SubElement(case, "failure", message=message, type="regression").text = message
-    suite.set("tests", str(len(comparison.findings)))
-    suite.set("failures", str(len(comparison.regressions)))
-    ET.indent(suite)
-    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suite, encoding="unicode") + "\n"
+    """The comparison as JUnit XML: a testcase per judged figure, a failure per regression."""
+    cases = [
+        Case(
+            f"{f.fault} {f.figure}",
+            "compare",
+            f"REGRESSION {f.fault} {f.figure}: {f.baseline} -> {f.current} ({f.why}){comparison.across}"
+            if f.regression
+            else None,
+            kind="regression",
+        )
+        for f in comparison.findings
+    ]
+    change = comparison.version_change
+    return xml_text(suite("redis-resilience compare", cases, {"version_change": change} if change else None))
 
 
 def run_compare(args: argparse.Namespace) -> int:
@@ -112,7 +112,7 @@ def run_compare(args: argparse.Namespace) -> int:
     for path, text in ((args.markdown, markdown), (args.junit, junit)):
         if path:
             try:
-                Path(path).write_text(text(comparison), encoding="utf-8")
+                write_atomically(path, text(comparison))
             except OSError as exc:
                 raise CompareError(f"{path}: cannot write it: {exc.strerror or exc}") from None
     return comparison.exit_code
