@@ -32,6 +32,8 @@ from typing import Any
 
 import yaml
 
+from chaos.locust_command import headless_command
+
 ROOT = Path(__file__).resolve().parent.parent
 LOCUST = ROOT / ".venv" / "bin" / "locust"
 PROBE = ROOT / "tests" / "stall_probe.py"
@@ -88,23 +90,7 @@ def profile(tmp: Path, name: str, overrides: dict[str, Any]) -> Path:
 
 def locust(users: int, seconds: int, path: Path, report: Path, *extra: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [
-            str(LOCUST),
-            "-f",
-            str(ROOT / "locustfile.py"),
-            "--headless",
-            "-u",
-            str(users),
-            "-r",
-            str(users),
-            "-t",
-            f"{seconds}s",
-            "--resilience-profile",
-            str(path),
-            "--resilience-report",
-            str(report),
-            *extra,
-        ],
+        headless_command(LOCUST, users, seconds, path, report, *extra),
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

@@ -18,6 +18,7 @@ from pathlib import Path
 import psutil
 import yaml
 
+from chaos.locust_command import headless_command
 from targets.embedded import end_process
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -61,26 +62,17 @@ def scaling_run(processes: int, users: int, seconds: int, work: Path, mix: dict[
     }
     profile_path, report = work / f"scaling{processes}.yaml", work / f"scaling{processes}.json"
     profile_path.write_text(yaml.safe_dump(profile))
-    command = [
+    command = headless_command(
         LOCUST,
-        "-f",
-        str(ROOT / "locustfile.py"),
-        "--headless",
+        users,
+        seconds,
+        profile_path,
+        report,
         "--processes",
         str(processes),
-        "-u",
-        str(users),
-        "-r",
-        str(users),
-        "-t",
-        f"{seconds}s",
-        "--resilience-profile",
-        str(profile_path),
-        "--resilience-report",
-        str(report),
         "--only-summary",
         "--no-resilience-progress",
-    ]
+    )
     proc = subprocess.Popen(
         command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
     )

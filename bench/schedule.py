@@ -22,6 +22,8 @@ from pathlib import Path
 
 import yaml
 
+from chaos.locust_command import headless_command
+
 ROOT = Path(__file__).resolve().parent.parent
 LOCUST = ROOT / ".venv" / "bin" / "locust"
 
@@ -43,22 +45,7 @@ def run(users: int, seconds: int, witness: bool, tmp: Path) -> dict[str, float]:
     report = tmp / f"report-{witness}.json"
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     subprocess.run(
-        [
-            str(LOCUST),
-            "-f",
-            str(ROOT / "locustfile.py"),
-            "--headless",
-            "-u",
-            str(users),
-            "-r",
-            str(users),
-            "-t",
-            f"{seconds}s",
-            "--resilience-profile",
-            str(path),
-            "--resilience-report",
-            str(report),
-        ],
+        headless_command(LOCUST, users, seconds, path, report),
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -34,6 +34,8 @@ from pathlib import Path
 import redis
 import yaml
 
+from chaos.locust_command import headless_command
+
 ROOT = Path(__file__).resolve().parent.parent
 LOCUST = str(Path(sys.executable).with_name("locust"))
 
@@ -80,23 +82,7 @@ def main() -> int:
     profile_path.write_text(yaml.safe_dump(profile(args.every)))
     run_s = int(args.minutes * 60)
     proc = subprocess.Popen(
-        [
-            LOCUST,
-            "-f",
-            str(ROOT / "locustfile.py"),
-            "--headless",
-            "-u",
-            str(args.users),
-            "-r",
-            str(args.users),
-            "-t",
-            f"{run_s}s",
-            "--resilience-profile",
-            str(profile_path),
-            "--resilience-report",
-            str(report_path),
-            "--only-summary",
-        ],
+        headless_command(LOCUST, args.users, run_s, profile_path, report_path, "--only-summary"),
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

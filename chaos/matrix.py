@@ -28,6 +28,7 @@ from typing import Any
 
 import yaml
 
+from chaos.locust_command import headless_command
 from chaos.matrix_envs import ClientVersion, EnvError, Environments
 from chaos.profile import parse_profile
 from config.loader import ProfileError
@@ -141,23 +142,7 @@ def run_cell(
     profile: Path, report: Path, users: int, seconds: int, timeout_s: float, interrupt: Interrupt, locust: str = LOCUST
 ) -> tuple[int | None, str]:
     """One headless locust run (``locust``: the one of the cell's environment); (its exit code, its output's tail)."""
-    command = [
-        locust,
-        "-f",
-        str(ROOT / "locustfile.py"),
-        "--headless",
-        "-u",
-        str(users),
-        "-r",
-        str(users),
-        "-t",
-        f"{seconds}s",
-        "--resilience-profile",
-        str(profile),
-        "--resilience-report",
-        str(report),
-        "--no-resilience-progress",
-    ]
+    command = headless_command(locust, users, seconds, profile, report, "--no-resilience-progress")
     proc = subprocess.Popen(
         command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
     )

@@ -30,6 +30,7 @@ import pytest
 import redis
 import yaml
 
+from chaos.locust_command import headless_args
 from recovery.histogram import LatencyHistogram
 from recovery.tracker import WindowSummary
 from scenarios.client import ConnectionProbe, InstrumentedRedis, RedisRequestFailed, make_pool
@@ -109,12 +110,6 @@ def eventually(
 
 
 # ---- real locust processes ----------------------------------------------------------------------
-
-
-def headless(users: int | str, run_time: str, *extra: str) -> list[str]:
-    """Locust's arguments for a timed run: ``users`` all spawned at once, for ``run_time`` (e.g. ``"10s"``),
-    then ``extra`` (the pack's options)."""
-    return ["-u", str(users), "-r", str(users), "-t", run_time, *extra]
 
 
 def locust(args: list[str], **kwargs: Any) -> subprocess.Popen[str]:
@@ -287,7 +282,7 @@ def web_locust(args: list[str], report: Path) -> Iterator[WebLocust]:
 def refused_at_setup(args: list[str], env: dict[str, str] | None = None, timeout: float = 60) -> str:
     """Run a headless locust that must stop at set-up: exit 2, no traceback, no user spawned, and
     exactly one ``redis-resilience:`` line, which is returned."""
-    proc = locust(headless(5, "10s", *args), env={**os.environ, **(env or {})})
+    proc = locust(headless_args(5, "10s", *args), env={**os.environ, **(env or {})})
     out = finish(proc, timeout)
     assert proc.returncode == 2, out[-3000:]
     assert "Traceback" not in out, out[-3000:]

@@ -18,7 +18,7 @@ from config.loader import ProfileError
 from targets.access import Access
 from targets.embedded import EmbeddedRedis
 
-from .helpers import finish, headless, locust, refused_at_setup, target_state, write_profile
+from .helpers import finish, headless_args, locust, refused_at_setup, target_state, write_profile
 from .secured_servers import secured
 
 # No dangerous command, no CLIENT subcommand but SETNAME; keys and channels: the run's only.
@@ -79,7 +79,7 @@ def test_a_traffic_user_without_client_or_config_runs_a_passing_headless_run(
     profile = acl_profile(tmp_path, redis_server, passwords)
     report_path = tmp_path / "report.json"
     proc = locust(
-        headless(10, "10s", "--resilience-profile", str(profile), "--resilience-report", str(report_path)),
+        headless_args(10, "10s", "--resilience-profile", str(profile), "--resilience-report", str(report_path)),
         env={**os.environ, "RR_TEST_TRAFFIC_PASSWORD": passwords["traffic"]},
     )
     out = finish(proc, timeout=60)
@@ -135,7 +135,7 @@ def test_a_password_never_appears_in_output_logs_or_report(
     profile = write_profile(tmp_path / "p.yaml", {"target": {"url": redis_server.url, "password_env": "RR_TEST_PW"}})
     report_path, log_path = tmp_path / "report.json", tmp_path / "locust.log"
     proc = locust(
-        headless(
+        headless_args(
             10,
             "8s",
             "--resilience-profile",

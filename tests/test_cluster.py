@@ -33,7 +33,7 @@ from targets.clients import cluster_admin, parse_cluster_url
 from targets.cluster_topology import CLUSTER_SLOTS, ClusterTopology
 from targets.topology import role
 
-from .helpers import HEAVY, Recorder, eventually, finish, headless, locust, no_pools, pid_alive, write_profile
+from .helpers import HEAVY, Recorder, eventually, finish, headless_args, locust, no_pools, pid_alive, write_profile
 
 # One module-scoped cluster: its tests on one worker, in this order (xdist --dist loadgroup).
 pytestmark = pytest.mark.xdist_group("cluster")
@@ -351,7 +351,9 @@ def test_a_headless_run_on_the_embedded_cluster_with_a_failover(tmp_path: Path) 
         },
     )
     report_path = tmp_path / "report.json"
-    proc = locust(headless(22, "18s", "--resilience-profile", str(profile), "--resilience-report", str(report_path)))
+    proc = locust(
+        headless_args(22, "18s", "--resilience-profile", str(profile), "--resilience-report", str(report_path))
+    )
     out = finish(proc, timeout=120)
     assert proc.returncode == 0, out[-4000:]
     assert "Traceback" not in out

@@ -17,7 +17,7 @@ import pytest
 from chaos.cli import main as cli
 from recovery.stats import proportion_test_greater, rank_test_greater
 
-from .helpers import HEAVY, LOCUST, finish, headless, locust, wait_for_output, write_profile
+from .helpers import HEAVY, LOCUST, finish, headless_args, locust, wait_for_output, write_profile
 
 RESTARTS = {  # persistence aof_always: a restart loses no acknowledged write, so lost writes stay 0 run over run
     "target": {"persistence": "aof_always"},
@@ -43,7 +43,7 @@ def trend_data(page: str) -> dict[str, Any]:
 def run(tmp_path: Path, name: str, client: dict[str, Any] | None = None) -> Path:
     profile = write_profile(tmp_path / "restarts.yaml", {**RESTARTS, "client": client or {"retries": 10}})
     report = tmp_path / f"{name}.json"
-    proc = locust(headless(10, "12s", "--resilience-profile", str(profile), "--resilience-report", str(report)))
+    proc = locust(headless_args(10, "12s", "--resilience-profile", str(profile), "--resilience-report", str(report)))
     out = finish(proc, timeout=90)
     assert report.exists(), out[-3000:]
     return report
@@ -233,7 +233,7 @@ def test_compare_refuses_other_versions_in_one_line_and_names_them_when_allowed(
     relaxed = {"max_recovery_p95_s": None}
     profile = write_profile(tmp_path / "p.yaml", {"client": client, "chaos": chaos, "slo": relaxed})
     path = tmp_path / "run.json"
-    proc = locust(headless(4, "7s", "--resilience-profile", str(profile), "--resilience-report", str(path)))
+    proc = locust(headless_args(4, "7s", "--resilience-profile", str(profile), "--resilience-report", str(path)))
     out = finish(proc, timeout=60)
     assert path.exists(), out[-3000:]
     env = json.loads(path.read_text())["environment"]

@@ -14,7 +14,17 @@ from chaos.distributed.master_link import combine_acks
 from chaos.distributed.worker import remote_worker_error
 from targets.embedded import free_port
 
-from .helpers import HEAVY, assert_server_gone, finish, headless, locust, master, wait_for_output, worker, write_profile
+from .helpers import (
+    HEAVY,
+    assert_server_gone,
+    finish,
+    headless_args,
+    locust,
+    master,
+    wait_for_output,
+    worker,
+    write_profile,
+)
 
 
 def locust_total(stats_file: Path) -> int:
@@ -30,7 +40,7 @@ def test_master_and_two_workers_count_every_fault_once(tmp_path: Path) -> None:
     profile = write_profile(tmp_path / "ci.yaml", {"slo": {"max_recovery_p95_s": 10}})
     m = master(
         port,
-        headless(
+        headless_args(
             20,
             "12s",
             "--expect-workers",
@@ -122,7 +132,7 @@ def test_a_worker_killed_mid_run_is_reported_missing(tmp_path: Path) -> None:
     report_path = tmp_path / "report.json"
     m = master(
         port,
-        headless(
+        headless_args(
             10,
             "14s",
             "--expect-workers",

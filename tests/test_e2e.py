@@ -8,14 +8,14 @@ import signal
 import time
 from pathlib import Path
 
-from .helpers import HEAVY, assert_server_gone, finish, headless, locust, wait_for_output, write_profile
+from .helpers import HEAVY, assert_server_gone, finish, headless_args, locust, wait_for_output, write_profile
 
 
 @HEAVY
 def test_ci_profile_passes_with_recovery_figures(tmp_path: Path) -> None:
     report_path = tmp_path / "report.json"
     proc = locust(
-        headless(30, "20s", "--resilience-profile", "config/ci.yaml", "--resilience-report", str(report_path))
+        headless_args(30, "20s", "--resilience-profile", "config/ci.yaml", "--resilience-report", str(report_path))
     )
     out = finish(proc, timeout=90)
     assert proc.returncode == 0, out[-4000:]
@@ -40,7 +40,9 @@ def test_ci_profile_passes_with_recovery_figures(tmp_path: Path) -> None:
 def test_impossible_slo_exits_3_naming_the_slo(tmp_path: Path) -> None:
     profile = write_profile(tmp_path / "impossible.yaml", {"slo": {"min_requests": 1_000_000_000}})
     report_path = tmp_path / "report.json"
-    proc = locust(headless(10, "5s", "--resilience-profile", str(profile), "--resilience-report", str(report_path)))
+    proc = locust(
+        headless_args(10, "5s", "--resilience-profile", str(profile), "--resilience-report", str(report_path))
+    )
     out = finish(proc, timeout=60)
     assert proc.returncode == 3, out[-4000:]
     assert "SLO BREACHED min_requests" in out and "(under by" in out
@@ -53,7 +55,7 @@ def test_impossible_slo_exits_3_naming_the_slo(tmp_path: Path) -> None:
 def test_ctrl_c_mid_run_still_reports_and_stops_the_server(tmp_path: Path) -> None:
     report_path = tmp_path / "report.json"
     proc = locust(
-        headless(10, "120s", "--resilience-profile", "config/ci.yaml", "--resilience-report", str(report_path))
+        headless_args(10, "120s", "--resilience-profile", "config/ci.yaml", "--resilience-report", str(report_path))
     )
     head = wait_for_output(proc, r"fault #1 \w+ injected", 30)
     interrupted = time.monotonic()
@@ -71,7 +73,9 @@ def test_ctrl_c_mid_run_still_reports_and_stops_the_server(tmp_path: Path) -> No
 def test_every_workload_in_one_headless_run(tmp_path: Path) -> None:
     report_path = tmp_path / "report.json"
     proc = locust(
-        headless(22, "14s", "--resilience-profile", "config/workloads.yaml", "--resilience-report", str(report_path))
+        headless_args(
+            22, "14s", "--resilience-profile", "config/workloads.yaml", "--resilience-report", str(report_path)
+        )
     )
     out = finish(proc, timeout=90)
     assert proc.returncode == 0, out[-4000:]
@@ -101,7 +105,7 @@ def test_tags_select_workloads(tmp_path: Path) -> None:
     report_path = tmp_path / "report.json"
     stray = {**os.environ, "REDIS_URL": "redis://127.0.0.1:1/0"}  # an application's, left in the shell
     proc = locust(
-        headless(
+        headless_args(
             24,
             "4s",
             "-T",

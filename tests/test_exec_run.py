@@ -15,7 +15,7 @@ import redis
 
 from targets.embedded import EmbeddedRedis
 
-from .helpers import HEAVY, eventually, finish, headless, locust, pid_alive, write_profile
+from .helpers import HEAVY, eventually, finish, headless_args, locust, pid_alive, write_profile
 
 pytestmark = HEAVY
 
@@ -32,7 +32,7 @@ def run(tmp_path: Path, url: str, chaos: dict[str, Any], seconds: int, **overrid
     )
     report_path = tmp_path / "report.json"
     proc = locust(
-        headless(
+        headless_args(
             5,
             f"{seconds}s",
             "--resilience-profile",

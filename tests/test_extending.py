@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
+from chaos.locust_command import headless_command
 from chaos.profile import parse_profile
 from config.loader import ProfileError
 from config.schema import WorkloadSettings
@@ -29,22 +30,7 @@ def run_example(tmp_path: Path, profile: dict[str, Any], seconds: int) -> tuple[
     (package / "profile.yaml").write_text(yaml.safe_dump(profile))
     report = tmp_path / "report.json"
     proc = subprocess.Popen(
-        [
-            LOCUST,
-            "-f",
-            str(package / "locustfile.py"),
-            "--headless",
-            "-u",
-            "12",
-            "-r",
-            "12",
-            "-t",
-            f"{seconds}s",
-            "--resilience-profile",
-            str(package / "profile.yaml"),
-            "--resilience-report",
-            str(report),
-        ],
+        headless_command(LOCUST, 12, seconds, package / "profile.yaml", report, locustfile=package / "locustfile.py"),
         cwd=tmp_path,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

@@ -20,7 +20,7 @@ from config.loader import ProfileError
 from config.redact import redact_params
 from targets.embedded import EmbeddedRedis
 
-from .helpers import finish, headless, locust, no_pools, write_profile
+from .helpers import finish, headless_args, locust, no_pools, write_profile
 
 
 class ResetService:
@@ -126,7 +126,7 @@ def test_http_fault_in_a_headless_run_records_the_call(service: ResetService, tm
     )
     report_path = tmp_path / "report.json"
     proc = locust(
-        headless(
+        headless_args(
             5,
             "9s",
             "--resilience-profile",

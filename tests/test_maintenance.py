@@ -21,7 +21,7 @@ from targets.builtin_proxy import BuiltinProxy
 from targets.embedded import EmbeddedRedis
 from targets.resp_wire import take_frames
 
-from .helpers import eventually, finish, headless, locust, no_pools, write_profile
+from .helpers import eventually, finish, headless_args, locust, no_pools, write_profile
 
 RELAXED_S = 10  # redis-py's relaxed_timeout by default
 SOCKET_TIMEOUT_S = 5.0
@@ -208,7 +208,9 @@ def run_pack(tmp_path: Path, client: dict[str, Any]) -> dict[str, Any]:
         },
     )
     report_path = tmp_path / "report.json"
-    proc = locust(headless(10, "11s", "--resilience-profile", str(profile), "--resilience-report", str(report_path)))
+    proc = locust(
+        headless_args(10, "11s", "--resilience-profile", str(profile), "--resilience-report", str(report_path))
+    )
     out = finish(proc, timeout=90)
     assert "Traceback" not in out and report_path.exists(), out[-4000:]
     report: dict[str, Any] = json.loads(report_path.read_text())

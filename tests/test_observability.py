@@ -22,7 +22,7 @@ import pytest
 from recovery.html import main as render_main
 from targets.embedded import end_process, free_port
 
-from .helpers import HEAVY, finish, headless, locust, wait_for_output, web_locust, write_profile
+from .helpers import HEAVY, finish, headless_args, locust, wait_for_output, web_locust, write_profile
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 PROMETHEUS = shutil.which("prometheus")
@@ -78,7 +78,7 @@ def test_a_headless_run_writes_the_html_report_junit_and_progress_and_serves_met
     report_path, html, junit = tmp_path / "r.json", tmp_path / "r.html", tmp_path / "r.xml"
     port = free_port()
     proc = locust(
-        headless(
+        headless_args(
             10,
             "12s",
             "--resilience-profile",
@@ -308,7 +308,7 @@ def test_a_short_run_pushes_its_metrics_to_a_pushgateway_and_progress_can_be_off
         )
         report_path = tmp_path / "r.json"
         proc = locust(
-            headless(
+            headless_args(
                 5,
                 "8s",
                 "--resilience-profile",

@@ -19,7 +19,7 @@ from chaos.profile import parse_profile
 from chaos.scheduler import ChaosScheduler
 from targets.embedded import EmbeddedRedis
 
-from .helpers import finish, headless, locust, no_pools, pid_alive, wait_for_output, write_profile
+from .helpers import finish, headless_args, locust, no_pools, pid_alive, wait_for_output, write_profile
 
 
 def test_a_fault_that_hangs_is_recorded_reverted_and_the_schedule_goes_on(redis_server: EmbeddedRedis) -> None:
@@ -79,7 +79,9 @@ def test_a_signal_during_a_sustained_fault_reverts_it_and_the_report_says_interr
         },
     )
     report_path = tmp_path / "report.json"
-    proc = locust(headless(5, "120s", "--resilience-profile", str(profile), "--resilience-report", str(report_path)))
+    proc = locust(
+        headless_args(5, "120s", "--resilience-profile", str(profile), "--resilience-report", str(report_path))
+    )
     head = wait_for_output(proc, rf"fault #1 {fault} injected", 30)
     server_pid = int(re.findall(r"embedded redis-server \(pid (\d+)", head)[0])
     url = re.findall(r"(redis://127\.0\.0\.1:\d+/0)", head)[0]
@@ -107,7 +109,9 @@ def test_a_signal_during_a_sustained_fault_reverts_it_and_the_report_says_interr
 def test_the_embedded_server_dying_on_its_own_aborts_the_run_with_a_report(tmp_path: Path) -> None:
     profile = write_profile(tmp_path / "p.yaml", {"chaos": {"start_after_s": 60, "every_s": 60}})
     report_path = tmp_path / "report.json"
-    proc = locust(headless(5, "120s", "--resilience-profile", str(profile), "--resilience-report", str(report_path)))
+    proc = locust(
+        headless_args(5, "120s", "--resilience-profile", str(profile), "--resilience-report", str(report_path))
+    )
     head = wait_for_output(proc, r"All users spawned|Ramping to 5 users", 30)
     server_pid = int(re.findall(r"embedded redis-server \(pid (\d+)", head)[0])
     os.kill(server_pid, signal.SIGKILL)

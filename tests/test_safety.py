@@ -29,7 +29,7 @@ from config.loader import ProfileError
 from targets.embedded import EmbeddedRedis
 from targets.safety import is_loopback_host, remote_chaos_refusal, target_hosts
 
-from .helpers import HEAVY, ROOT, finish, headless, locust, shipped_profiles, web_locust, write_profile
+from .helpers import HEAVY, ROOT, finish, headless_args, locust, shipped_profiles, web_locust, write_profile
 
 LOG_LINE = re.compile(r"^\[\d{4}-\d\d-\d\d ")  # Locust's own log lines
 
@@ -208,7 +208,7 @@ def test_each_opt_in_goes_on_to_the_target(tmp_path: Path, server: EmbeddedRedis
         procs[name] = (
             report,
             locust(
-                headless(2, "4s", "--redis-url", url, "--resilience-report", str(report), *args),
+                headless_args(2, "4s", "--redis-url", url, "--resilience-report", str(report), *args),
                 env={**os.environ, **env},
             ),
         )
@@ -320,7 +320,7 @@ def test_a_full_run_touches_nothing_outside_its_prefix(tmp_path: Path, server: E
     report_path = tmp_path / "report.json"
     started = time.monotonic()
     proc = locust(
-        headless(
+        headless_args(
             24,
             "16s",
             "--resilience-profile",

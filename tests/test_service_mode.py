@@ -11,7 +11,7 @@ import yaml
 
 from targets.embedded import free_port
 
-from .helpers import HEAVY, finish, headless, locust, master, refused_at_setup, worker
+from .helpers import HEAVY, finish, headless_args, locust, master, refused_at_setup, worker
 
 pytestmark = HEAVY  # FastAPI start-ups and timed windows: kept apart from other timed runs
 
@@ -60,7 +60,7 @@ def profile(
 def run(tmp_path: Path, prof: Path, seconds: int, users: int = 8, *extra: str) -> tuple[int, str, dict[str, Any]]:
     report_path = tmp_path / "report.json"
     proc = locust(
-        headless(
+        headless_args(
             users, f"{seconds}s", "--resilience-profile", str(prof), "--resilience-report", str(report_path), *extra
         )
     )
@@ -252,7 +252,7 @@ def test_a_master_and_a_worker_run_the_service_users_with_the_masters_service(tm
     port, report_path = free_port("127.0.0.1"), tmp_path / "report.json"
     m = master(
         port,
-        headless(
+        headless_args(
             6, "9s", "--expect-workers", "1", "--resilience-profile", str(prof), "--resilience-report", str(report_path)
         ),
     )

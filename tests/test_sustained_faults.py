@@ -22,7 +22,7 @@ from chaos.profile import parse_profile
 from chaos.scheduler import ChaosScheduler
 from targets.embedded import EmbeddedRedis
 
-from .helpers import finish, headless, locust, no_pools, no_retry_admin, wait_for_output, write_profile
+from .helpers import finish, headless_args, locust, no_pools, no_retry_admin, wait_for_output, write_profile
 
 
 @pytest.fixture
@@ -152,7 +152,7 @@ def test_sigint_during_a_30_s_pause_unpauses_within_2_s(tmp_path: Path, redis_se
     )
     report_path = tmp_path / "report.json"
     proc = locust(
-        headless(
+        headless_args(
             5,
             "120s",
             "--resilience-profile",

@@ -19,7 +19,7 @@ from targets.access import Access
 from targets.clients import pool_from_url
 from targets.embedded import EmbeddedRedis
 
-from .helpers import finish, headless, locust, refused_at_setup, target_state, write_profile
+from .helpers import finish, headless_args, locust, refused_at_setup, target_state, write_profile
 from .secured_servers import Certs, TlsRedis, make_certs
 
 
@@ -60,7 +60,9 @@ def test_a_headless_run_over_tls_with_a_client_certificate_passes(
         },
     )
     report_path = tmp_path / "report.json"
-    proc = locust(headless(10, "10s", "--resilience-profile", str(profile), "--resilience-report", str(report_path)))
+    proc = locust(
+        headless_args(10, "10s", "--resilience-profile", str(profile), "--resilience-report", str(report_path))
+    )
     out = finish(proc, timeout=60)
     assert proc.returncode == 0, out[-4000:]
     report = json.loads(report_path.read_text())

@@ -27,7 +27,7 @@ from chaos.scheduler import ChaosScheduler
 from targets.clients import pool_from_url
 from targets.topology import TILT_PERIOD_S, SentinelTopology, Topology, link_up, role
 
-from .helpers import HEAVY, ROOT, eventually, finish, headless, locust, no_pools, pid_alive, write_profile
+from .helpers import HEAVY, ROOT, eventually, finish, headless_args, locust, no_pools, pid_alive, write_profile
 
 # Sentinel converts the old primary to a replica about 10 s after it is back (20 s at worst); a stall of
 # over 2 s (a slow disk, a busy machine) puts every sentinel in TILT mode, which adds up to 30 s.
@@ -234,7 +234,9 @@ def test_a_crash_without_persistence_loses_acknowledged_writes_in_the_report(tmp
         },
     )
     report_path = tmp_path / "report.json"
-    proc = locust(headless(5, "10s", "--resilience-profile", str(profile), "--resilience-report", str(report_path)))
+    proc = locust(
+        headless_args(5, "10s", "--resilience-profile", str(profile), "--resilience-report", str(report_path))
+    )
     out = finish(proc, timeout=90)
     report = json.loads(report_path.read_text())
     assert proc.returncode == 3, out[-3000:]
@@ -260,7 +262,7 @@ def test_every_fault_of_faults_yaml_in_one_headless_run(tmp_path: Path) -> None:
     path = tmp_path / "faults.yaml"
     path.write_text(yaml.safe_dump(profile))
     report_path = tmp_path / "report.json"
-    proc = locust(headless(20, "85s", "--resilience-profile", str(path), "--resilience-report", str(report_path)))
+    proc = locust(headless_args(20, "85s", "--resilience-profile", str(path), "--resilience-report", str(report_path)))
     out = finish(proc, timeout=180)
     report = json.loads(report_path.read_text())
     faults = report["faults"]

@@ -11,7 +11,7 @@ from typing import Any
 
 from targets.embedded import EmbeddedRedis
 
-from .helpers import HEAVY, StallProbe, finish, headless, locust, wait_for_output, write_profile
+from .helpers import HEAVY, StallProbe, finish, headless_args, locust, wait_for_output, write_profile
 
 pytestmark = HEAVY
 
@@ -41,7 +41,7 @@ def test_five_1000_ms_all_pauses_stall_1000_ms_and_the_report_measures_the_same(
             },
             "recovery": {"max_window_s": 2},
         }
-        report = run_profile(tmp_path, pauses, headless(20, "17s", "--redis-url", redis_server.url))
+        report = run_profile(tmp_path, pauses, headless_args(20, "17s", "--redis-url", redis_server.url))
     finally:
         stalls = [s for s in probe.stop() if s[1] - s[0] > 0.5]
     faults = report["faults"]
@@ -78,7 +78,9 @@ def test_a_kill_has_no_outage_and_a_1_s_restart_one_of_1_s(tmp_path: Path) -> No
         },
     )
     report_path = tmp_path / "report.json"
-    proc = locust(headless(10, "15s", "--resilience-profile", str(profile), "--resilience-report", str(report_path)))
+    proc = locust(
+        headless_args(10, "15s", "--resilience-profile", str(profile), "--resilience-report", str(report_path))
+    )
     head = wait_for_output(proc, r"against embedded redis-server \(pid \d+, redis://127\.0\.0\.1:\d+", 30)
     port = int(re.findall(r"redis://127\.0\.0\.1:(\d+)", head)[0])
     probe = StallProbe("127.0.0.1", port)
