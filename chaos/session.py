@@ -322,8 +322,8 @@ def open_session(settings: Settings) -> TargetSession:
         admin_at = url
         proxy = None
         if profile.target.proxy is not None:  # traffic goes through the fault proxy, the admin does not
-            maintenance = any(f.name == "maintenance" for f in profile.chaos.faults)
-            proxy, url = _open_proxy(profile.target.proxy, url, settings.profile_path, maintenance)
+            speaks_resp = any(fault_class(f.name).speaks_resp for f in profile.chaos.faults)
+            proxy, url = _open_proxy(profile.target.proxy, url, settings.profile_path, speaks_resp)
             opened.callback(proxy.close)
         run = RedisRun(profile, url, uuid.uuid4().hex[:8], node="0", access=traffic_access)
         admin = connect_admin(admin_url(admin_at, profile.target), run.admin_name, access=admin_access)
@@ -357,12 +357,12 @@ def _proxy_crashed(exc: BaseException) -> None:
     logger.error("redis-resilience: the fault proxy dropped a connection after a crash: %s", describe(exc))
 
 
-def _open_proxy(settings: ProxySettings, url: str, source: str, maintenance: bool) -> tuple[NetworkDriver, str]:
+def _open_proxy(settings: ProxySettings, url: str, source: str, speaks_resp: bool) -> tuple[NetworkDriver, str]:
     """Start the fault proxy in front of ``url``; the proxy and the URL traffic uses instead.
-    ``maintenance``: a maintenance fault is scheduled, so the built-in proxy reads RESP."""
+    ``speaks_resp``: a scheduled fault speaks RESP to the clients (``maintenance``), so the built-in proxy reads it."""
     if not url.startswith(("redis://", "rediss://")):
         raise SetupError(f"{source}: target.proxy needs a standalone target, not {url}")
-    resp_aware = settings.driver == "builtin" and (settings.resp_aware or maintenance)
+    resp_aware = settings.driver == "builtin" and (settings.resp_aware or speaks_resp)
     if resp_aware and url.startswith("rediss://"):
         raise SetupError(
             f"{source}: target.proxy: the maintenance fault (resp_aware) reads RESP, which TLS hides: "

@@ -82,6 +82,8 @@ class Fault(Protocol):
     (``begin``) and returned (``t0``): a fault that knows when it took effect counts from then;
     ``check()`` probes, harmlessly, that the target allows the commands the fault needs;
     ``runs_on`` says where the scheduler has it run (see :data:`RunsOn`);
+    ``speaks_resp``: it writes Redis protocol frames of its own to the clients through the built-in fault
+    proxy, which then reads RESP on every connection (its RESP-aware mode);
     ``window_closed()`` returns details counted again when the fault's window closes (e.g. the
     connections back by then), merged into the report's;
     ``close()`` ends what the fault still runs in the background after ``revert()`` (killed and
@@ -90,6 +92,7 @@ class Fault(Protocol):
 
     name: ClassVar[str]
     runs_on: ClassVar[RunsOn]
+    speaks_resp: ClassVar[bool]
     hold_s: float
     took_effect: float | None
 
@@ -116,6 +119,7 @@ class FaultBase:
 
     name: ClassVar[str]
     runs_on: ClassVar[RunsOn] = "server"
+    speaks_resp: ClassVar[bool] = False
     hold_s: float = 0.0
     took_effect: float | None = None
 

@@ -78,6 +78,7 @@ class MaintenanceParams(FaultParams):
 @register_fault(MaintenanceParams)
 class Maintenance(FaultBase):
     name: ClassVar[str] = "maintenance"
+    speaks_resp: ClassVar[bool] = True  # the proxy reads RESP: its answers and pushes go between frames
     params: MaintenanceParams
 
     def __init__(self, params: MaintenanceParams, target: FaultTarget) -> None:
