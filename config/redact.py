@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
+
+MASK = "***"
 
 # scheme://user:password@host  or  scheme://:password@host  or  scheme://token@host
 _CREDENTIALS = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<userinfo>[^@/\s]+)@", re.IGNORECASE)
@@ -17,6 +20,14 @@ def redact_url(text: str) -> str:
         return f"{match['scheme']}{masked}@"
 
     return _CREDENTIALS.sub(_mask, text)
+
+
+def redact_secrets(text: str, secrets: Iterable[str]) -> str:
+    """``text`` with each of ``secrets`` (values known to be secret: a password, a token read from the
+    environment) masked, longest first (one inside another is masked whole), and the passwords of URLs."""
+    for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
+        text = text.replace(secret, MASK)
+    return redact_url(text)
 
 
 _SECRET_KEY = re.compile(r"pass|secret|token|auth|api[-_]?key|cookie|credential", re.IGNORECASE)

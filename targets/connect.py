@@ -20,7 +20,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import AuthenticationError, NoPermissionError, ResponseError
 from redis.retry import Retry
 
-from config.redact import redact_url
+from config.redact import redact_secrets, redact_url
 from targets.access import Access
 from targets.clients import REDIS_CALL_ERRORS, RedisClient, cluster_admin, is_cluster_url, pool_from_url
 
@@ -61,9 +61,7 @@ def open_client(url: str, name: str, access: Access, role: str, retries: int = 0
 def describe_failure(exc: BaseException, url: str, access: Access, role: str) -> str:
     """One line: what failed connecting to ``url``, and what to do about it."""
     where = redact_url(url)
-    text = redact_url(str(exc)).strip() or type(exc).__name__
-    if access.password:
-        text = text.replace(access.password, "***")
+    text = redact_secrets(str(exc), [access.password] if access.password else []).strip() or type(exc).__name__
     user = f"{role} connection, {access.who}"
     if isinstance(exc, AuthenticationError):
         if access.password is None:

@@ -34,19 +34,19 @@ import signal
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from typing import IO, Annotated, Any, ClassVar, Literal
 
 from pydantic import Field, field_validator
 
 from chaos.faults.base import FaultBase, FaultParams, FaultTarget, MissingPrerequisite
 from chaos.faults.registry import register_fault
-from config.redact import redact_url
+from config.redact import redact_secrets
 
 OUTPUT_LIMIT_BYTES = 2048  # each of stdout and stderr, in the details
 READ_LIMIT_BYTES = 65536  # the end of an output read to mask and cut (a secret cut by this read is cut off again)
 LINE_LIMIT_CHARS = 300  # the stderr line quoted in an error
 REAP_TIMEOUT_S = 5.0  # a killed group's leader is reaped within this
-MASK = "***"
 
 VarName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
 
@@ -119,20 +119,7 @@ class ExecFailed(Exception):
     """The command could not start, exited with a code outside ``expect_exit``, or ran past ``timeout_s``."""
 
 
-class Masker:
-    """Masks the values read through ``env`` (longest first: one value inside another is masked whole) and the
-    passwords of URLs."""
-
-    def __init__(self, secrets: list[str]) -> None:
-        self.secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
-
-    def __call__(self, text: str) -> str:
-        for secret in self.secrets:
-            text = text.replace(secret, MASK)
-        return redact_url(text)
-
-
-def read_output(file: IO[bytes], mask: Masker) -> tuple[str, int]:
+def read_output(file: IO[bytes], mask: Callable[[str], str]) -> tuple[str, int]:
     """The end of what the command wrote to ``file``, masked, then cut to :data:`OUTPUT_LIMIT_BYTES`; and how many
     bytes it wrote in all."""
     size = file.seek(0, os.SEEK_END)
@@ -210,7 +197,11 @@ class Exec(FaultBase):
             variables = self._environment()
         except MissingPrerequisite as exc:
             raise ExecFailed(f"{field}: {exc}") from None
-        mask = Masker(list(variables.values()))
+        secrets = list(variables.values())  # every value read through env: masked wherever it shows
+
+        def mask(text: str) -> str:
+            return redact_secrets(text, secrets)
+
         what = f"{'' if field == 'command' else field + ': '}{argv[0]}"
         timeout_s = self.params.timeout_s
         with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
