@@ -31,6 +31,7 @@ import redis
 import yaml
 
 from chaos.locust_command import headless_args
+from chaos.matrix import Cell
 from recovery.histogram import LatencyHistogram
 from recovery.tracker import WindowSummary
 from scenarios.client import ConnectionProbe, InstrumentedRedis, RedisRequestFailed, make_pool
@@ -78,6 +79,19 @@ def write_profile(path: Path, overrides: dict[str, Any]) -> Path:
 
     path.write_text(yaml.safe_dump(merge(base, overrides)))
     return path
+
+
+def matrix_cell(recovery: float, failures: int, repeat: int, version: str | None = None) -> Cell:
+    """A ``no-retry`` cell of the matrix whose report says only this recovery p95 and failures in windows."""
+    summary = {
+        "recovery_p95_s": recovery,
+        "in_windows": {"failures": failures, "error_rate": 0.0},
+        "hidden_retries": 0,
+        "duplicated_writes": 0,
+        "lost_writes": 0,
+        "client_excess_p95_s": None,
+    }
+    return Cell("no-retry", repeat, {"summary": summary, "faults": [], "verdict": "pass"}, 0, version=version)
 
 
 def no_retry_admin(url: str, name: str = "rradmin-t") -> redis.Redis:

@@ -17,7 +17,7 @@ import pytest
 from chaos.cli import main as cli
 from recovery.stats import proportion_test_greater, rank_test_greater
 
-from .helpers import HEAVY, LOCUST, finish, headless_args, locust, wait_for_output, write_profile
+from .helpers import HEAVY, LOCUST, finish, headless_args, locust, matrix_cell, wait_for_output, write_profile
 
 RESTARTS = {  # persistence aof_always: a restart loses no acknowledged write, so lost writes stay 0 run over run
     "target": {"persistence": "aof_always"},
@@ -148,20 +148,9 @@ def test_a_matrix_of_three_presets_ranks_its_cells_as_their_reports_say(
 
 
 def test_the_spread_of_repeated_cells() -> None:
-    from chaos.matrix import Cell, spread_lines
+    from chaos.matrix import spread_lines
 
-    def cell(recovery: float, failures: int, repeat: int) -> Cell:
-        summary = {
-            "recovery_p95_s": recovery,
-            "in_windows": {"failures": failures, "error_rate": 0.0},
-            "hidden_retries": 0,
-            "duplicated_writes": 0,
-            "lost_writes": 0,
-            "client_excess_p95_s": None,
-        }
-        return Cell("no-retry", repeat, {"summary": summary, "faults": [], "verdict": "pass"}, 0)
-
-    cells = [cell(1.2, 30, 0), cell(1.0, 10, 1), cell(1.1, 20, 2)]
+    cells = [matrix_cell(1.2, 30, 0), matrix_cell(1.0, 10, 1), matrix_cell(1.1, 20, 2)]
     assert spread_lines(cells) == ["spread of no-retry over 3 runs: recovery p95 1.0-1.2 s, failures in windows 10-30"]
 
 

@@ -103,18 +103,16 @@ def test_processes_mode_exit_code_is_the_masters_verdict(tmp_path: Path) -> None
             port,
             "--master-port",
             port,
-            "-u",
-            "10",
-            "-r",
-            "10",
-            "-t",
-            "6s",
-            "--resilience-profile",
-            str(profile),
-            "--resilience-report",
-            str(report_path),
-            "--json-file",
-            str(stats),
+            *headless_args(
+                10,
+                "6s",
+                "--resilience-profile",
+                str(profile),
+                "--resilience-report",
+                str(report_path),
+                "--json-file",
+                str(stats),
+            ),
         ]
     )
     out = finish(proc, timeout=60)

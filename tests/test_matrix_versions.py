@@ -11,7 +11,7 @@ import pytest
 
 from chaos.cli import main as cli
 
-from .helpers import HEAVY, LOCUST, write_profile
+from .helpers import HEAVY, LOCUST, matrix_cell, write_profile
 
 OLD, NEW = "redis==8.1.0", "redis==8.2.0"
 RESTARTS = {  # two 1 s crashes; aof_always: no lost writes, so the columns that differ are the clients'
@@ -135,18 +135,12 @@ def test_an_environment_that_cannot_be_built_is_a_row_saying_why(
 def test_the_table_and_the_spread_name_each_cells_version() -> None:
     from chaos.matrix import Cell, spread_lines, table_lines
 
-    def cell(version: str, recovery: float, failures: int, repeat: int) -> Cell:
-        summary = {
-            "recovery_p95_s": recovery,
-            "in_windows": {"failures": failures, "error_rate": 0.0},
-            "hidden_retries": 0,
-            "duplicated_writes": 0,
-            "lost_writes": 0,
-            "client_excess_p95_s": None,
-        }
-        return Cell("no-retry", repeat, {"summary": summary, "faults": [], "verdict": "pass"}, 0, version=version)
-
-    cells = [cell(OLD, 0.3, 9, 0), cell(OLD, 0.2, 7, 1), cell(NEW, 0.1, 1, 0), cell(NEW, 0.1, 2, 1)]
+    cells = [
+        matrix_cell(0.3, 9, 0, OLD),
+        matrix_cell(0.2, 7, 1, OLD),
+        matrix_cell(0.1, 1, 0, NEW),
+        matrix_cell(0.1, 2, 1, NEW),
+    ]
     cells.append(Cell("no-retry", 0, None, None, "environment redis==8.2.1 not built: why", version="redis==8.2.1"))
     assert spread_lines(cells) == [
         "spread of no-retry redis==8.1.0 over 2 runs: recovery p95 0.2-0.3 s, failures in windows 7-9",
