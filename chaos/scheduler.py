@@ -13,7 +13,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Any, Protocol
+from typing import Any
 
 import gevent
 import gevent.event
@@ -21,6 +21,7 @@ import gevent.lock
 
 from chaos.events import ResilienceEvents
 from chaos.faults import Fault, FaultParams, FaultTarget, build_fault
+from chaos.lifecycle import FaultLife, Running, deadline, sleep_until
 from config.redact import redact_params
 from config.schema import Chaos
 from recovery.records import FaultRecord
@@ -36,47 +37,12 @@ logger = logging.getLogger(__name__)
 WITNESS_SETTLE_S = 0.1  # at the test's end: a probe's last gap line reaches the witness within this
 
 
-class FaultTimeout(Exception):
-    """A fault's inject or revert hung past ``chaos.fault_timeout_s``."""
-
-
 class FaultConflict(Exception):
     """A fault cannot be injected now: no test is running, or another fault is being injected or held."""
 
 
-def deadline(step: str, limit_s: float) -> gevent.Timeout:
-    """A fault's inject or revert hanging past ``limit_s`` (``chaos.fault_timeout_s``) fails with
-    :class:`FaultTimeout`: recorded, and the schedule goes on (a worker running its share of a
-    ``traffic_nodes`` fault keeps the same deadline)."""
-    return gevent.Timeout(limit_s, FaultTimeout(f"{step} did not return within {limit_s:g}s"))
-
-
-def sleep_until(deadline: float, clock: Callable[[], float] = time.monotonic) -> None:
-    """Sleep until ``deadline`` on ``clock``, never before: a gevent timer counts from the loop's cached
-    time, which lags behind the clock while the hub is busy, so a single sleep can end early."""
-    while (left := deadline - clock()) > 0:
-        gevent.sleep(left)
-
-
 def _log_crash(what: str, exc: BaseException) -> None:
     logger.error("%s crashed: %s", what, describe(exc))
-
-
-class Running(Protocol):
-    """What the scheduler needs of a fault it runs: a fault, or a fault fanned out to the traffic nodes."""
-
-    hold_s: float
-    took_effect: float | None
-
-    def inject(self) -> dict[str, Any]: ...
-
-    def hold_until(self, begin: float, t0: float) -> float: ...
-
-    def revert(self) -> None: ...
-
-    def window_closed(self) -> dict[str, Any]: ...
-
-    def close(self) -> None: ...
 
 
 class FannedOut:
@@ -145,7 +111,7 @@ class ChaosScheduler:
         self.rng = random.Random(chaos.seed)
         self.records: list[FaultRecord] = []
         self.greenlet: gevent.Greenlet[..., None] | None = None
-        self._active: tuple[Running, FaultRecord] | None = None
+        self._active: tuple[FaultLife, FaultRecord] | None = None
         self._busy = gevent.lock.Semaphore()  # one fault at a time, scheduled or on demand
         self._on_demand: set[gevent.Greenlet[..., None]] = set()
         self._faults: dict[int, Running] = {}  # every fault run, by id: stop() closes them (background greenlets)
@@ -242,27 +208,24 @@ class ChaosScheduler:
             record.scheduled_s = scheduled - self.started_at
             record.late_ms = (begin - scheduled) * 1000
         self.records.append(record)
-        self._active = (fault, record)  # from here on, stop() reverts it, even mid-injection
+        life = FaultLife(fault, self.chaos.fault_timeout_s, self.clock)
+        life.begin = begin
+        self._active = (life, record)  # from here on, stop() reverts it, even mid-injection
         # The window opens now, before the call: what fails while it runs (a reset endpoint's own 503s) is its.
         self.events.fault_started.fire(
             fault_id=record.fault_id, name=spec.name, params=params, time=time.time(), monotonic=begin
         )
-        try:
-            with deadline("inject", self.chaos.fault_timeout_s):
-                record.details = fault.inject()
-        except Exception as exc:
-            record.error = describe(exc)
-            record.inject_ms = (self.clock() - begin) * 1000
+        if not life.inject():
+            record.error = life.error
+            record.inject_ms = life.inject_ms
             logger.error("fault #%d %s failed to inject: %s", record.fault_id, spec.name, record.error)
             self.events.fault_failed.fire(fault_id=record.fault_id, name=spec.name, params=params, error=record.error)
-            self._revert(fault, record)
+            self._revert(life, record)
             if injected is not None:
                 injected(record)
             return record
-        t0 = self.clock()
-        record.t0 = t0
-        record.took_effect = fault.took_effect or t0
-        record.inject_ms = (t0 - begin) * 1000
+        record.details = life.details
+        record.t0, record.took_effect, record.inject_ms = life.t0, life.took_effect, life.inject_ms
         logger.info(
             "fault #%d %s injected at +%.1fs (its call took %.0f ms)%s: %s",
             record.fault_id,
@@ -278,15 +241,14 @@ class ChaosScheduler:
                 name=spec.name,
                 params=params,
                 time=time.time(),
-                monotonic=t0,
+                monotonic=life.t0,
                 details=record.details,
             )
             if injected is not None:
                 injected(record)
-            if fault.hold_s > 0:  # a sustained fault: it lasts, then is reverted (also if killed meanwhile)
-                sleep_until(fault.hold_until(begin, t0), self.clock)
+            life.hold()  # a sustained fault lasts, then is reverted (also if killed meanwhile)
         finally:
-            self._revert(fault, record)
+            self._revert(life, record)
         self._refresh_witnesses()
         return record
 
@@ -339,17 +301,15 @@ class ChaosScheduler:
             return FannedOut(fault, spec, fault_id, self.fan_out)
         return fault
 
-    def _revert(self, fault: Running, record: FaultRecord) -> None:
-        """Revert once; a revert cut short (its greenlet killed mid-way) is run again by :meth:`stop`."""
-        if record.reverted:
+    def _revert(self, life: FaultLife, record: FaultRecord) -> None:
+        """Revert once (:meth:`FaultLife.revert`); a revert cut short (its greenlet killed mid-way) is run
+        again by :meth:`stop`."""
+        if not life.revert():
             return
-        try:
-            with deadline("revert", self.chaos.fault_timeout_s):
-                fault.revert()
-        except Exception as exc:
-            record.revert_error = describe(exc)
-            logger.error("fault #%d %s failed to revert: %s", record.fault_id, record.name, record.revert_error)
+        record.revert_error = life.revert_error
         record.reverted = True
+        if record.revert_error is not None:
+            logger.error("fault #%d %s failed to revert: %s", record.fault_id, record.name, record.revert_error)
         if self._active is not None and self._active[1] is record:
             self._active = None
         if record.t0 is not None:

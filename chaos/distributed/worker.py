@@ -27,10 +27,10 @@ import gevent.pool
 from chaos.distributed import messages
 from chaos.events import ResilienceEvents, fire_recovered
 from chaos.faults import Fault, build_fault, fault_class, parse_fault_spec
+from chaos.lifecycle import FaultLife
 from chaos.profile import parse_profile
 from chaos.roles.base import Role
 from chaos.roles.measuring import MeasuresRequests
-from chaos.scheduler import deadline, sleep_until
 from chaos.service import check_headers, check_service_url
 from chaos.session import TargetSession, check_traffic_access, connect_admin, target_access
 from chaos.settings import URL_ENV, URL_FLAG, Settings, SetupError
@@ -209,34 +209,27 @@ class WorkerRole(MeasuresRequests, Role[MeasuredRun]):
         except (ValueError, KeyError) as exc:
             self.send(messages.FAULT_RAN, {**ack, "error": describe(exc)})
             return
-        limit = session.profile.chaos.fault_timeout_s
+        self.ran.append(fault)  # closed at the test's end
+        life = FaultLife(fault, session.profile.chaos.fault_timeout_s)
         run = self.run
-        begin = time.monotonic()
+        begin = life.start()
         if run is not None and run.number == data["test"]:  # opened already, unless the master's word is late
             run.open_window(fault_id, spec.name, begin)
         try:
-            try:
-                with deadline("inject", limit):
-                    ack["details"] = fault.inject()
-            except Exception as exc:
-                ack["error"] = describe(exc)
-            t0 = time.monotonic()
+            if life.inject():
+                ack["details"] = life.details
+            else:
+                ack["error"] = life.error
             self.send(messages.FAULT_RAN, ack)
-            if ack["error"] is None and fault.hold_s > 0:  # held as the scheduler holds: from when it took effect
-                sleep_until(fault.hold_until(begin, t0))  # and never early
+            life.hold()  # as the scheduler holds: from when it took effect, never early
         finally:
-            self._revert(fault, spec.name, fault_id, limit)
-
-    def _revert(self, fault: Fault, name: str, fault_id: int, limit_s: float) -> None:
-        """Revert, within the same deadline as the scheduler's; the fault is closed at the test's end."""
-        self.ran.append(fault)
-        try:
-            with deadline("revert", limit_s):
-                fault.revert()
-        except Exception as exc:
-            logger.error(
-                "redis-resilience: fault #%d %s failed to revert on this worker: %s", fault_id, name, describe(exc)
-            )
+            if life.revert() and life.revert_error is not None:
+                logger.error(
+                    "redis-resilience: fault #%d %s failed to revert on this worker: %s",
+                    fault_id,
+                    spec.name,
+                    life.revert_error,
+                )
 
     def _fault_crashed(self, data: dict[str, Any], exc: BaseException | None) -> None:
         run = self.run
