@@ -22,10 +22,10 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
-from html import escape
 from pathlib import Path
 from typing import Any
 
+import jinja2
 import yaml
 
 from chaos.locust_command import headless_command
@@ -39,6 +39,7 @@ from recovery.report import ReportError, read_report, write_atomically
 ROOT = Path(__file__).resolve().parent.parent
 LOCUST = str(Path(sys.executable).with_name("locust"))
 DEFAULT_CLIENTS = "config/clients.yaml"
+PAGE = (Path(__file__).parent / "static" / "matrix.html").read_text(encoding="utf-8")  # the page's template
 PROFILE_CLIENT = "profile"  # the one preset of --client-versions alone: the profile's own client settings
 
 
@@ -334,24 +335,30 @@ def ranked_entry(cell: Cell) -> dict[str, Any]:
 
 
 def table_html(cells: list[Cell], profile: str) -> str:
-    """The ranked table as one self-contained page, in the run report's look; each preset links to its report."""
-    versions = any(c.version for c in cells)
-    head = ("<th>version</th>" if versions else "") + "".join(f"<th class='num'>{escape(c)}</th>" for c in COLUMNS)
-    rows = []
-    for i, cell in enumerate(rank(cells), 1):
-        f = cell.figures()
-        link = f"<a href='{escape(cell.stem)}.json'>{escape(cell.preset)}</a>"
-        left = f"<td>{i}</td><td>{link}</td>" + (f"<td>{escape(cell.version or '-')}</td>" if versions else "")
-        if not f:
-            why = escape(cell.error or str(cell.exit_code))
-            rows.append(f"<tr class='breach'>{left}<td colspan='{len(COLUMNS)}'>no report: {why}</td></tr>")
-            continue
-        values = "".join(f"<td class='num'>{escape('-' if f[c] is None else str(f[c]))}</td>" for c in COLUMNS)
-        rows.append(f"<tr>{left}{values}</tr>")
-    return (
-        f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>Client matrix</title>"
-        f"<style>{STYLE}</style></head><body><header><h1>Client matrix</h1><div id='facts'>{escape(profile)}"
-        f"</div></header><main><section><h2>Ranked: recovery p95, then errors, retries, writes, excess</h2>"
-        f"<table><thead><tr><th>#</th><th>preset</th>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
-        f"</section></main></body></html>\n"
-    )
+    """The ranked table as one self-contained page, in the run report's look; each preset links to its report.
+    The markup is the template's (``chaos/static/matrix.html``); every value put in it is escaped."""
+    rows = [
+        PageRow(i, cell.stem, cell.preset, cell.version, shown_figures(cell), cell.error or str(cell.exit_code))
+        for i, cell in enumerate(rank(cells), 1)
+    ]
+    env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+    page = env.from_string(PAGE)
+    return page.render(style=STYLE, profile=profile, versions=any(c.version for c in cells), columns=COLUMNS, rows=rows)
+
+
+@dataclass(frozen=True)
+class PageRow:
+    """One row of the page: its rank, the preset's report and its figures as shown (None: no report, and why)."""
+
+    rank: int
+    stem: str
+    preset: str
+    version: str | None
+    figures: list[str] | None
+    why: str
+
+
+def shown_figures(cell: Cell) -> list[str] | None:
+    """The cell's figures in the order of COLUMNS, as the table shows them ("-": none); None without a report."""
+    f = cell.figures()
+    return [("-" if f[c] is None else str(f[c])) for c in COLUMNS] if f else None
