@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import locust  # noqa: F401  (first: it patches the standard library with gevent; the workloads import it)
 
-import functools
 import json
 from pathlib import Path
 from typing import Any
@@ -30,14 +29,12 @@ from scenarios.registry import WORKLOADS, gates
 
 
 def profile_model() -> type[Profile]:
-    """The profile as the registries stand now (registered faults and workloads); built once for
-    each state of the registries (a fault or workload registered later gives a new model)."""
-    return _model(tuple(chaos.faults.FAULTS.items()), tuple(WORKLOADS.items()))
+    """The profile model of the registries as they stand now: every registered fault and workload.
 
-
-@functools.cache
-def _model(faults: tuple[Any, ...], workloads: tuple[Any, ...]) -> type[Profile]:
-    """The model for these registry contents (the arguments are the cache key; the body reads the same)."""
+    Each call builds a new model (a fault or workload registered since is in it); nothing is kept. Where many
+    profiles are read, build it once and hand it to ``config.loader``'s ``parse_profile``/``load_profile``.
+    Two profiles of two builds are of two classes, so compare them by their ``model_dump()``.
+    """
     mix = create_model(  # type: ignore[call-overload]
         "WorkloadMix",
         __base__=WorkloadMix,

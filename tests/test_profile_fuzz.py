@@ -21,13 +21,15 @@ from hypothesis import strategies as st
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
 from chaos.faults import FAULTS
-from chaos.profile import load_profile, parse_profile, profile_model
+from chaos.profile import profile_model
+from config import loader
 from config.loader import ProfileError
 from targets.embedded import EmbeddedRedis
 
 from .helpers import finish, locust
 
 SOURCE = "fuzz.yaml"
+MODEL = profile_model()  # built once and handed to the loader for every example, as chaos.profile hands it one
 FUZZ = settings(max_examples=150, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 
 # A valid profile that reaches every model of the schema: every workload, every fault, the proxy.
@@ -46,7 +48,7 @@ FAULT_ENTRIES: list[dict[str, Any]] = [
 
 def _every_workload() -> dict[str, Any]:
     """Every workload of the profile's ``workload.mix``, with its defaults."""
-    mix = profile_model().model_fields["workload"].annotation.model_fields["mix"].annotation  # type: ignore[union-attr]
+    mix = MODEL.model_fields["workload"].annotation.model_fields["mix"].annotation  # type: ignore[union-attr]
     return {name: {} for name in mix.model_fields}
 
 
@@ -82,7 +84,6 @@ def _union(annotation: Any) -> list[Any]:
 
 def _walk() -> tuple[list[tuple[tuple[Any, ...], type[BaseModel]]], list[tuple[tuple[Any, ...], Any, str]]]:
     """Every mapping of BASE with its model, and every leaf field (path, field info, name) under them."""
-    model = profile_model()
     mappings: list[tuple[tuple[Any, ...], type[BaseModel]]] = []
     leaves: list[tuple[tuple[Any, ...], Any, str]] = []
 
@@ -104,7 +105,7 @@ def _walk() -> tuple[list[tuple[tuple[Any, ...], type[BaseModel]]], list[tuple[t
             elif name not in ("name", "toxic") or name not in data:  # a fault's name (a toxic) picks its params
                 leaves.append(((*path, name), field, name))
 
-    visit((), model, BASE)
+    visit((), MODEL, BASE)
     return mappings, leaves
 
 
@@ -136,7 +137,7 @@ def with_value(path: tuple[Any, ...], value: Any) -> dict[str, Any]:
 def problem(data: Any, source: str = SOURCE) -> str | None:
     """parse_profile's one-line message, or None when the profile loads. Anything else fails the test."""
     try:
-        parse_profile(data, source)
+        loader.parse_profile(data, source, MODEL)
     except ProfileError as exc:
         return one_line(str(exc), source)
     return None
@@ -287,7 +288,7 @@ def load_text(path: Path, content: str | bytes) -> str | None:
     else:
         path.write_text(content, encoding="utf-8")
     try:
-        load_profile(path)
+        loader.load_profile(path, MODEL)
     except ProfileError as exc:
         return one_line(str(exc), str(path))
     return None
@@ -364,7 +365,7 @@ def test_any_file_content_loads_or_gives_one_line(scratch: Path, content: str | 
 def test_a_file_that_does_not_exist(scratch: Path, name: str) -> None:
     path = scratch / "missing" / name
     with pytest.raises(ProfileError) as caught:
-        load_profile(path)
+        loader.load_profile(path, MODEL)
     message = one_line(str(caught.value), str(path))
     assert "no such profile file" in message or "cannot read profile" in message, message
 
@@ -387,7 +388,7 @@ def test_what_the_fuzzing_found_stays_fixed(scratch: Path) -> None:
         message = load_text(scratch / "found.yaml", content)
         assert message is not None and expected in message, (content, message)
     with pytest.raises(ProfileError, match="cannot read profile"):
-        load_profile(scratch / "nul\x00byte.yaml")
+        loader.load_profile(scratch / "nul\x00byte.yaml", MODEL)
 
 
 # ---- one real locust process per error family --------------------------------------------------
