@@ -51,6 +51,10 @@ class ChaosControl(Protocol):
         """The report as it stands (verdict ``running`` during a test), or the last one; None before any."""
         ...
 
+    def waiting_report(self) -> dict[str, Any]:
+        """The report before the first test, made by the report's own pipeline."""
+        ...
+
     @property
     def metrics_registry(self) -> CollectorRegistry:
         """The run's Prometheus metrics (chaos/roles/live.py)."""
@@ -104,31 +108,6 @@ def resilience_rows(report: dict[str, Any] | None) -> list[dict[str, Any]]:
         )
     return rows
 
-
-EMPTY_REPORT: dict[str, Any] = {
-    "schema": "redis-resilience/report/v1",
-    "run_id": "-",
-    "profile": "-",
-    "target": "-",
-    "mode": "-",
-    "started_at": 0,
-    "duration_s": 0,
-    "faults": [],
-    "slo": [],
-    "verdict": "running",
-    "exit_code": None,
-    "summary": {
-        "requests": 0,
-        "failures": 0,
-        "faults_recovered": 0,
-        "faults_injected": 0,
-        "recovery_p95_s": None,
-        "hidden_retries": 0,
-        "lost_writes": None,
-    },
-    "integrity": {},
-    "timeline": None,
-}  # before the first test: the view waits for one
 
 BODY_KEYS = frozenset({"force", "fault"})
 
@@ -216,7 +195,7 @@ def install(web_ui: WebUI, control: ChaosControl, base_path: str | None = None) 
     @route("/resilience")
     def resilience() -> Response:
         """The live Resilience view: the HTML report of the run as it stands, drawn again every 2 s."""
-        report = control.live_report() or EMPTY_REPORT
+        report = control.live_report() or control.waiting_report()  # before the first test: the view waits
         page = render(report, live_url="report.json")
         at = page.rfind("</body>")  # the panel (the reset button, the status) here too, its links beside it
         panel = PANEL_HTML.replace('href="./chaos/resilience"', 'href="resilience"').replace("./chaos/", "./")

@@ -15,17 +15,35 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from config.schema import Slo
 from recovery.console import console_lines
 from recovery.html import write_html
 from recovery.junit import write_junit
-from recovery.records import FaultRecord
-from recovery.report import RunFacts, build_report, compute_figures, write_json
-from recovery.results import NodeResult
+from recovery.report import ReportInputs, build_report, compute_figures, write_json
+from recovery.results import per_fault
 from recovery.verdict import EXIT_BAD_INPUT, EXIT_PASS, EXIT_SLO_BREACHED, SloResult, evaluate
 
 logger = logging.getLogger("redis_resilience")
 console = logging.getLogger("locust.stats_logger")  # Locust's own plain console output
+
+
+def exit_code_for(slo_results: list[SloResult], aborted: str | None = None) -> int:
+    """3 when an SLO is breached or the test was aborted, else 0."""
+    if aborted is not None or not all(r.ok for r in slo_results):
+        return EXIT_SLO_BREACHED
+    return EXIT_PASS
+
+
+def make_report(inputs: ReportInputs, with_timeline: bool = True) -> tuple[dict[str, Any], list[SloResult]]:
+    """The report of ``inputs`` and its SLO lines: the one pipeline (figures, verdict, exit code, report), for
+    the live views (the web UI, Prometheus) and the end of a test alike. Without the timeline it is
+    cheap whatever the run's length."""
+    windows = per_fault(inputs.result.windows)  # merged over the request types, once
+    figures = compute_figures(
+        inputs.records, inputs.result, inputs.missing_workers, inputs.service_health, windows=windows
+    )
+    slo_results = evaluate(inputs.slo, figures)
+    code = exit_code_for(slo_results, inputs.facts.aborted)
+    return build_report(inputs, windows, figures, slo_results, code, with_timeline), slo_results
 
 
 class Outcome:
@@ -47,27 +65,9 @@ class Outcome:
         self.refusal: str | None = None  # bad input: the first reason
         self.refusal_shown = False
 
-    def conclude(
-        self,
-        facts: RunFacts,
-        slo: Slo,
-        records: list[FaultRecord],
-        result: NodeResult,
-        workers: dict[str, Any] | None = None,
-        missing_by_fault: dict[int, list[str]] | None = None,
-        service: dict[str, Any] | None = None,
-        outage_ms: dict[int, float] | None = None,
-    ) -> dict[str, Any]:
-        """A test ended: its report (written to ``report_path``), its lines and its verdict.
-        ``workers`` and ``missing_by_fault`` come from a master; ``service`` (a run with HTTP users) holds
-        the service's health at the end under ``health_at_end`` when it has a health endpoint."""
-        missing = len(workers["missing"]) if workers else 0
-        figures = compute_figures(records, result, missing, (service or {}).get("health_at_end"))
-        slo_results = evaluate(slo, figures)
-        code = self.exit_code_for(slo_results, facts.aborted)
-        report = build_report(
-            facts, records, result, figures, slo_results, code, workers, missing_by_fault, service, outage_ms
-        )
+    def conclude(self, inputs: ReportInputs) -> dict[str, Any]:
+        """A test ended: its report (written to ``report_path``), its lines and its verdict."""
+        report, slo_results = make_report(inputs)
         self.report = report
         self.lines = console_lines(report, slo_results)
         self.printed = False
@@ -84,13 +84,6 @@ class Outcome:
                 else:
                     logger.info("redis-resilience: %s written to %s", what, path)
         return report
-
-    @staticmethod
-    def exit_code_for(slo_results: list[SloResult], aborted: str | None = None) -> int:
-        """3 when an SLO is breached or the test was aborted, else 0."""
-        if aborted is not None or not all(r.ok for r in slo_results):
-            return EXIT_SLO_BREACHED
-        return EXIT_PASS
 
     def refuse(self, reason: str, shown: bool = False) -> None:
         """Bad input: the run ends with exit code 2. ``shown``: the reason was logged already, don't repeat it."""

@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from config.schema import Slo
 from recovery.environment import RunEnvironment
 from recovery.records import FaultRecord
 from recovery.results import NodeResult, TypeTotals, per_fault
@@ -41,6 +42,34 @@ class RunFacts:
     environment: RunEnvironment  # what ran: the tools', the client's and the servers' versions
     interrupted: str | None = None  # the test was cut short: by which signal (or "quit")
     aborted: str | None = None  # the pack stopped the test itself, and why (e.g. the embedded server died)
+
+
+@dataclass(frozen=True)
+class ReportInputs:
+    """Everything one report is made of: the same for the live views and for the end of a test.
+
+    :param workers: who was expected, who reported and each one's counts (a master's only)
+    :param missing_by_fault: for each fault, the workers that sent no window of it (a master's only)
+    :param service: the service's pre-flight facts, and at the end its ``health_at_end`` (HTTP users only)
+    :param outage_ms: the witness's outage in each second of the timeline (None: no witness)
+    """
+
+    facts: RunFacts
+    slo: Slo
+    records: list[FaultRecord]
+    result: NodeResult
+    workers: dict[str, Any] | None = None
+    missing_by_fault: dict[int, list[str]] | None = None
+    service: dict[str, Any] | None = None
+    outage_ms: dict[int, float] | None = None
+
+    @property
+    def missing_workers(self) -> int:
+        return len(self.workers["missing"]) if self.workers else 0
+
+    @property
+    def service_health(self) -> dict[str, Any] | None:
+        return (self.service or {}).get("health_at_end")
 
 
 def window_figures(win: WindowSummary) -> dict[str, Any]:
@@ -148,11 +177,14 @@ def compute_figures(
     result: NodeResult,
     missing_workers: int = 0,
     service_health: dict[str, Any] | None = None,
+    windows: list[WindowSummary] | None = None,
 ) -> Figures:
     """The SLO figures. ``result.integrity`` None means it could not be checked: write figures are unknown.
     ``service_health``: the service's health check at the end (``healthy``, ``said``: what it answered, in
-    words); None: no health endpoint to ask."""
-    windows, outside, integrity = per_fault(result.windows), result.outside, result.integrity
+    words); None: no health endpoint to ask. ``windows``: the faults' windows merged over the request types
+    (:func:`per_fault` of ``result.windows``), when the caller has them already."""
+    windows = per_fault(result.windows) if windows is None else windows
+    outside, integrity = result.outside, result.integrity
     # A window cut short by the end of the test while still degraded is unknown, not a failure.
     recoveries = [math.inf if w.recovery_s is None else w.recovery_s for w in windows if not w.unresolved]
     in_requests = sum(w.requests for w in windows)
@@ -181,23 +213,16 @@ def _gated(integrity: dict[str, IntegrityResult] | None, workload: str, figure: 
 
 
 def build_report(
-    facts: RunFacts,
-    records: list[FaultRecord],
-    result: NodeResult,
+    inputs: ReportInputs,
+    windows: list[WindowSummary],
     figures: Figures,
     slo_results: list[SloResult],
     code: int,
-    workers: dict[str, Any] | None = None,
-    missing_by_fault: dict[int, list[str]] | None = None,
-    service: dict[str, Any] | None = None,
-    outage_ms: dict[int, float] | None = None,
     with_timeline: bool = True,
 ) -> dict[str, Any]:
-    """The JSON report, with the exit ``code`` the outcome decided (recovery/outcome.py).
-    ``workers`` and ``missing_by_fault`` are given on a master only; ``service`` is the service's
-    pre-flight and end-of-run facts, in a run with HTTP users; ``outage_ms`` the witness's outage in each
-    second of the timeline (None: no witness)."""
-    windows = per_fault(result.windows)
+    """The JSON report of ``inputs``, with the exit ``code`` the outcome decided (recovery/outcome.py);
+    ``windows``: the faults' windows merged over the request types (:func:`per_fault`)."""
+    facts, records, result = inputs.facts, inputs.records, inputs.result
     outside = result.outside
     integrity = result.integrity
     in_win = Counts(
@@ -228,9 +253,9 @@ def build_report(
             "degraded_threshold_ms": _r(result.threshold_ms),
             "by_type": {t: _baseline(v) for t, v in sorted(result.by_type.items())},
         },
-        "service": service,
-        "workers": workers,
-        "faults": fault_rows(records, windows, missing_by_fault or {}, result.windows),
+        "service": inputs.service,
+        "workers": inputs.workers,
+        "faults": fault_rows(records, windows, inputs.missing_by_fault or {}, result.windows),
         "summary": {
             "requests": in_win.requests + outside.requests,
             "failures": in_win.failures + outside.failures,
@@ -276,7 +301,7 @@ def build_report(
         ],
         "verdict": "pass" if code == EXIT_PASS else "fail",
         "exit_code": code,
-        "timeline": timeline(result.series, result.users, outage_ms) if with_timeline else None,
+        "timeline": timeline(result.series, result.users, inputs.outage_ms) if with_timeline else None,
     }
 
 

@@ -407,3 +407,10 @@ class StallProbe:
             (float(a), float(b))
             for kind, a, b in (line.split() for line in out.splitlines() if line.startswith(("STALL ", "SPAN ")))
         ]
+
+
+def embedded_report(html: str) -> dict[str, Any]:
+    """The report an HTML page of the pack carries (the report file, the live Resilience view)."""
+    match = re.search(r'<script id="report-data" type="application/json">(.*?)</script>', html, re.S)
+    assert match, "no embedded report"
+    return dict(json.loads(match.group(1).replace("<\\/", "</")))

@@ -22,16 +22,10 @@ import pytest
 from recovery.html import main as render_main
 from targets.embedded import end_process, free_port
 
-from .helpers import HEAVY, finish, headless_args, locust, wait_for_output, web_locust, write_profile
+from .helpers import HEAVY, embedded_report, finish, headless_args, locust, wait_for_output, web_locust, write_profile
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 PROMETHEUS = shutil.which("prometheus")
-
-
-def embedded_data(html: str) -> dict[str, Any]:
-    match = re.search(r'<script id="report-data" type="application/json">(.*?)</script>', html, re.S)
-    assert match, "no embedded report"
-    return dict(json.loads(match.group(1).replace("<\\/", "</")))
 
 
 def redis_server_version() -> str:
@@ -108,7 +102,7 @@ def test_a_headless_run_writes_the_html_report_junit_and_progress_and_serves_met
     # the HTML: self-contained, its data the report's
     page = html.read_text()
     assert not re.search(r"<script[^>]+src=|<link[^>]+href=", page), "an external script or stylesheet"
-    data = embedded_data(page)
+    data = embedded_report(page)
     assert data["faults"] == faults and data["summary"] == report["summary"] and data["slo"] == report["slo"]
     timeline = report["timeline"]
     assert sum(timeline["types"]["REDIS"]["requests"]) == report["summary"]["requests"]
@@ -174,7 +168,7 @@ def test_the_report_command_renders_a_saved_report_and_refuses_bad_input(
     saved.write_text(json.dumps({**report, "target": "</script><script>alert(1)</script>"}))
     assert render_main([str(saved), "-o", str(tmp_path / "out.html")]) == 0
     page = (tmp_path / "out.html").read_text()
-    assert embedded_data(page)["target"] == "</script><script>alert(1)</script>"  # data, never markup
+    assert embedded_report(page)["target"] == "</script><script>alert(1)</script>"  # data, never markup
     assert '<div id="versions" title="what ran: the client, its parser, the server">versions not recorded' in page
     (tmp_path / "bad.json").write_text("{not json")
     assert render_main([str(tmp_path / "bad.json")]) == 2
@@ -243,7 +237,7 @@ def test_prometheus_scrapes_the_web_uis_metrics_and_the_resilience_view_is_live(
             pass
         run.status_when(lambda s: s["faults"]["count"] >= 2, 40, "two faults")
         code, page = run.call("/chaos/resilience")
-        assert code == 200 and 'data-live="report.json"' in page and embedded_data(page)["verdict"] == "running"
+        assert code == 200 and 'data-live="report.json"' in page and embedded_report(page)["verdict"] == "running"
         dom = chromium_dom(f"{run.base}/chaos/resilience", tmp_path)  # the live view in a browser
         assert 'data-ready="1"' in dom and "RUNNING (live, every 2 s)" in dom, dom[:2000]
         assert len(re.findall(r'<canvas width="[1-9]\d+" height="[1-9]\d+"', dom)) == 3

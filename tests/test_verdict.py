@@ -7,7 +7,7 @@ import math
 import pytest
 
 from chaos.profile import parse_profile
-from recovery.outcome import Outcome
+from recovery.outcome import exit_code_for
 from recovery.records import FaultRecord
 from recovery.report import client_excess_s, compute_figures
 from recovery.results import NodeResult
@@ -39,13 +39,13 @@ SLO = parse_profile({}, "test").slo
 
 def test_all_slos_hold() -> None:
     results = evaluate(SLO, figures())
-    assert all(r.ok for r in results) and Outcome.exit_code_for(results) == EXIT_PASS
+    assert all(r.ok for r in results) and exit_code_for(results) == EXIT_PASS
     assert "SLO ok       max_recovery_p95_s: 0.5 <= 2" in [r.message for r in results]
 
 
 def test_breach_names_the_slo_and_by_how_much() -> None:
     results = evaluate(SLO, figures(recovery_p95_s=4.25, lost_writes=3))
-    assert Outcome.exit_code_for(results) == EXIT_SLO_BREACHED
+    assert exit_code_for(results) == EXIT_SLO_BREACHED
     breached = {r.name: r.message for r in results if not r.ok}
     assert breached == {
         "max_recovery_p95_s": "SLO BREACHED max_recovery_p95_s: 4.25 > 2 (over by 2.25)",

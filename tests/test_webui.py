@@ -9,7 +9,7 @@ import pytest
 
 from targets.embedded import EmbeddedRedis, free_port
 
-from .helpers import finish, web_locust, worker, write_profile
+from .helpers import embedded_report, finish, web_locust, worker, write_profile
 
 MAX_WINDOW_S = 1.5
 
@@ -134,6 +134,11 @@ def test_master_status_and_reset_reach_the_workers(tmp_path: Path, redis_server:
         str(quiet),
     ]
     with web_locust(args, report_path) as run:
+        run.status_when(lambda s: not s["running"], 30, "the web UI, waiting for its worker")
+        code, page = run.call("/chaos/resilience")  # before the first test: the report's own pipeline, empty
+        waiting = embedded_report(page)
+        assert code == 200 and waiting["verdict"] == "running" and waiting["faults"] == [], waiting
+        assert waiting["summary"]["requests"] == 0 and waiting["mode"] == "master" and waiting["slo"]
         work = worker(master_port)
         try:
             status = run.status_when(
@@ -148,6 +153,10 @@ def test_master_status_and_reset_reach_the_workers(tmp_path: Path, redis_server:
             assert reset["trigger"] == "web" and reset["details"]["pools"] == 5  # the worker reset and acknowledged
             assert "unacknowledged_workers" not in reset["details"]
             run.status_when(lambda s: s["elapsed_s"] > reset["offset_s"] + MAX_WINDOW_S + 0.5, 15, "the window closed")
+            code, live = run.call("/chaos/report.json")  # made as the final one is: the workers' side too
+            assert code == 200 and live["verdict"] == "running", live
+            assert len(live["workers"]["expected"]) == 1 and live["workers"]["missing"] == [], live["workers"]
+            assert live["faults"][0]["requests"] > 0 and "missing_workers" not in live["faults"][0]
             report = run.stop()
         finally:
             run.quit()

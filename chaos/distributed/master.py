@@ -12,11 +12,13 @@ from locust.env import Environment
 from locust.runners import MasterRunner
 
 import logging
+import time
 from typing import Any, ClassVar
 
 from chaos.distributed.master_link import MasterLink, MasterTest
 from chaos.events import ResilienceEvents
 from chaos.faults import FaultParams
+from chaos.roles.live import Measured
 from chaos.roles.scheduling import PROGRESS_WAIT_S, SchedulingRole
 from chaos.scheduler import FanOut
 from chaos.settings import Settings
@@ -74,12 +76,16 @@ class MasterRole(SchedulingRole[TestRun]):
             return []
         return [x for ws in heard.windows.values() for x in ws if x.fault_id == fault_id]
 
-    def live_result(self, run: TestRun) -> NodeResult:
-        """The workers' windows so far (their series and counts outside windows come with their finals)."""
+    def live_measured(self, run: TestRun) -> Measured:
+        """The workers' windows so far (their series and counts outside windows come with their finals), who
+        sent what, and the workers that sent no window of a fault whose window has closed."""
         heard = self.link.current
         if heard is None:
-            return NodeResult()
-        return merge_results(list(heard.finals.values()), [w for ws in heard.windows.values() for w in ws])
+            return Measured(NodeResult())
+        result = merge_results(list(heard.finals.values()), [w for ws in heard.windows.values() for w in ws])
+        window_s = self.session.profile.recovery.max_window_s
+        closed = [r for r in run.records if r.begin is not None and r.begin + window_s < time.monotonic()]
+        return Measured(result, _workers(heard, []), _missing_by_fault(heard, closed))
 
     def pool_status(self) -> dict[str, Any]:
         note = "distributed run: the workers hold the connection pools, the master has none"
@@ -108,7 +114,7 @@ class MasterRole(SchedulingRole[TestRun]):
             worker, why = sorted(heard.aborted.items())[0]
             run.aborted = f"worker {worker}: {why}"
         self.session.cleanup_keys()
-        self.report_run(run, result, _workers(heard, missing), _missing_by_fault(heard, run.records))
+        self.report_run(run, Measured(result, _workers(heard, missing), _missing_by_fault(heard, run.records)))
 
 
 def _missing_by_fault(heard: MasterTest, records: list[FaultRecord]) -> dict[int, list[str]]:

@@ -11,23 +11,30 @@ their per-second series and counts outside windows join at the test's end.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from prometheus_client import push_to_gateway, start_http_server
 from prometheus_client.registry import CollectorRegistry
 
 from chaos.settings import SetupError
-from chaos.testrun import TestRun
 from config.hosts import is_loopback_host
 from config.redact import redact_url
-from config.schema import Slo
 from recovery.metrics import registry_of
-from recovery.outcome import Outcome
-from recovery.report import RunFacts, build_report, compute_figures
+from recovery.outcome import Outcome, make_report
+from recovery.report import ReportInputs
 from recovery.results import NodeResult
-from recovery.verdict import evaluate
 
 logger = logging.getLogger("redis_resilience")
+
+
+@dataclass(frozen=True)
+class Measured:
+    """What a role has measured of a test: the result, and on a master its workers' side of it."""
+
+    result: NodeResult
+    workers: dict[str, Any] | None = None  # the report's ``workers``
+    missing_by_fault: dict[int, list[str]] | None = None  # the workers that sent no window of each fault
 
 
 class Watched(Protocol):
@@ -36,33 +43,22 @@ class Watched(Protocol):
     run: Any
     outcome: Outcome
 
-    def facts(self, run: Any) -> RunFacts: ...
+    def live_measured(self, run: Any) -> Measured: ...
 
-    def live_result(self, run: Any) -> NodeResult: ...
-
-    def witness_seconds(self, run: Any, result: NodeResult) -> dict[int, float] | None: ...
+    def report_inputs(self, run: Any, measured: Measured, at_end: bool, with_timeline: bool = True) -> ReportInputs: ...
 
     def status(self) -> dict[str, Any]: ...
-
-    @property
-    def slo(self) -> Slo: ...
 
 
 def live_report(role: Watched, with_timeline: bool = True) -> dict[str, Any] | None:
     """The running test's report as it stands (verdict ``running``); else the last test's; None before any.
-    Without the timeline it is cheap whatever the run's length (the stats poll's Resilience tab)."""
-    run: TestRun | None = role.run
+    It is made as the final one is (:func:`make_report`) from what the role has now. Without the timeline it
+    is cheap whatever the run's length (the stats poll's Resilience tab)."""
+    run = role.run
     if run is None:
         return role.outcome.report
-    result = role.live_result(run)
-    records = list(run.records)
-    figures = compute_figures(records, result)
-    slo_results = evaluate(role.slo, figures)
-    code = Outcome.exit_code_for(slo_results, run.aborted)
-    outage_ms = role.witness_seconds(run, result) if with_timeline else None
-    report = build_report(
-        role.facts(run), records, result, figures, slo_results, code, outage_ms=outage_ms, with_timeline=with_timeline
-    )
+    inputs = role.report_inputs(run, role.live_measured(run), at_end=False, with_timeline=with_timeline)
+    report, _ = make_report(inputs, with_timeline)
     report["verdict"] = "running"
     return report
 

@@ -6,6 +6,7 @@ import time
 from typing import Any, ClassVar
 
 from chaos.events import fire_recovered
+from chaos.roles.live import Measured
 from chaos.roles.measuring import MeasuresRequests
 from chaos.roles.scheduling import PROGRESS_WAIT_S, SchedulingRole
 from chaos.testrun import MeasuredRun
@@ -47,7 +48,7 @@ class LocalRole(MeasuresRequests, SchedulingRole[MeasuredRun]):
                 return [w for t in trackers for w in t.closed if w.fault_id == fault_id]
             run.window_closed.wait(left)
 
-    def live_result(self, run: MeasuredRun) -> NodeResult:
+    def live_measured(self, run: MeasuredRun) -> Measured:
         """Closed windows, and the open one as it stands (marked truncated: its end is to come)."""
         result = NodeResult.from_trackers(run.tracker, {}, None, 0)
         now = run.tracker.clock()
@@ -55,10 +56,10 @@ class LocalRole(MeasuresRequests, SchedulingRole[MeasuredRun]):
             window = tracker.current
             if window is not None and now < window.closes_at:
                 result.windows.append(window.close(now, truncated=True))  # a snapshot: the window stays open
-        return result
+        return Measured(result)
 
     def conclude(self, run: MeasuredRun) -> None:
         integrity, integrity_error = self.session.check_integrity()
         result = run.result(integrity, integrity_error, self.user_errors())
         self.session.cleanup_keys()
-        self.report_run(run, result)
+        self.report_run(run, Measured(result))

@@ -22,14 +22,14 @@ from prometheus_client.registry import CollectorRegistry
 from chaos.events import ResilienceEvents
 from chaos.faults import FAULTS, FaultParams, fault_class, fault_names, parse_fault_spec
 from chaos.roles.base import Role
-from chaos.roles.live import Metrics, live_report
+from chaos.roles.live import Measured, Metrics, live_report
 from chaos.scheduler import ChaosScheduler, FanOut, FaultConflict
 from chaos.session import TargetSession, open_session
 from chaos.settings import Settings, SetupError
 from chaos.testrun import TestRun, spawn_detached
-from config.schema import Slo
+from recovery.outcome import make_report
 from recovery.records import FaultRecord
-from recovery.report import RunFacts
+from recovery.report import ReportInputs, RunFacts
 from recovery.results import NodeResult, merge_windows, per_fault
 from recovery.tracker import WindowSummary
 from scenarios.run import attach
@@ -192,29 +192,39 @@ class SchedulingRole(Role[R]):
         counted = sum(int(row["count"]) for row in runner.exceptions.values()) if runner is not None else 0
         return counted + (1 if locust_log.unhandled_greenlet_exception else 0)
 
-    def report_run(
-        self,
-        run: R,
-        result: NodeResult,
-        workers: dict[str, Any] | None = None,
-        missing_by_fault: dict[int, list[str]] | None = None,
-    ) -> None:
-        session = self.session
-        facts = self.facts(run)
-        service = None
-        if session.service is not None:  # the faults are reverted: has the service come back?
-            service = {**session.service.facts(), "health_at_end": session.service.health_at_end()}
-        outage_ms = self.witness_seconds(run, result)
-        self.outcome.conclude(
-            facts, session.profile.slo, run.records, result, workers, missing_by_fault, service, outage_ms
-        )
+    def report_run(self, run: R, measured: Measured) -> None:
+        """The test ended (its faults reverted): its report, the exit code, the push, the lines."""
+        self.outcome.conclude(self.report_inputs(run, measured, at_end=True))
         self.apply_exit_code()
         self.metrics.push()
         if not self.headless:
             self.outcome.print_report()  # web UI: show it now, the process may live on for another test
 
-    def facts(self, run: R) -> RunFacts:
-        """The run's facts for its report (at the end, or live)."""
+    def report_inputs(
+        self, run: R | None, measured: Measured, at_end: bool, with_timeline: bool = True
+    ) -> ReportInputs:
+        """What a report of ``run`` is made of, live (``at_end`` False) or at its end: the same inputs, except
+        the service's health, asked at the end only (once the faults are reverted: has it come back?).
+        ``run`` None: before the first test (the web UI's view waits for one)."""
+        session = self.session
+        service = None
+        if session.service is not None:
+            service = session.service.facts()
+            if at_end:
+                service["health_at_end"] = session.service.health_at_end()
+        return ReportInputs(
+            facts=self.facts(run),
+            slo=session.profile.slo,
+            records=list(run.records) if run is not None else [],
+            result=measured.result,
+            workers=measured.workers,
+            missing_by_fault=measured.missing_by_fault,
+            service=service,
+            outage_ms=self.witness_seconds(run, measured.result) if with_timeline and run is not None else None,
+        )
+
+    def facts(self, run: R | None) -> RunFacts:
+        """The run's facts for its report (at the end, or live; ``run`` None: before the first test)."""
         session = self.session
         return RunFacts(
             run_id=session.run.run_id,
@@ -224,11 +234,11 @@ class SchedulingRole(Role[R]):
             embedded_pids=session.embedded.pids if session.embedded is not None else [],
             mode=self.mode,
             chaos=session.chaos_enabled,
-            started_at=run.started_wall,
-            duration_s=time.monotonic() - run.started_at,
+            started_at=run.started_wall if run is not None else time.time(),
+            duration_s=time.monotonic() - run.started_at if run is not None else 0.0,
             environment=self.what_runs,
-            interrupted=run.interrupted,
-            aborted=run.aborted,
+            interrupted=run.interrupted if run is not None else None,
+            aborted=run.aborted if run is not None else None,
         )
 
     def witness_seconds(self, run: R, result: NodeResult) -> dict[int, float] | None:
@@ -254,16 +264,18 @@ class SchedulingRole(Role[R]):
 
     # ---- live: the web UI's Resilience view and Prometheus (chaos/roles/live.py) ----------------
 
-    @property
-    def slo(self) -> Slo:
-        return self.session.profile.slo
-
-    def live_result(self, run: R) -> NodeResult:
+    def live_measured(self, run: R) -> Measured:
         """What this node has measured of the running test so far."""
         raise NotImplementedError
 
     def live_report(self, with_timeline: bool = True) -> dict[str, Any] | None:
         return live_report(self, with_timeline)
+
+    def waiting_report(self) -> dict[str, Any]:
+        """The report before the first test (verdict ``running``): what the web UI's view shows until one starts."""
+        report, _ = make_report(self.report_inputs(None, Measured(NodeResult()), at_end=False), with_timeline=False)
+        report["verdict"] = "running"
+        return report
 
     @property
     def metrics_registry(self) -> CollectorRegistry:
