@@ -70,6 +70,10 @@ class FannedOut:
         """Each node's own."""
         return {}
 
+    def seen(self) -> dict[str, Any]:
+        """Nothing watched here."""
+        return {}
+
     def close(self) -> None:
         self._fault.close()
 
@@ -291,9 +295,10 @@ class ChaosScheduler:
             return
         try:
             with deadline("window_closed", self.chaos.fault_timeout_s):
-                record.details.update(fault.window_closed())
+                record.at_window_close = fault.window_closed()
         except Exception as exc:  # a figure missing from the report, never a failed fault
             logger.warning("fault #%d %s: no window-close figures: %s", record.fault_id, record.name, describe(exc))
+        record.seen = fault.seen()
 
     def _build(self, spec: FaultParams, fault_id: int) -> Running:
         fault = build_fault(spec, replace(self.target, fault_id=fault_id))
@@ -337,5 +342,8 @@ class ChaosScheduler:
                 gevent.sleep(WITNESS_SETTLE_S)  # a gap that just ended reaches us as its probe's next line
             self.settle(self.clock(), closing=True)
         faults, self._faults = self._faults, {}
+        for record in self.records:  # what their background watchers saw by the end of the test
+            if record.t0 is not None and record.fault_id in faults:
+                record.seen = faults[record.fault_id].seen()
         for fault in faults.values():
             fault.close()

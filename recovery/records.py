@@ -18,7 +18,9 @@ class FaultRecord:
     begin: float | None = None  # monotonic: when the injection call began, the window's start (None: not yet)
     t0: float | None = None  # monotonic: when the injection returned, None when it failed (or has not yet)
     took_effect: float | None = None  # monotonic: when the fault reached the target, if it knows (else t0)
-    details: dict[str, Any] = field(default_factory=dict)
+    details: dict[str, Any] = field(default_factory=dict)  # what the injection returned: never changed after
+    at_window_close: dict[str, Any] = field(default_factory=dict)  # what the fault counted as its window closed
+    seen: dict[str, Any] = field(default_factory=dict)  # what it saw in the background (as of the last look)
     error: str | None = None
     duration_s: float = 0.0
     revert_error: str | None = None
@@ -33,6 +35,11 @@ class FaultRecord:
     @property
     def ok(self) -> bool:
         return self.error is None
+
+    def all_details(self) -> dict[str, Any]:
+        """The report's ``details``: the injection's, then what the fault counted as its window closed, then
+        what it saw in the background (each its own record, written once by its owner and merged here)."""
+        return {**self.details, **self.at_window_close, **self.seen}
 
     def brief(self) -> dict[str, Any]:
         """The short form (the web UI's status)."""

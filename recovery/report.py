@@ -124,7 +124,7 @@ def fault_rows(
             "late_ms": _r(rec.late_ms, 1),
             "inject_ms": _r(rec.inject_ms),
             "duration_s": _r(rec.duration_s),
-            "details": rec.details,
+            "details": rec.all_details(),
         }
         win = by_id.get(rec.fault_id)
         row.update(

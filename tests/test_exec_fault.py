@@ -204,7 +204,7 @@ def test_revert_command_runs_after_the_hold_or_at_once_when_the_test_stops(tmp_p
     scheduler.stop()  # the test stops: the revert runs at once
     assert record.reverted and record.revert_error is None and marker.read_text() == "back\n"
     assert time.monotonic() - stopped < 5
-    assert record.details["revert"]["exit_code"] == 0  # settled at the stop, after its revert ran
+    assert record.at_window_close["revert"]["exit_code"] == 0  # settled at the stop, after its revert ran
     marker.unlink()
     record = scheduler.inject(failing)
     assert record.ok and record.revert_error == "ExecFailed: revert_command: sh exited 4 (expected 0): no"

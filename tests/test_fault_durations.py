@@ -32,13 +32,13 @@ def admin_of(redis_server: EmbeddedRedis) -> Iterator[redis.Redis]:
 
 
 def run_fault(target: FaultTarget, spec: dict[str, Any]) -> dict[str, Any]:
-    """One fault through the scheduler, as a run injects it; its record's details."""
+    """One fault through the scheduler, as a run injects it; its record's details, as the report has them."""
     chaos = parse_profile({"chaos": {"faults": [spec]}}, "test").chaos
     scheduler = ChaosScheduler(chaos, target, ResilienceEvents(), started_at=time.monotonic())
     record = scheduler.inject(chaos.faults[0])
     scheduler.stop()
     assert record.ok and record.revert_error is None, record
-    return record.details
+    return record.all_details()
 
 
 def one_stall(stalls: list[tuple[float, float]], longer_than_s: float) -> float:

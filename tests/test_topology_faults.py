@@ -127,6 +127,8 @@ def test_after_a_failover_the_sentinel_client_writes_to_the_new_primary(
     details = fault.inject()
     assert details["replica_in_sync"] is True
     fault.revert()  # returns once the sentinels name the new primary
+    assert "promoted_after_s" not in details  # what inject() returned is never changed after
+    details = {**details, **fault.seen()}  # the watcher's own record, merged as the report merges it
     assert 0 < details["promoted_after_s"] < 20
     assert details["old_primary_port"] == old.port and details["new_primary_port"] != old.port
     # A planned failover leaves the old primary a master until Sentinel converts it (several
@@ -139,7 +141,7 @@ def test_after_a_failover_the_sentinel_client_writes_to_the_new_primary(
     )
     eventually("the old primary rejoins as a replica", lambda: role(old) == "slave", SENTINEL_SETTLE_S, explain)
     if method == "sentinel_failover":  # the watcher polls every 0.1 s: it may lag behind the check above
-        eventually("the fault records the demotion", lambda: "old_primary_demoted_after_s" in details, 5)
+        eventually("the fault records the demotion", lambda: "old_primary_demoted_after_s" in fault.seen(), 5)
     watcher = fault.watcher  # type: ignore[attr-defined]
     fault.close()  # as the scheduler's stop does: the watcher (if still watching) is killed and joined
     assert watcher.dead and fault.watcher is None  # type: ignore[attr-defined]
@@ -186,15 +188,14 @@ def test_a_failover_records_sentinels_in_tilt_mode_and_fails_when_none_is_promot
         chaos = parse_profile({"chaos": {"faults": [{"name": "client_kill"}]}}, "test").chaos
         scheduler = ChaosScheduler(chaos, target, ResilienceEvents(), started_at=time.monotonic())
         record = scheduler.inject(FailoverParams(name="failover", method="kill_primary", down_s=0.1))
-        details = record.details  # the watcher goes on filling them in after the revert
         assert record.ok and record.revert_error is None
-        assert "sentinel_tilt" not in details and details["promoted_after_s"] > 0
-        [first] = [f for f in gc.get_objects() if isinstance(f, Failover) and f.details is details]
+        [first] = [f for f in gc.get_objects() if isinstance(f, Failover) and f.watcher and f.params.down_s == 0.1]
+        assert "sentinel_tilt" not in first.seen() and first.seen()["promoted_after_s"] > 0
         watcher = first.watcher
         stall(topology, 2.5)
-        eventually(
+        eventually(  # the watcher goes on after the revert, in its own record
             "the fault records the sentinels' TILT mode",
-            lambda: details.get("sentinel_tilt") is True,
+            lambda: first.seen().get("sentinel_tilt") is True,
             10,
             lambda: sentinel_log(topology),
         )
@@ -205,6 +206,8 @@ def test_a_failover_records_sentinels_in_tilt_mode_and_fails_when_none_is_promot
         assert watcher is not None and not watcher.dead  # so the first one's watcher still waits for it
         scheduler.stop()  # the end of the test: it closes every fault it ran, its watcher killed and joined
         assert watcher.dead and first.watcher is None
+        assert record.all_details()["sentinel_tilt"] is True  # what the watcher saw, in the report's details
+        assert "sentinel_tilt" not in record.details  # the injection's own, never changed after
         with pytest.raises(FailoverNotDone, match=r"promote_timeout_s=3 \(a sentinel was in TILT mode\)"):
             second.revert()
         assert primary.running and topology.primary() is primary
@@ -217,7 +220,7 @@ def test_a_failover_records_sentinels_in_tilt_mode_and_fails_when_none_is_promot
         with pytest.raises(FailoverNotDone, match=r"the watcher crashed: RuntimeError: injected crash"):
             third.revert()
         assert time.monotonic() - began < 15  # the restart of the killed primary, not the 60 s timeout
-        assert third.details["watch_error"] == "RuntimeError: injected crash"  # type: ignore[attr-defined]
+        assert third.seen()["watch_error"] == "RuntimeError: injected crash"
         third.close()
         target.admin.close()
     finally:

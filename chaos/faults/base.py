@@ -86,6 +86,9 @@ class Fault(Protocol):
     proxy, which then reads RESP on every connection (its RESP-aware mode);
     ``window_closed()`` returns details counted again when the fault's window closes (e.g. the
     connections back by then), merged into the report's;
+    ``seen()`` returns what the fault has seen since, in the background (e.g. the failover's watcher: the
+    promotion, then the demotion): its own record, read when the window closes and again when the test
+    ends, merged into the report's (the details ``inject()`` returned are never changed after);
     ``close()`` ends what the fault still runs in the background after ``revert()`` (killed and
     joined: e.g. the failover's watcher), called by the scheduler's stop for every fault it ran.
     """
@@ -105,6 +108,8 @@ class Fault(Protocol):
     def revert(self) -> None: ...
 
     def window_closed(self) -> dict[str, Any]: ...
+
+    def seen(self) -> dict[str, Any]: ...
 
     def close(self) -> None: ...
 
@@ -139,6 +144,10 @@ class FaultBase:
 
     def window_closed(self) -> dict[str, Any]:
         """Nothing to count again when the window closes."""
+        return {}
+
+    def seen(self) -> dict[str, Any]:
+        """Nothing watched in the background."""
         return {}
 
     def close(self) -> None:

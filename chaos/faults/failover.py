@@ -59,7 +59,7 @@ class Failover(FaultBase):
         self.hold_s = params.down_s if params.method == "kill_primary" else 0.0
         self.killed: EmbeddedRedis | None = None
         self.promoted = gevent.event.Event()
-        self.details: dict[str, Any] = {}
+        self.watched: dict[str, Any] = {}  # the watcher's own record (seen()): the promotion, the demotion
         self.watcher: gevent.Greenlet | None = None  # outlives revert(); ended by close()
 
     def _topology(self) -> SentinelTopology | ClusterTopology:
@@ -85,7 +85,7 @@ class Failover(FaultBase):
     def inject(self) -> dict[str, Any]:
         topology = self._topology()
         old = topology.primary()
-        details = self.details = {"method": self.params.method, "old_primary_port": old.port}
+        details = {"method": self.params.method, "old_primary_port": old.port}
         # False: no replica known in sync (e.g. a previous failover's old primary not yet converted), so
         # the node promoted may be stale and writes since then lost. The scheduler logs the details.
         details["replica_in_sync"] = topology.settled()
@@ -101,14 +101,15 @@ class Failover(FaultBase):
         else:  # sentinel_failover
             with topology.sentinel_client() as sentinel:
                 sentinel.sentinel_failover(SERVICE)
-        # The details grow as the replica is promoted, then the old primary demoted (the report is written
-        # at the end): the watcher goes on after revert(), until it has seen both or close() ends it.
+        # The watcher records the replica promoted, then the old primary demoted, in its own record (seen()):
+        # it goes on after revert(), until it has seen both or close() ends it.
+        self.watched = {}
         self.watcher = spawn_reported(self._watch_crashed, self._watch, topology, old, time.monotonic())
         return details
 
     def _watch_crashed(self, exc: BaseException) -> None:
-        """The watcher crashed: say so in the details (and in revert's error, before any promotion)."""
-        self.details["watch_error"] = describe(exc)
+        """The watcher crashed: say so in its record (and in revert's error, before any promotion)."""
+        self.watched["watch_error"] = describe(exc)
         self.promoted.set()  # revert() need not wait out promote_timeout_s
 
     def _watch(self, topology: SentinelTopology | ClusterTopology, old: EmbeddedRedis, since: float) -> None:
@@ -117,7 +118,7 @@ class Failover(FaultBase):
         until then, Sentinel converting it only once it has reported itself a master for a while:
         writes there are lost when it resyncs). ``sentinel_tilt`` records a sentinel seen in TILT mode
         meanwhile: it then neither fails over nor converts the old primary, for 30 s."""
-        details = self.details
+        details = self.watched
         next_tilt_check = since
 
         def watch_tilt() -> None:
@@ -150,20 +151,24 @@ class Failover(FaultBase):
     def revert(self) -> None:
         # The fault lasts until the replica is promoted; the watcher goes on alone.
         self.promoted.wait(timeout=self.params.promote_timeout_s)
-        promoted = "promoted_after_s" in self.details
+        promoted = "promoted_after_s" in self.watched
         if self.killed is not None:
             self.killed.restart()  # the sentinels (the cluster) turn it into a replica of the new primary
             self.killed = None
         # The pack's admin connection may still point at the old primary: find the primary again.
         self.target.reconnect_admin()
         if not promoted:
-            why = " (a sentinel was in TILT mode)" if self.details.get("sentinel_tilt") else ""
-            if "watch_error" in self.details:
-                why += f" (the watcher crashed: {self.details['watch_error']})"
+            why = " (a sentinel was in TILT mode)" if self.watched.get("sentinel_tilt") else ""
+            if "watch_error" in self.watched:
+                why += f" (the watcher crashed: {self.watched['watch_error']})"
             raise FailoverNotDone(f"no new primary within promote_timeout_s={self.params.promote_timeout_s:g}{why}")
+
+    def seen(self) -> dict[str, Any]:
+        """What the watcher has recorded so far (a copy)."""
+        return dict(self.watched)
 
     def close(self) -> None:
         """End the watcher, killed and joined (the scheduler's stop, at the end of the test): what it has
-        not seen by then (a demotion, TILT mode) is missing from the details."""
+        not seen by then (a demotion, TILT mode) is missing from its record."""
         stop(self.watcher)
         self.watcher = None
