@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any
 
 import gevent
 
+from chaos.faults.base import Running
 from targets.greenlets import describe
 
 
@@ -33,25 +34,6 @@ def sleep_until(deadline: float, clock: Callable[[], float] = time.monotonic) ->
     time, which lags behind the clock while the hub is busy, so a single sleep can end early."""
     while (left := deadline - clock()) > 0:
         gevent.sleep(left)
-
-
-class Running(Protocol):
-    """What a node needs of a fault it runs: a fault, or a fault fanned out to the traffic nodes."""
-
-    hold_s: float
-    took_effect: float | None
-
-    def inject(self) -> dict[str, Any]: ...
-
-    def hold_until(self, begin: float, t0: float) -> float: ...
-
-    def revert(self) -> None: ...
-
-    def window_closed(self) -> dict[str, Any]: ...
-
-    def seen(self) -> dict[str, Any]: ...
-
-    def close(self) -> None: ...
 
 
 class FaultLife:

@@ -21,7 +21,8 @@ import gevent.lock
 
 from chaos.events import ResilienceEvents
 from chaos.faults import Fault, FaultParams, FaultTarget, build_fault
-from chaos.lifecycle import FaultLife, Running, deadline, sleep_until
+from chaos.faults.base import Running
+from chaos.lifecycle import FaultLife, deadline, sleep_until
 from config.redact import redact_params
 from config.schema import Chaos
 from recovery.records import FaultRecord

@@ -74,16 +74,13 @@ that node's own clients; each node opens the fault's window when its own injecti
 master sums the numeric details its workers acknowledge."""
 
 
-class Fault(Protocol):
-    """A fault: ``inject()`` returns details for the report; ``revert()`` undoes any lasting change.
+class Running(Protocol):
+    """A fault as a node runs it (chaos/lifecycle.py): a fault, or a fault fanned out to the traffic nodes.
 
+    ``inject()`` returns details for the report; ``revert()`` undoes any lasting change.
     ``hold_s`` is how long a sustained fault lasts between the two (0: instantaneous), and
     ``hold_until(begin, t0)`` the monotonic time its revert is due, from when the injection call began
     (``begin``) and returned (``t0``): a fault that knows when it took effect counts from then;
-    ``check()`` probes, harmlessly, that the target allows the commands the fault needs;
-    ``runs_on`` says where the scheduler has it run (see :data:`RunsOn`);
-    ``speaks_resp``: it writes Redis protocol frames of its own to the clients through the built-in fault
-    proxy, which then reads RESP on every connection (its RESP-aware mode);
     ``window_closed()`` returns details counted again when the fault's window closes (e.g. the
     connections back by then), merged into the report's;
     ``seen()`` returns what the fault has seen since, in the background (e.g. the failover's watcher: the
@@ -93,13 +90,8 @@ class Fault(Protocol):
     joined: e.g. the failover's watcher), called by the scheduler's stop for every fault it ran.
     """
 
-    name: ClassVar[str]
-    runs_on: ClassVar[RunsOn]
-    speaks_resp: ClassVar[bool]
     hold_s: float
     took_effect: float | None
-
-    def check(self) -> None: ...
 
     def inject(self) -> dict[str, Any]: ...
 
@@ -112,6 +104,22 @@ class Fault(Protocol):
     def seen(self) -> dict[str, Any]: ...
 
     def close(self) -> None: ...
+
+
+class Fault(Running, Protocol):
+    """A fault of the registry: what it runs (:class:`Running`), and
+
+    ``check()`` probes, harmlessly, that the target allows the commands the fault needs;
+    ``runs_on`` says where the scheduler has it run (see :data:`RunsOn`);
+    ``speaks_resp``: it writes Redis protocol frames of its own to the clients through the built-in fault
+    proxy, which then reads RESP on every connection (its RESP-aware mode).
+    """
+
+    name: ClassVar[str]
+    runs_on: ClassVar[RunsOn]
+    speaks_resp: ClassVar[bool]
+
+    def check(self) -> None: ...
 
 
 class FaultBase:
