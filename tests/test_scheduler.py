@@ -233,6 +233,9 @@ def test_a_window_is_settled_once_when_it_closes_and_not_while_its_fault_is_bein
             calls.append(self.fault_id)
             return {"counted": self.fault_id}
 
+        def seen(self) -> dict[str, Any]:
+            return {}
+
     now = time.monotonic()
     done = FaultRecord(1, "client_kill", {}, offset_s=0.0, inject_ms=1.0, begin=now, t0=now + 0.001)
     pending = FaultRecord(2, "client_kill", {}, offset_s=0.0, inject_ms=0.0, begin=now + 4.9)  # injecting: no t0 yet
@@ -241,11 +244,11 @@ def test_a_window_is_settled_once_when_it_closes_and_not_while_its_fault_is_bein
     scheduler.settle(now + 0.5)
     assert calls == []  # fault 1's window is still open
     scheduler.settle(now + 1.5)
-    assert calls == [1] and done.details == {"counted": 1}
+    assert calls == [1] and done.at_window_close == {"counted": 1} and done.details == {}
     scheduler.settle(now + 5)
     assert calls == [1]  # fault 2 is still being injected: its window is to come
     pending.t0 = now + 5
     scheduler.settle(now + 5.2, closing=True)
     scheduler.settle(now + 9, closing=True)
-    assert calls == [1, 2] and pending.details == {"counted": 2}  # each once
+    assert calls == [1, 2] and pending.all_details() == {"counted": 2}  # each once
     admin.close()
