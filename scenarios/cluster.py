@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from locust.event import EventHook
 
-from typing import Any, TypeAlias
+from typing import Any
 
 import redis
 from redis.cluster import ClusterPipeline, RedisCluster
@@ -40,14 +40,11 @@ from config.schema import ClientOptions
 from scenarios.client import (
     ConnectionProbe,
     CountingBackoff,
-    InstrumentedRedis,
     Measured,
-    make_pool,
     retry_errors,
 )
-from scenarios.run import Pools
 from targets.access import Access
-from targets.clients import is_cluster_url, make_backoff, parse_cluster_url
+from targets.clients import make_backoff, parse_cluster_url
 
 
 def cluster_kwargs(
@@ -186,38 +183,3 @@ class InstrumentedClusterPipeline(ClusterPipeline):
 
 # What a cluster transaction runs at once, not queued (redis-py's TransactionStrategy).
 IMMEDIATE = frozenset({"WATCH", "UNWATCH"})
-
-
-# ---- one client per user, whatever the target ----------------------------------------------
-
-TrafficClient: TypeAlias = InstrumentedRedis | InstrumentedCluster
-
-
-def traffic_client(
-    url: str,
-    options: ClientOptions,
-    client_name: str,
-    probe: ConnectionProbe,
-    request_event: EventHook,
-    label: str,
-    user_key: str | int,
-    access: Access | None = None,
-) -> tuple[TrafficClient, Pools]:
-    """A user's instrumented client (a cluster client for a ``cluster://`` URL) and its pool(s)."""
-    if is_cluster_url(url):
-        cluster = InstrumentedCluster(url, options, client_name, probe, request_event, label, user_key, access)
-        return cluster, cluster.pools
-    pool = make_pool(url, options, client_name, probe, access)
-    client = InstrumentedRedis(pool, request_event, label, user_key, probe, options.connection == "dedicated")
-    return client, pool
-
-
-def plain_client(
-    url: str, options: ClientOptions, client_name: str, probe: ConnectionProbe, access: Access | None = None
-) -> tuple[redis.Redis | RedisCluster, Pools]:
-    """An uninstrumented client built the same way (a subscriber's own connection) and its pool(s)."""
-    if is_cluster_url(url):
-        cluster = RedisCluster(**cluster_kwargs(url, options, client_name, probe, access))
-        return cluster, ClusterPools(cluster)
-    pool = make_pool(url, options, client_name, probe, access)
-    return redis.Redis(connection_pool=pool, single_connection_client=options.connection == "dedicated"), pool

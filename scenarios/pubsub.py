@@ -22,9 +22,9 @@ from pydantic import Field
 
 from config.schema import WorkloadSettings
 from scenarios.client import ConnectionProbe
-from scenarios.cluster import plain_client
 from scenarios.registry import Gate, register_workload
 from scenarios.run import IntegrityResult, RedisClient
+from scenarios.traffic_client import plain_client
 from scenarios.user import RedisUser
 from targets.clients import REDIS_CALL_ERRORS
 from targets.greenlets import spawn_reported, stop

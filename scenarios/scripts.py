@@ -13,7 +13,7 @@ from typing import Any
 
 from redis.exceptions import NoScriptError
 
-from scenarios.cluster import TrafficClient
+from scenarios.traffic_client import TrafficClient
 
 
 class RedisScript:

@@ -10,10 +10,10 @@ from typing import ClassVar, TypeVar
 
 from config.schema import Profile, WorkloadSettings
 from scenarios.client import ConnectionProbe
-from scenarios.cluster import traffic_client
 from scenarios.registry import Gate
 from scenarios.run import run_of
 from scenarios.service_user import ServiceUser
+from scenarios.traffic_client import traffic_client
 
 S = TypeVar("S", bound=WorkloadSettings)
 

@@ -27,8 +27,9 @@ from chaos.profile import parse_profile
 from config.loader import ProfileError
 from config.schema import ClientOptions
 from scenarios.client import ConnectionProbe, RedisRequestFailed
-from scenarios.cluster import InstrumentedCluster, traffic_client
+from scenarios.cluster import InstrumentedCluster
 from scenarios.run import RedisRun
+from scenarios.traffic_client import traffic_client
 from targets.clients import cluster_admin, parse_cluster_url
 from targets.cluster_topology import CLUSTER_SLOTS, ClusterTopology
 from targets.topology import role

@@ -38,7 +38,7 @@ from redis.sentinel import Sentinel, SentinelConnectionPool
 
 from config.schema import Backoff, ClientOptions
 from scenarios.client import ConnectionProbe, RedisRequestFailed
-from scenarios.cluster import traffic_client  # the one maker of a user's client, whatever the target
+from scenarios.traffic_client import traffic_client  # the one maker of a user's client, whatever the target
 
 BACKOFF_S = 0.01
 DURATION_TOLERANCE_MS = 20.0
