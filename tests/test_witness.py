@@ -21,6 +21,17 @@ def started(server: EmbeddedRedis) -> Witness:
     return Witness(server.host, server.port, "rr-test-witness").start()
 
 
+def pings(admin: redis.Redis) -> int:
+    """How many PINGs the server has answered (the witness's probes: the test's own clients send none)."""
+    stats = admin.info("commandstats").get("cmdstat_ping", {})
+    return int(stats.get("calls", 0))
+
+
+def probed(admin: redis.Redis, times: int, since: int) -> None:
+    """Wait (bounded) until the witness has probed ``times`` more than ``since``: what it saw meanwhile is reported."""
+    eventually(f"the witness probed {times} times", lambda: pings(admin) >= since + times, 10)
+
+
 def test_a_pause_is_an_outage_of_its_length_from_when_the_server_stopped_answering(
     redis_server: EmbeddedRedis, admin: redis.Redis
 ) -> None:
@@ -44,7 +55,9 @@ def test_a_crash_and_restart_is_one_outage_until_the_server_answers_again(redis_
     try:
         killed_at = time.monotonic()
         redis_server.kill(hard=True)
-        gevent.sleep(0.5)
+        eventually("the witness saw the server go", lambda: witness.down_since is not None, 5)
+        # the outage under test lasts 0.5 s: a length, not a wait for anything
+        gevent.sleep(max(0.0, killed_at + 0.5 - time.monotonic()))
         redis_server.restart()
         answered_at = time.monotonic()
         eventually("the witness reported the restart", lambda: bool(witness.gaps), 5)
@@ -56,12 +69,12 @@ def test_a_crash_and_restart_is_one_outage_until_the_server_answers_again(redis_
         witness.stop()
 
 
-def test_a_quiet_server_has_no_outage_and_stop_ends_the_probe(redis_server: EmbeddedRedis) -> None:
+def test_a_quiet_server_has_no_outage_and_stop_ends_the_probe(redis_server: EmbeddedRedis, admin: redis.Redis) -> None:
     witness = started(redis_server)
     process = witness.process
     assert process is not None
     start = time.monotonic()
-    gevent.sleep(1.0)
+    probed(admin, 400, pings(admin))  # about 1 s of probes, every one answered in time
     gap = witness.outage(start, time.monotonic())
     assert gap is None or gap.seconds < 0.2, gap  # a late reply of a busy machine at most, never an outage
     witness.stop()
@@ -96,11 +109,14 @@ def test_a_write_pause_is_an_outage_for_a_publishing_witness_only(
         assert witness.publish is publish
         before = time.monotonic()
         admin.client_pause(500, all=False)  # WRITE: a PING passes, a PUBLISH waits
-        gevent.sleep(0.8)
-        gap = witness.outage(before, time.monotonic())
-        if publish:
+        admin.set("rr-test-after-the-pause", 1)  # a write: held until the pause ends
+        if publish:  # the PUBLISHes waited: a gap of the pause's length
+            eventually("the witness reported the write pause", lambda: any(g.seconds > 0.3 for g in witness.gaps), 5)
+            gap = witness.outage(before, time.monotonic())
             assert gap is not None and 0.45 <= gap.seconds <= 0.62, gap
-        else:
+        else:  # the PINGs passed: probes after the pause, and no gap of it reported
+            probed(admin, 50, pings(admin))
+            gap = witness.outage(before, time.monotonic())
             assert gap is None or gap.seconds < 0.2, gap
     finally:
         witness.stop()
@@ -123,7 +139,6 @@ def test_an_outage_still_going_on_counts_until_the_window_ends(redis_server: Emb
         killed_at = time.monotonic()
         redis_server.kill(hard=True)  # and not restarted: no GAP line will come, a DOWN line does
         eventually("the witness saw the server go", lambda: witness.down_since is not None, 5)
-        gevent.sleep(0.3)
         now = time.monotonic()
         gap = witness.outage(killed_at, now)
         assert gap is not None and abs(gap.start - killed_at) <= 0.05 and gap.end == now, (killed_at, gap, now)
