@@ -92,7 +92,7 @@ def run_locust(user_class: type[Any], users: int, seconds: float, url: str) -> t
             "bench",
         )
         attach(env, RedisRun(profile, "redis://127.0.0.1:1", "bench", service_url=url))
-        trackers = RequestTrackers(profile.recovery)
+        trackers = RequestTrackers(profile.recovery, ServiceUser.request_types)
         env.events.request.add_listener(trackers.on_request)
         trackers.open_window(1, "bench", time.monotonic())
     else:

@@ -18,6 +18,7 @@ from typing import Any
 from chaos.profile import parse_profile
 from chaos.roles.measuring import MeasuresRequests
 from chaos.testrun import MeasuredRun
+from scenarios.user import RedisUser
 
 REQUESTS = 200_000
 
@@ -42,7 +43,7 @@ def call(listener: Callable[..., None], fired: dict[str, Any]) -> None:
 
 
 def main() -> None:
-    run = MeasuredRun(1, parse_profile({}, "bench").recovery, on_closed=lambda window: None)
+    run = MeasuredRun(1, parse_profile({}, "bench").recovery, on_closed=lambda window: None, user_classes=[RedisUser])
     context = {"user": "u1", "retries": 0, "reconnects": 0}
     fired = {
         "request_type": "REDIS",

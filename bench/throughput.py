@@ -218,7 +218,7 @@ def run_locust(user_class: type[User], connection: str | None, users: int, secon
     if connection is not None:  # a pack user: the pack's run on the environment, its listener and trackers
         profile = bench_profile(connection)
         attach(env, RedisRun(profile, URL, f"bench{random.randrange(10**6)}"))
-        trackers = RequestTrackers(profile.recovery)
+        trackers = RequestTrackers(profile.recovery, ("REDIS",))  # a pack user's requests
         listener = MeasuresRequests()
         listener.run = SimpleNamespace(tracker=trackers)  # type: ignore[assignment]  # what a MeasuredRun offers
         env.events.request.add_listener(listener.on_request)

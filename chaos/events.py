@@ -78,7 +78,8 @@ class ResilienceEvents:
     :param recovery_s: Seconds from the injection's start to the first healthy request after the last degraded one
     :param failures: Failed requests in the window
     :param hidden_retries: Retries redis-py made out of sight in the window
-    :param request_type: Whose requests: ``REDIS`` (the pack's redis-py users) or ``HTTP`` (a service's)
+    :param request_type: Whose requests: ``REDIS`` (the pack's redis-py users), ``HTTP`` (a service's), or a type
+        a user class declares (its ``request_types``)
     """
 
     def __init__(self) -> None:

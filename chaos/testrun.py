@@ -11,9 +11,11 @@ error (the report says so, the verdict fails) and is logged, never a silent stop
 
 from __future__ import annotations
 
+from locust import User
+
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import gevent
@@ -24,6 +26,7 @@ from config.schema import Recovery
 from recovery.records import FaultRecord
 from recovery.results import NodeResult
 from recovery.tracker import RequestTrackers, WindowSummary
+from scenarios.request_types import declared_request_types
 from scenarios.run import IntegrityResult
 from targets.greenlets import describe, spawn_later_reported, spawn_reported, stop
 
@@ -79,6 +82,8 @@ class MeasuredRun(TestRun):
     """A test on a node that makes traffic: per-fault windows of its own requests, per request type.
 
     :param on_closed: called with each closed window (from the request that closes it, or the timer)
+    :param user_classes: the user classes Locust runs in this test (its ``environment.user_classes``): the
+        request types they declare are the ones measured (scenarios/request_types.py)
     """
 
     def __init__(
@@ -86,12 +91,13 @@ class MeasuredRun(TestRun):
         number: int,
         recovery: Recovery,
         on_closed: Callable[[WindowSummary], None],
+        user_classes: Iterable[type[User]],
         user_count: Callable[[], int] | None = None,
     ) -> None:
         super().__init__(number)
         self.on_closed = on_closed
         self.window_closed = gevent.event.Event()  # set (and cleared) as each window closes: waiters wake
-        self.tracker = RequestTrackers(recovery, on_closed=self._closed)
+        self.tracker = RequestTrackers(recovery, declared_request_types(user_classes), on_closed=self._closed)
         self.user_count = user_count  # this node's users running now (the timeline's users)
         self.opened: set[int] = set()  # fault ids whose window this node opened
         self.spawn("the fault window timer", self._expire_windows)

@@ -18,15 +18,18 @@ O(1), and memory grows with users and faults, never with requests.
 
 from __future__ import annotations
 
+import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
 
 from config.schema import Recovery
 from recovery.histogram import LatencyHistogram
 from recovery.series import Second, TypeSeries
+
+logger = logging.getLogger("redis_resilience")
 
 
 def percentile(values: list[float], q: float) -> float | None:
@@ -291,21 +294,26 @@ class RecoveryTracker:
             self.baseline.add(response_time)
 
 
-TRACKED_TYPES = ("REDIS", "HTTP")  # the pack's Redis users, and its HTTP users of a service
-
-
 class RequestTrackers:
-    """One :class:`RecoveryTracker` per request type the run makes (REDIS, HTTP), created at the type's
-    first request. Fault windows open and close on all of them at once, so every per-fault figure is
-    there per type; other request types (a user's own) are ignored. O(1) per request."""
+    """One :class:`RecoveryTracker` per request type the run makes, of the types it measures, created at the
+    type's first request. Fault windows open and close on all of them at once, so every per-fault figure is
+    there per type. A request of another type is not measured, and the first one of each is logged. O(1) per
+    request.
+
+    :param request_types: the types to measure: those the running user classes declare (``REDIS`` for the
+        pack's Redis users, ``HTTP`` for its users of a service, a user's own; scenarios/request_types.py)
+    """
 
     def __init__(
         self,
         recovery: Recovery,
+        request_types: Collection[str],
         on_closed: Callable[[WindowSummary], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.recovery, self.on_closed, self.clock = recovery, on_closed, clock
+        self.request_types = frozenset(request_types)
+        self.ignored: set[str] = set()  # the types seen and not measured (each logged once)
         self.by_type: dict[str, RecoveryTracker] = {}
         self._open: tuple[int, str, float] | None = None  # the fault whose window is open: a new type joins it
         self.offset = time.time() - clock()  # wall clock minus this clock: the series' seconds are epoch seconds
@@ -319,7 +327,14 @@ class RequestTrackers:
         self.users[int(self.clock() + self.offset)] = count
 
     def _tracker(self, request_type: str) -> RecoveryTracker | None:
-        if request_type not in TRACKED_TYPES:
+        if request_type not in self.request_types:
+            if request_type not in self.ignored:
+                self.ignored.add(request_type)
+                logger.warning(
+                    "redis-resilience: requests of type %r are not measured: no running user class declares it "
+                    "in request_types (docs/extending.md)",
+                    request_type,
+                )
             return None
         series = TypeSeries(self.offset)
         tracker = self.by_type[request_type] = RecoveryTracker(

@@ -24,11 +24,12 @@ import random
 import time
 from bisect import bisect
 from itertools import accumulate
-from typing import Any
+from typing import Any, ClassVar
 
 import gevent
 
 from config.service import BodyCheck, Endpoint, Expectation, Service
+from scenarios.request_types import DeclaresRequestTypes
 from scenarios.run import run_of
 
 REQUEST_TYPE = "HTTP"
@@ -158,7 +159,7 @@ def longest_timeout_s(service: Service) -> float:
     return max([service.timeout_s, *(e.timeout_s for e in service.endpoints if e.timeout_s is not None)])
 
 
-class ServiceUser(FastHttpUser):
+class ServiceUser(DeclaresRequestTypes, FastHttpUser):
     """A client of the service: weighted endpoints, think time and timeouts from the profile's ``service``.
 
     Its weight is ``service.weight`` (scenarios/user.py's :func:`apply_profile_weights`); its host the
@@ -167,6 +168,7 @@ class ServiceUser(FastHttpUser):
     """
 
     label = "service"
+    request_types: ClassVar[tuple[str, ...]] = (REQUEST_TYPE,)  # what the recovery tracker measures of it
     max_retries = 0  # a failed request is the service's answer, not retried out of sight
 
     def __init__(self, environment: Environment) -> None:

@@ -11,6 +11,7 @@ from typing import ClassVar, TypeVar
 from config.schema import Profile, WorkloadSettings
 from scenarios.client import ConnectionProbe
 from scenarios.registry import Gate
+from scenarios.request_types import DeclaresRequestTypes
 from scenarios.run import run_of
 from scenarios.service_user import ServiceUser
 from scenarios.traffic_client import traffic_client
@@ -18,7 +19,7 @@ from scenarios.traffic_client import traffic_client
 S = TypeVar("S", bound=WorkloadSettings)
 
 
-class RedisUser(User):
+class RedisUser(DeclaresRequestTypes, User):
     """A user with its own instrumented client and pool, like one instance of an application.
 
     Subclasses set ``label`` (the workload name, shown in request names and tags) and add tasks.
@@ -33,6 +34,9 @@ class RedisUser(User):
     # figures are derived from every node's merged ones.
     Settings: ClassVar[type[WorkloadSettings]] = WorkloadSettings
     gates: ClassVar[tuple[Gate, ...]] = ()
+    # The request types it fires, which the recovery tracker measures (scenarios/request_types.py): its
+    # client's (scenarios/client.py); a workload that fires one of its own adds it to these.
+    request_types: ClassVar[tuple[str, ...]] = ("REDIS",)
 
     @staticmethod
     def derive_figures(figures: dict[str, float]) -> dict[str, float]:

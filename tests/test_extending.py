@@ -57,6 +57,11 @@ def test_a_fault_and_a_workload_of_ones_own_run_in_a_headless_run(tmp_path: Path
     # every flush made some EVALSHA meet NOSCRIPT and load the script again (plus the first load)
     assert report["integrity"]["ratelimit"]["script_loads"] >= 1 + len(flushes)
     assert report["summary"]["lost_increments"] == 0
+    # the orders workload's own request type (its request_types) is measured beside its commands
+    orders = report["summary"]["by_type"]["ORDER"]
+    assert orders["in_windows"]["requests"] > 0 and orders["outside_windows"]["requests"] > 0, orders
+    assert set(report["summary"]["by_type"]) == {"REDIS", "ORDER"}
+    assert any(f["by_type"]["ORDER"]["requests"] > 0 for f in report["faults"]), report["faults"]
     gate = next(s for s in report["slo"] if s["name"] == "max_lost_increments")
     assert (gate["limit"], gate["value"], gate["ok"]) == (0, 0, True)
     assert "SLO ok       max_lost_increments: 0 <= 0" in out

@@ -42,7 +42,7 @@ def test_series_counts_per_second_and_merges_exactly() -> None:
 
 def test_the_trackers_keep_a_series_per_type_and_the_users() -> None:
     now = [50.0]
-    trackers = RequestTrackers(Recovery(), clock=lambda: now[0])
+    trackers = RequestTrackers(Recovery(), ("REDIS", "HTTP"), clock=lambda: now[0])
     trackers.on_request("REDIS", 1.0, None, {"user": 1})
     trackers.on_request("HTTP", 2.0, RuntimeError("x"), {"user": 2})
     trackers.on_request("GET", 2.0, None, {})  # not ours: ignored

@@ -132,6 +132,7 @@ class WorkerRole(MeasuresRequests, Role[MeasuredRun]):
             number,
             session.profile.recovery,
             on_closed=lambda w: self._window_closed(number, w),
+            user_classes=runner.environment.user_classes,
             user_count=lambda: runner.user_count,
         )
 

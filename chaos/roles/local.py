@@ -26,6 +26,7 @@ class LocalRole(MeasuresRequests, SchedulingRole[MeasuredRun]):
             number,
             self.session.profile.recovery,
             on_closed=lambda w: fire_recovered(self.events, w),
+            user_classes=self.environment.user_classes,
             user_count=(lambda: runner.user_count) if runner is not None else None,
         )
 
