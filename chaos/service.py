@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 from urllib.parse import urlsplit
 
 from chaos.settings import SERVICE_FLAG, Settings, SetupError
-from config.hosts import is_loopback_host
+from config.hosts import LoopbackRequired, require_loopback_or_opt_in
 from config.redact import redact_url
 from config.service import Expectation, MissingHeaderVariable, Service
 from scenarios.service_user import Prepared, judge
@@ -25,6 +25,10 @@ from targets.service import ReferenceService, ServiceError
 
 HEALTH_POLL_S = 0.25  # how often the health endpoint is asked again at the end, until it says healthy
 REFERENCE_CLIENT_NAME = "rs-service"  # the reference service's CLIENT SETNAME (client_kill's name_prefix)
+SERVICE_OPT_IN: Final = (
+    "Load and faults hit that service, so a service off this machine needs an explicit opt-in: set "
+    "service.allow_remote: true or pass --allow-remote-service (RESILIENCE_ALLOW_REMOTE_SERVICE=true)"
+)
 
 
 @dataclass
@@ -155,22 +159,6 @@ class ServiceSession:
             self.reference.stop()
 
 
-def service_refusal(url: str) -> str | None:
-    """Why a service URL needs the opt-in (its host off loopback), or None."""
-    try:
-        host = urlsplit(url).hostname or ""
-    except ValueError as exc:
-        return f"the service URL {redact_url(url)} is not a URL: {exc}"
-    if is_loopback_host(host):
-        return None
-    return (
-        f"load against the service at {redact_url(url)} refused: {host} is not a loopback address. Load "
-        "and faults hit that service, so a service off this machine needs an explicit opt-in: set "
-        "service.allow_remote: true or pass --allow-remote-service "
-        "(RESILIENCE_ALLOW_REMOTE_SERVICE=true)"
-    )
-
-
 def check_service_url(url: str, spec: Service, settings: Settings) -> None:
     """A service URL the users can call (scheme and host, no path; credentials as user:password only) and
     may call (on loopback, or opted in); SetupError otherwise. On a worker too, for its own --service-url."""
@@ -194,8 +182,11 @@ def check_service_url(url: str, spec: Service, settings: Settings) -> None:
             "out of Locust's error messages: give it in a header with header_env "
             "(docs/service.md)"
         )
-    if not (spec.allow_remote or settings.allow_remote_service) and (refusal := service_refusal(url)):
-        raise SetupError(refusal)
+    if not (spec.allow_remote or settings.allow_remote_service):
+        try:
+            require_loopback_or_opt_in(url, SERVICE_OPT_IN, f"load against the service at {shown} refused")
+        except LoopbackRequired as exc:
+            raise SetupError(str(exc)) from None
 
 
 def check_headers(spec: Service, source: str) -> None:

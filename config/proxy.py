@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from config.hosts import is_loopback_host
+from config.hosts import require_loopback_or_opt_in
 
 
 class ProxySettings(BaseModel):
@@ -57,6 +57,5 @@ class ProxySettings(BaseModel):
             parts.port  # noqa: B018  (raises on a bad port)
         except ValueError:
             raise ValueError(f"expected {expected}, got a bad port in {url!r}") from None
-        if not is_loopback_host(parts.hostname):
-            raise ValueError(f"expected {expected}: {parts.hostname} is not a loopback address")
+        require_loopback_or_opt_in(url, None, f"expected {expected}")  # loopback only: no opt-in
         return url.rstrip("/")

@@ -27,6 +27,7 @@ from redis.exceptions import RedisClusterException, RedisError
 from redis.retry import Retry
 from redis.sentinel import Sentinel, SentinelConnectionPool
 
+from config.hosts import parse_hosts
 from config.schema import Backoff
 from targets.access import Access
 
@@ -64,11 +65,8 @@ def parse_sentinel_url(url: str) -> tuple[list[tuple[str, int]], str, dict[str, 
     The credentials (if any) are the data nodes'; the sentinels themselves are asked without.
     """
     parsed = urlsplit(url)
-    credentials, _, hosts = parsed.netloc.rpartition("@")
-    sentinels = []
-    for part in hosts.split(","):
-        host, _, port = part.rpartition(":")
-        sentinels.append((host.strip("[]") or "127.0.0.1", int(port or 26379)))
+    credentials = parsed.netloc.rpartition("@")[0]
+    sentinels = [(host, port) for host, port in parse_hosts(url)]
     kwargs: dict[str, Any] = {}
     if credentials:
         user, _, password = credentials.partition(":")
@@ -112,13 +110,8 @@ def is_cluster_url(url: str) -> bool:
 def parse_cluster_url(url: str) -> tuple[list[ClusterNode], dict[str, Any]]:
     """``cluster://[USER:PASSWORD@]HOST:PORT[,HOST:PORT...]`` → startup nodes, credentials (kwargs)."""
     parsed = urlsplit(url)
-    credentials, _, hosts = parsed.netloc.rpartition("@")
-    nodes = []
-    for part in hosts.split(","):
-        host, sep, port = part.rpartition(":")
-        if not sep:
-            host, port = part, ""
-        nodes.append(ClusterNode(host.strip("[]") or "127.0.0.1", int(port or 6379)))
+    credentials = parsed.netloc.rpartition("@")[0]
+    nodes = [ClusterNode(host, port) for host, port in parse_hosts(url)]
     kwargs: dict[str, Any] = {}
     if credentials:
         user, _, password = credentials.partition(":")

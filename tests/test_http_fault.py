@@ -108,7 +108,8 @@ def test_unexpected_status_or_timeout_fails_the_fault(service: ResetService) -> 
 
 
 def test_a_remote_url_needs_allow_remote() -> None:
-    with pytest.raises(ProfileError, match=r"^p\.yaml: chaos\.faults\[0\]: url is not on loopback: set allow_remote"):
+    message = r"^p\.yaml: chaos\.faults\[0\]: url: example\.com is not a loopback address\. Set allow_remote: true"
+    with pytest.raises(ProfileError, match=message):
         parse_profile({"chaos": {"faults": [{"name": "http", "url": "http://example.com/reset"}]}}, "p.yaml")
 
 

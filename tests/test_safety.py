@@ -24,10 +24,12 @@ import yaml
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from chaos.faults.client_kill import ClientKillParams
 from chaos.profile import load_profile, parse_profile
+from config.hosts import is_loopback_host
 from config.loader import ProfileError
 from targets.embedded import EmbeddedRedis
-from targets.safety import is_loopback_host, remote_chaos_refusal, target_hosts
+from targets.safety import remote_chaos_refusal
 
 from .helpers import HEAVY, ROOT, finish, headless_args, locust, shipped_profiles, web_locust, write_profile
 
@@ -65,53 +67,11 @@ def server() -> Iterator[EmbeddedRedis]:
         server.stop()
 
 
-# ---- the loopback rule -------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("host", "local"),
-    [
-        ("127.0.0.1", True),
-        ("127.1.2.3", True),
-        ("::1", True),
-        ("[::1]", True),
-        ("::ffff:127.0.0.1", True),
-        ("localhost", True),
-        ("LOCALHOST.", True),
-        ("192.0.2.1", False),
-        ("10.0.0.1", False),
-        ("0.0.0.0", False),
-        ("::", False),
-        ("example.com", False),
-        ("localhost.example.com", False),
-        ("vm", False),
-        ("127.0.0.1.nip.io", False),
-        ("", False),
-    ],
-)
-def test_only_literal_loopback_addresses_and_localhost_are_local(host: str, local: bool) -> None:
-    assert is_loopback_host(host) is local
-
-
-@pytest.mark.parametrize(
-    ("url", "hosts"),
-    [
-        ("embedded", []),
-        ("embedded-cluster", []),
-        ("redis://192.0.2.1:6379/0", ["192.0.2.1"]),
-        ("rediss://user:pw@cache.example.com:6380/0", ["cache.example.com"]),
-        ("redis:///0?host=192.0.2.1", ["192.0.2.1"]),  # redis-py takes ?host= when the URL has none
-        ("redis://%31%39%32.0.2.1:6379/0", ["192.0.2.1"]),  # and unquotes the host
-        ("redis://:pw@/0", ["localhost"]),
-        ("sentinel://127.0.0.1:26379,192.0.2.1:26379/mymaster", ["127.0.0.1", "192.0.2.1"]),
-        ("cluster://u:p@[::1]:7000,[::1]:7001", ["::1", "::1"]),
-    ],
-)
-def test_target_hosts_as_the_client_reads_them(url: str, hosts: list[str]) -> None:
-    assert target_hosts(url) == hosts
+# ---- the chaos rail's refusal (config/hosts.py's rule: tests/test_hosts.py) -------------------------
 
 
 def test_the_refusal_is_one_line_naming_the_host_and_both_opt_ins() -> None:
+    assert remote_chaos_refusal("embedded-cluster") is None  # the pack starts it on 127.0.0.1
     assert remote_chaos_refusal("redis://127.0.0.1:6379/0") is None
     assert remote_chaos_refusal("cluster://127.0.0.1:7000,[::1]:7001") is None
     message = remote_chaos_refusal("redis://:s3cret@192.0.2.1:6379/0")
@@ -236,7 +196,8 @@ def test_client_kill_scope_all_needs_its_own_opt_in(scope: str) -> None:
     assert message.startswith(f"p.yaml: chaos.faults[1]: scope: {scope} closes connections that are not this run's")
     assert "set allow_scope_all: true on this fault" in message and "\n" not in message
     profile = parse_profile({"chaos": {"faults": [{**entry, "allow_scope_all": True}]}}, "p.yaml")
-    assert profile.chaos.faults[0].scope == scope  # type: ignore[union-attr]
+    fault = profile.chaos.faults[0]
+    assert isinstance(fault, ClientKillParams) and fault.scope == scope
     with pytest.raises(ProfileError, match="scope: service needs a selector"):
         parse_profile({"chaos": {"faults": [{"name": "client_kill", "scope": "service"}]}}, "p.yaml")
     for shipped in shipped_profiles():  # every shipped profile loads, none kills beyond its own

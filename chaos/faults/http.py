@@ -8,22 +8,13 @@ from __future__ import annotations
 
 import time
 from typing import Any, ClassVar, Literal
-from urllib.parse import urlsplit
 
 from pydantic import Field, model_validator
 
 from chaos.faults.base import FaultBase, FaultParams
 from chaos.faults.registry import register_fault
-from config.hosts import is_loopback_host
+from config.hosts import parse_hosts, require_loopback_or_opt_in
 from config.service import Headers, JsonValue, MissingHeaderVariable
-
-
-def is_loopback(url: str) -> bool:
-    try:
-        host = urlsplit(url).hostname or ""
-    except ValueError:  # e.g. an unclosed [IPv6 bracket: no host to call
-        return False
-    return is_loopback_host(host)
 
 
 class HttpParams(FaultParams, Headers):
@@ -47,11 +38,11 @@ class HttpParams(FaultParams, Headers):
         if self.url is None:
             return self  # the service's URL is checked with the service
         try:
-            urlsplit(self.url).port  # noqa: B018  (raises on a bad port or host)
+            parse_hosts(self.url)
         except ValueError as exc:
             raise ValueError(f"url: expected an http:// or https:// URL with a valid host and port ({exc})") from None
-        if not self.allow_remote and not is_loopback(self.url):
-            raise ValueError("url is not on loopback: set allow_remote: true to call a remote service")
+        if not self.allow_remote:
+            require_loopback_or_opt_in(self.url, "Set allow_remote: true to call a remote service", "url")
         return self
 
 

@@ -18,7 +18,7 @@ from prometheus_client import push_to_gateway, start_http_server
 from prometheus_client.registry import CollectorRegistry
 
 from chaos.settings import SetupError
-from config.hosts import is_loopback_host
+from config.hosts import LoopbackRequired, parse_hosts, require_loopback_or_opt_in
 from config.redact import redact_url
 from recovery.metrics import registry_of
 from recovery.outcome import Outcome, make_report
@@ -73,15 +73,13 @@ class Metrics:
 
     def __init__(self, role: Watched, port: int | None, pushgateway: str | None, allow_remote: bool) -> None:
         if pushgateway is not None:
-            host = _host(pushgateway)
-            if host is None:
-                shown = redact_url(pushgateway)
-                raise SetupError(f"--resilience-pushgateway: expected http(s)://HOST:PORT, got {shown!r}")
-            if not is_loopback_host(host) and not allow_remote:
-                raise SetupError(
-                    f"--resilience-pushgateway: {host} is not a loopback address: pushing metrics off "
-                    "this machine needs --allow-remote-chaos"
-                )
+            url = _pushgateway_url(pushgateway)
+            opt_in = "Pushing metrics off this machine needs --allow-remote-chaos"
+            try:
+                if not allow_remote:
+                    require_loopback_or_opt_in(url, opt_in, "--resilience-pushgateway")
+            except LoopbackRequired as exc:
+                raise SetupError(str(exc)) from None
         self.registry: CollectorRegistry = registry_of(lambda: snapshot(role))
         self.pushgateway = pushgateway
         self.server: Any = None
@@ -108,11 +106,14 @@ class Metrics:
             self.server = None
 
 
-def _host(url: str) -> str | None:
-    from urllib.parse import urlsplit
-
+def _pushgateway_url(pushgateway: str) -> str:
+    """``--resilience-pushgateway`` as ``push_to_gateway`` reads it (``HOST:PORT`` is ``http://HOST:PORT``);
+    SetupError when it names no http(s) host."""
+    url = pushgateway if "://" in pushgateway else f"http://{pushgateway}"
     try:
-        parts = urlsplit(url if "://" in url else f"http://{url}")
-        return parts.hostname if parts.scheme in ("http", "https") else None
+        hosts = parse_hosts(url)
     except ValueError:
-        return None
+        hosts = []
+    if not hosts or not url.lower().startswith(("http://", "https://")):
+        raise SetupError(f"--resilience-pushgateway: expected http(s)://HOST:PORT, got {redact_url(pushgateway)!r}")
+    return url
