@@ -4,7 +4,7 @@
 reference service of examples/service/ on the target's Redis), refuses one off loopback without the
 opt-in, and runs the pre-flight before any user spawns: every endpoint answers once as expected, and
 the health endpoint (``service.health``), if named, says healthy. At the end of each test
-:meth:`ServiceSession.health_at_end` asks it again (polled for up to ``health.wait_s``): a service that
+:meth:`ServiceUnderTest.health_at_end` asks it again (polled for up to ``health.wait_s``): a service that
 did not come back breaches the SLO ``service_recovered_at_end``. Bad input is a
 :class:`~chaos.settings.SetupError` with one line.
 """
@@ -60,7 +60,7 @@ class Answer:
 
 
 @dataclass
-class ServiceSession:
+class ServiceUnderTest:
     """The service: its spec, resolved URL, the reference service if the pack started it, the pre-flight."""
 
     spec: Service
@@ -203,7 +203,7 @@ def check_headers(spec: Service, source: str) -> None:
 
 def open_service(
     spec: Service | None, settings: Settings, redis_url: str, source: str, key_prefix: str = "rs:"
-) -> ServiceSession | None:
+) -> ServiceUnderTest | None:
     """The service of the profile (None without one), started if embedded, checked before any load.
     ``key_prefix``: the embedded reference service's keys live under it (the run's: removed at the end)."""
     if spec is None:
@@ -231,10 +231,10 @@ def open_service(
         url = reference.url
     else:
         check_service_url(url, spec, settings)
-    session = ServiceSession(spec, url, source, reference)
+    service = ServiceUnderTest(spec, url, source, reference)
     try:
-        session.preflight()
+        service.preflight()
     except SetupError:
-        session.close()
+        service.close()
         raise
-    return session
+    return service

@@ -23,7 +23,7 @@ from redis.cluster import RedisCluster
 from chaos.faults import CommandRefused, FaultTarget, MissingPrerequisite, build_fault, fault_class
 from chaos.faults.http import HttpParams
 from chaos.profile import load_profile
-from chaos.service import ServiceSession, open_service
+from chaos.service import ServiceUnderTest, open_service
 from chaos.settings import URL_OPTION, Settings, SetupError
 from config.loader import ProfileError
 from config.proxy import ProxySettings
@@ -126,7 +126,7 @@ class TargetSession:
     remote_refusal: str | None = None
     chaos_enabled: bool = False
     witnesses: Witnesses | None = None
-    service: ServiceSession | None = None
+    service: ServiceUnderTest | None = None
 
     @property
     def label(self) -> str:
