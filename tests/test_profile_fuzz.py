@@ -11,7 +11,7 @@ import copy
 import re
 import types
 from pathlib import Path
-from typing import Annotated, Any, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import pytest
 import redis
@@ -32,18 +32,34 @@ SOURCE = "fuzz.yaml"
 MODEL = profile_model()  # built once and handed to the loader for every example, as chaos.profile hands it one
 FUZZ = settings(max_examples=150, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 
+# What a fault's params model cannot say itself: a valid value for a field that has no default, or that a
+# model check needs (http: url or path), by field name. Every other field of a fault's entry is derived from its
+# params: its name, a required Literal (network's toxic: its first kind), the defaults. A fault of yours whose
+# params need a value of another name adds it here (test_every_registered_fault_has_an_entry_that_loads says so).
+VALUES: dict[str, Any] = {"command": ["true"], "url": "http://127.0.0.1:9/reset"}
+
+
+def _union(annotation: Any) -> list[Any]:
+    while get_origin(annotation) is Annotated:
+        annotation = get_args(annotation)[0]
+    return list(get_args(annotation)) if get_origin(annotation) in (Union, types.UnionType) else []
+
+
+def fault_entry(name: str) -> dict[str, Any]:
+    """A chaos.faults entry of a registered fault, from its params model (the first kind of a union)."""
+    params = FAULTS[name].params
+    model: type[BaseModel] = (_union(params) or [params])[0]
+    entry: dict[str, Any] = {}
+    for field_name, field in model.model_fields.items():
+        if field_name in VALUES:
+            entry[field_name] = VALUES[field_name]
+        elif field.is_required() and get_origin(field.annotation) is Literal:
+            entry[field_name] = get_args(field.annotation)[0]
+    return entry
+
+
 # A valid profile that reaches every model of the schema: every workload, every fault, the proxy.
-FAULT_ENTRIES: list[dict[str, Any]] = [
-    {
-        "name": name,
-        **{
-            "http": {"url": "http://127.0.0.1:9/reset"},
-            "network": {"toxic": "latency"},
-            "exec": {"command": ["true"]},
-        }.get(name, {}),
-    }
-    for name in FAULTS
-]
+FAULT_ENTRIES = [fault_entry(name) for name in FAULTS]
 
 
 def _every_workload() -> dict[str, Any]:
@@ -74,12 +90,6 @@ def _model(annotation: Any) -> type[BaseModel] | None:
             return None
         annotation = members[0]
     return annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
-
-
-def _union(annotation: Any) -> list[Any]:
-    while get_origin(annotation) is Annotated:
-        annotation = get_args(annotation)[0]
-    return list(get_args(annotation)) if get_origin(annotation) in (Union, types.UnionType) else []
 
 
 def _walk() -> tuple[list[tuple[tuple[Any, ...], type[BaseModel]]], list[tuple[tuple[Any, ...], Any, str]]]:
@@ -271,6 +281,13 @@ def test_chaos_on_needs_a_fault_that_can_be_chosen(faults: list[dict[str, Any]],
     assert message is not None and message.startswith(f"{SOURCE}: chaos: {expected}"), message
     data["chaos"]["enabled"] = False  # chaos off: the list is not used
     assert problem(data) is None
+
+
+def test_every_registered_fault_has_an_entry_that_loads() -> None:
+    """Each fault's entry, derived from its params, is valid: else VALUES lacks a value that its params need."""
+    for entry in FAULT_ENTRIES:
+        message = problem(with_value(("chaos", "faults"), [entry]))
+        assert message is None, f"{entry['name']}: {message}: add the field's value to VALUES (by field name)"
 
 
 # ---- files: YAML syntax, bytes, names ----------------------------------------------------------
