@@ -7,7 +7,6 @@ import os
 import re
 import signal
 import subprocess
-import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,18 @@ import pytest
 from chaos.cli import main as cli
 from recovery.stats import proportion_test_greater, rank_test_greater
 
-from .helpers import HEAVY, LOCUST, finish, headless_args, locust, matrix_cell, wait_for_output, write_profile
+from .helpers import (
+    HEAVY,
+    LOCUST,
+    eventually,
+    finish,
+    headless_args,
+    kill,
+    locust,
+    matrix_cell,
+    wait_for_output,
+    write_profile,
+)
 
 RESTARTS = {  # persistence aof_always: a restart loses no acknowledged write, so lost writes stay 0 run over run
     "target": {"persistence": "aof_always"},
@@ -166,6 +176,29 @@ def test_a_matrix_refuses_an_unknown_preset_or_a_bad_clients_file(
     assert "presets.broken" in err[1] and "client.retries" in err[1], err
 
 
+def redis_servers_under(pid: int) -> set[int]:
+    """The live redis-server processes descended from ``pid`` (a matrix's cell runs one, embedded)."""
+    children: dict[int, list[int]] = {}
+    servers = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:  # ended meanwhile
+            continue
+        name, fields = text[text.index("(") + 1 : text.rindex(")")], text[text.rindex(")") + 2 :].split()
+        if fields[0] == "Z":  # a zombie: ended, not yet reaped
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+        if name == "redis-server":
+            servers.add(int(stat.parent.name))
+    below, todo = set(), [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            below.add(child)
+            todo.append(child)
+    return servers & below
+
+
 @HEAVY
 def test_ctrl_c_stops_the_running_cell_and_prints_the_table_so_far(tmp_path: Path) -> None:
     profile = write_profile(tmp_path / "p.yaml", RESTARTS)
@@ -193,7 +226,14 @@ def test_ctrl_c_stops_the_running_cell_and_prints_the_table_so_far(tmp_path: Pat
         start_new_session=True,
     )
     head = wait_for_output(proc, r"^matrix: no-retry\.\.\.", 30)
-    time.sleep(6)  # into the cell's first fault
+    servers: set[int] = set()  # every redis-server the cell has run: a second one is its first restart
+
+    def restarted() -> bool:
+        servers.update(redis_servers_under(proc.pid))
+        return len(servers) >= 2
+
+    # into the cell's first fault window (on failure, the matrix is killed and its output shown)
+    eventually("the cell's first fault restarted its redis-server", restarted, 60, lambda: kill(proc)[-3000:])
     os.kill(proc.pid, signal.SIGINT)
     out = head + finish(proc, timeout=60)
     assert proc.returncode == 0, out[-3000:]
@@ -201,7 +241,8 @@ def test_ctrl_c_stops_the_running_cell_and_prints_the_table_so_far(tmp_path: Pat
     matrix = json.loads((out_dir / "matrix.json").read_text())
     assert [c["preset"] for c in matrix["ranked"]] == ["no-retry"]
     report = json.loads((out_dir / "no-retry-1.json").read_text())
-    assert report["interrupted"] == "SIGINT" and all(f.get("revert_error") is None for f in report["faults"])
+    assert report["interrupted"] == "SIGINT" and report["faults"], report["faults"]  # stopped in its first window
+    assert all(f.get("revert_error") is None for f in report["faults"]), report["faults"]
 
 
 def _refusal(capsys: pytest.CaptureFixture[str], *args: str) -> str:
