@@ -73,14 +73,17 @@ def test_master_and_two_workers_count_every_fault_once(tmp_path: Path) -> None:
     assert sum(timeline["types"]["REDIS"]["requests"]) == report["summary"]["requests"]
     assert max(u or 0 for u in timeline["users"]) == 20
     for f in faults:
-        assert f["ok"] and f["requests"] > 0 and "missing_workers" not in f
+        assert f["ok"] and f["requests"] > 0 and "missing_workers" not in f and f["recovery_s"] is not None, f
         # the master's witness: resets leave the server answering (a late reply of a busy machine at most:
-        # 58 ms seen with the suite's three loads on two cores); the clients' recovery is all excess
+        # 58 ms seen with the suite's three loads on two cores); the clients' recovery is all excess, less
+        # such a late reply when the witness saw one
         assert f["outage_s"] is not None and f["outage_s"] <= 0.2, f
-        if f["outage_started_s"] is None:
-            assert f["client_excess_s"] == f["recovery_s"], f
-        if f["name"] == "pool_reset":  # broadcast, done and acknowledged by both workers' 20 users
-            assert f["details"]["pools"] == 20 and "unacknowledged_workers" not in f["details"]
+        outage_end = 0.0 if f["outage_started_s"] is None else f["outage_started_s"] + f["outage_s"]
+        assert abs(f["client_excess_s"] - (f["recovery_s"] - outage_end)) <= 0.002, f
+    resets = [f for f in faults if f["name"] == "pool_reset"]
+    assert resets, [f["name"] for f in faults]  # ci.yaml's seed draws a pool_reset first
+    for f in resets:  # broadcast, done and acknowledged by both workers' 20 users
+        assert f["details"]["pools"] == 20 and "unacknowledged_workers" not in f["details"], f
     # totals add up: the report's, the workers' own, and Locust's
     per_worker = report["workers"]["figures"]
     assert sum(w["requests"] for w in per_worker.values()) == report["summary"]["requests"]
