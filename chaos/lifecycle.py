@@ -57,8 +57,9 @@ class FaultLife:
         self.begin = self.clock()
         return self.begin
 
-    def inject(self) -> bool:
-        """Inject within the deadline; False (and ``error`` says why) when it raised or hung."""
+    def inject(self) -> float | None:
+        """Inject within the deadline: when the call returned (``t0``), or None (``error`` says why) when it
+        raised or hung."""
         if self.begin is None:
             self.start()
         try:
@@ -66,9 +67,9 @@ class FaultLife:
                 self.details = self.fault.inject()
         except Exception as exc:
             self.error = describe(exc)
-            return False
+            return None
         self.t0 = self.clock()
-        return True
+        return self.t0
 
     @property
     def inject_ms(self) -> float:

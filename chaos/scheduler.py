@@ -25,6 +25,7 @@ from chaos.faults.base import Running
 from chaos.lifecycle import FaultLife, deadline, sleep_until
 from config.redact import redact_params
 from config.schema import Chaos
+from recovery.clock import ClockOrigin
 from recovery.records import FaultRecord
 from targets.greenlets import describe, spawn_reported
 from targets.witness import Witnesses
@@ -101,6 +102,7 @@ class ChaosScheduler:
         witnesses: Witnesses | None = None,
         window_s: float = 10.0,
         on_settled: Callable[[FaultRecord], None] | None = None,
+        origin: ClockOrigin | None = None,
     ) -> None:
         self.chaos = chaos
         self.target = target
@@ -113,6 +115,8 @@ class ChaosScheduler:
         self.witnesses = witnesses  # the data nodes' witnesses: each fault's server-side outage
         self.window_s = window_s  # a fault window's longest span (recovery.max_window_s)
         self.on_settled = on_settled  # a fault's window closed and its figures are final (the progress line)
+        # The test's clock origin: the events' wall times come from it (else one taken now, at started_at).
+        self.origin = origin or ClockOrigin(started_at, started_at + time.time() - time.monotonic())
         self.rng = random.Random(chaos.seed)
         self.records: list[FaultRecord] = []
         self.greenlet: gevent.Greenlet[..., None] | None = None
@@ -218,9 +222,10 @@ class ChaosScheduler:
         self._active = (life, record)  # from here on, stop() reverts it, even mid-injection
         # The window opens now, before the call: what fails while it runs (a reset endpoint's own 503s) is its.
         self.events.fault_started.fire(
-            fault_id=record.fault_id, name=spec.name, params=params, time=time.time(), monotonic=begin
+            fault_id=record.fault_id, name=spec.name, params=params, time=self.origin.to_wall(begin), monotonic=begin
         )
-        if not life.inject():
+        t0 = life.inject()
+        if t0 is None:
             record.error = life.error
             record.inject_ms = life.inject_ms
             logger.error("fault #%d %s failed to inject: %s", record.fault_id, spec.name, record.error)
@@ -230,7 +235,7 @@ class ChaosScheduler:
                 injected(record)
             return record
         record.details = life.details
-        record.t0, record.took_effect, record.inject_ms = life.t0, life.took_effect, life.inject_ms
+        record.t0, record.took_effect, record.inject_ms = t0, life.took_effect, life.inject_ms
         logger.info(
             "fault #%d %s injected at +%.1fs (its call took %.0f ms)%s: %s",
             record.fault_id,
@@ -245,8 +250,8 @@ class ChaosScheduler:
                 fault_id=record.fault_id,
                 name=spec.name,
                 params=params,
-                time=time.time(),
-                monotonic=life.t0,
+                time=self.origin.to_wall(t0),
+                monotonic=t0,
                 details=record.details,
             )
             if injected is not None:
@@ -319,12 +324,13 @@ class ChaosScheduler:
         if self._active is not None and self._active[1] is record:
             self._active = None
         if record.t0 is not None:
-            record.duration_s = self.clock() - (record.took_effect or record.t0)
+            now = self.clock()
+            record.duration_s = now - (record.took_effect or record.t0)
             self.events.fault_reverted.fire(
                 fault_id=record.fault_id,
                 name=record.name,
                 params=record.params,
-                time=time.time(),
+                time=self.origin.to_wall(now),
                 duration_s=record.duration_s,
                 error=record.revert_error,
             )

@@ -23,6 +23,7 @@ import gevent.event
 
 from chaos.scheduler import ChaosScheduler
 from config.schema import Recovery
+from recovery.clock import ClockOrigin
 from recovery.records import FaultRecord
 from recovery.results import NodeResult
 from recovery.tracker import RequestTrackers, WindowSummary
@@ -42,8 +43,9 @@ class TestRun:
 
     def __init__(self, number: int) -> None:
         self.number = number
-        self.started_at = time.monotonic()
-        self.started_wall = time.time()
+        self.origin = ClockOrigin.now()  # the test's one tie between the monotonic and the wall clock
+        self.started_at = self.origin.monotonic
+        self.started_wall = self.origin.wall
         self.scheduler: ChaosScheduler | None = None  # on the node that schedules, once set up
         self.interrupted: str | None = None  # cut short by a signal (or a quit) before its end
         self.aborted: str | None = None  # stopped by the pack itself, and why
@@ -97,7 +99,9 @@ class MeasuredRun(TestRun):
         super().__init__(number)
         self.on_closed = on_closed
         self.window_closed = gevent.event.Event()  # set (and cleared) as each window closes: waiters wake
-        self.tracker = RequestTrackers(recovery, declared_request_types(user_classes), on_closed=self._closed)
+        self.tracker = RequestTrackers(
+            recovery, declared_request_types(user_classes), on_closed=self._closed, origin=self.origin
+        )
         self.user_count = user_count  # this node's users running now (the timeline's users)
         self.opened: set[int] = set()  # fault ids whose window this node opened
         self.spawn("the fault window timer", self._expire_windows)

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from config.schema import Recovery
+from recovery.clock import ClockOrigin
 from recovery.histogram import LatencyHistogram
 from recovery.series import Second, TypeSeries
 
@@ -310,13 +311,15 @@ class RequestTrackers:
         request_types: Collection[str],
         on_closed: Callable[[WindowSummary], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        origin: ClockOrigin | None = None,
     ) -> None:
         self.recovery, self.on_closed, self.clock = recovery, on_closed, clock
         self.request_types = frozenset(request_types)
         self.ignored: set[str] = set()  # the types seen and not measured (each logged once)
         self.by_type: dict[str, RecoveryTracker] = {}
         self._open: tuple[int, str, float] | None = None  # the fault whose window is open: a new type joins it
-        self.offset = time.time() - clock()  # wall clock minus this clock: the series' seconds are epoch seconds
+        # The test's clock origin (else one taken now): the series' seconds are epoch seconds through it.
+        self.offset = (origin or ClockOrigin.now(clock)).offset
         self.users: dict[int, int] = {}  # users running, sampled each second (sample_users)
 
     def series(self) -> dict[str, dict[int, Second]]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from config.schema import Recovery
+from recovery.clock import ClockOrigin
 from recovery.results import NodeResult, merge_results, result_from_dict, result_to_dict
 from recovery.series import Second, TypeSeries, slot, slot_ms, timeline
 from recovery.tracker import RequestTrackers
@@ -52,3 +53,14 @@ def test_the_trackers_keep_a_series_per_type_and_the_users() -> None:
     (second,) = series["HTTP"].values()
     assert second.counts[:3] == [1, 1, 1]
     assert list(trackers.users.values()) == [7]
+
+
+def test_the_series_seconds_come_from_the_tests_one_clock_origin() -> None:
+    origin = ClockOrigin(monotonic=100.0, wall=1_000_000.0)  # a test's start: one tie between the two clocks
+    now = [100.5]
+    trackers = RequestTrackers(Recovery(), ("REDIS",), clock=lambda: now[0], origin=origin)
+    trackers.on_request("REDIS", 1.0, None, {"user": 1})
+    now[0] = 101.2
+    trackers.sample_users(3)
+    assert set(trackers.series()["REDIS"]) == {1_000_000} and trackers.users == {1_000_001: 3}
+    assert origin.to_monotonic(origin.to_wall(123.25)) == 123.25

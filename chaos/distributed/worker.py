@@ -188,8 +188,9 @@ class WorkerRole(MeasuresRequests, Role[MeasuredRun]):
         run = self.run
         if run is None or data["test"] != run.number:
             return
-        delay = time.time() - float(data["time"])
-        start = time.monotonic() - (delay if 0 <= delay < 2 else 0.0)  # clocks of other hosts may disagree
+        began = float(data["time"])  # the master's wall clock
+        plausible = 0 <= time.time() - began < 2  # clocks of other hosts may disagree: then it began now
+        start = run.origin.to_monotonic(began) if plausible else time.monotonic()
         run.open_window(int(data["fault_id"]), str(data["name"]), start)
 
     def _on_run_fault(self, data: dict[str, Any]) -> None:
@@ -217,7 +218,7 @@ class WorkerRole(MeasuresRequests, Role[MeasuredRun]):
         if run is not None and run.number == data["test"]:  # opened already, unless the master's word is late
             run.open_window(fault_id, spec.name, begin)
         try:
-            if life.inject():
+            if life.inject() is not None:
                 ack["details"] = life.details
             else:
                 ack["error"] = life.error

@@ -140,6 +140,7 @@ class SchedulingRole(Role[R]):
             self.session.fault_target(),
             self.events,
             started_at=run.started_at,
+            origin=run.origin,
             last_fault_by=last_fault_by,
             fan_out=self.fan_out(),
             on_crash=run.crashed,
@@ -249,7 +250,7 @@ class SchedulingRole(Role[R]):
             return None
         keys = tuple({key for record in run.records for key in record.watched} | set(witnesses.primaries))
         seconds = {s for per_type in result.series.values() for s in per_type} | set(result.users)
-        offset = time.time() - time.monotonic()
+        offset = run.origin.offset  # the seconds are the test's wall-clock seconds, from its one origin
         outage: dict[int, float] = {}
         for second in seconds:
             start, end = second - offset, second + 1 - offset
