@@ -34,7 +34,7 @@ import gevent
 
 from chaos.profile import parse_profile
 from recovery.tracker import RequestTrackers
-from scenarios.run import RedisRun, attach
+from scenarios.run import PackRun, attach
 from scenarios.service_user import ServiceUser
 from targets.embedded import end_process, free_port
 
@@ -91,7 +91,7 @@ def run_locust(user_class: type[Any], users: int, seconds: float, url: str) -> t
             },
             "bench",
         )
-        attach(env, RedisRun(profile, "redis://127.0.0.1:1", "bench", service_url=url))
+        attach(env, PackRun(profile, "redis://127.0.0.1:1", "bench", service_url=url))
         trackers = RequestTrackers(profile.recovery, ServiceUser.request_types)
         env.events.request.add_listener(trackers.on_request)
         trackers.open_window(1, "bench", time.monotonic())

@@ -15,16 +15,16 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
+from chaos.locust_test import MeasuredTest
 from chaos.profile import parse_profile
 from chaos.roles.measuring import MeasuresRequests
-from chaos.testrun import MeasuredRun
 from scenarios.user import RedisUser
 
 REQUESTS = 200_000
 
 
 class KwargsForwarder:
-    def __init__(self, run: MeasuredRun) -> None:
+    def __init__(self, run: MeasuredTest) -> None:
         self.run = run
 
     def on_request(self, **kwargs: Any) -> None:
@@ -34,7 +34,7 @@ class KwargsForwarder:
 
 
 class Role(MeasuresRequests):
-    def __init__(self, run: MeasuredRun) -> None:
+    def __init__(self, run: MeasuredTest) -> None:
         self.run = run
 
 
@@ -43,7 +43,7 @@ def call(listener: Callable[..., None], fired: dict[str, Any]) -> None:
 
 
 def main() -> None:
-    run = MeasuredRun(1, parse_profile({}, "bench").recovery, on_closed=lambda window: None, user_classes=[RedisUser])
+    run = MeasuredTest(1, parse_profile({}, "bench").recovery, on_closed=lambda window: None, user_classes=[RedisUser])
     context = {"user": "u1", "retries": 0, "reconnects": 0}
     fired = {
         "request_type": "REDIS",

@@ -63,7 +63,7 @@ from recovery.metrics import families
 from recovery.series import timeline
 from recovery.tracker import RequestTrackers
 from scenarios.batch import BatchWorkload, PipelineUser
-from scenarios.run import RedisRun, attach
+from scenarios.run import PackRun, attach
 from scenarios.user import RedisUser
 from targets.embedded import EmbeddedRedis
 
@@ -198,7 +198,7 @@ def bench_profile(connection: str, think_ms: int = 0) -> Profile:
 
 
 def observe(trackers: RequestTrackers, env: Environment) -> None:
-    """What a run's timer does (expire windows, sample users: chaos/testrun.py), and once a second
+    """What a run's timer does (expire windows, sample users: chaos/locust_test.py), and once a second
     what a live view or a Prometheus scrape computes."""
     ticks = 0
     while True:
@@ -217,10 +217,10 @@ def run_locust(user_class: type[User], connection: str | None, users: int, secon
     observer = None
     if connection is not None:  # a pack user: the pack's run on the environment, its listener and trackers
         profile = bench_profile(connection)
-        attach(env, RedisRun(profile, URL, f"bench{random.randrange(10**6)}"))
+        attach(env, PackRun(profile, URL, f"bench{random.randrange(10**6)}"))
         trackers = RequestTrackers(profile.recovery, ("REDIS",))  # a pack user's requests
         listener = MeasuresRequests()
-        listener.run = SimpleNamespace(tracker=trackers)  # type: ignore[assignment]  # what a MeasuredRun offers
+        listener.test = SimpleNamespace(tracker=trackers)  # type: ignore[assignment]  # what a MeasuredTest offers
         env.events.request.add_listener(listener.on_request)
         trackers.open_window(1, "bench", time.monotonic())
         observer = gevent.spawn(observe, trackers, env)
@@ -261,7 +261,7 @@ def rss_kib() -> int:
 def rss_child(connection: str, users: int) -> None:
     """In a fresh process: RSS with 1 pack user, then with ``users``, each connected and making requests."""
     env = Environment(user_classes=[BenchUser], events=Events())
-    attach(env, RedisRun(bench_profile(connection, think_ms=1000), URL, "rss"))
+    attach(env, PackRun(bench_profile(connection, think_ms=1000), URL, "rss"))
     runner = env.create_local_runner()
     runner.start(1, spawn_rate=1, wait=True)
     gevent.sleep(2.0)

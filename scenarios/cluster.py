@@ -74,7 +74,7 @@ def cluster_kwargs(
 
 class ClusterPools:
     """The pools of one cluster client (one per node it knows now), seen as one pool: what
-    ``RedisRun.pools`` counts and ``RedisRun.reset_pools`` disconnects."""
+    ``PackRun.pools`` counts and ``PackRun.reset_pools`` disconnects."""
 
     def __init__(self, client: RedisCluster) -> None:
         self.client = client

@@ -69,7 +69,7 @@ class IntegrityCheck(Protocol):
 
 
 @dataclass
-class RedisRun:
+class PackRun:
     """One run of the pack on one node: the profile, the target and what the users registered."""
 
     profile: Profile
@@ -147,15 +147,15 @@ class RedisRun:
         return removed
 
 
-def attach(environment: Environment, run: RedisRun) -> None:
+def attach(environment: Environment, run: PackRun) -> None:
     setattr(environment, _ATTRIBUTE, run)
 
 
-def run_of(environment: Environment) -> RedisRun:
+def run_of(environment: Environment) -> PackRun:
     run = getattr(environment, _ATTRIBUTE, None)
     if run is None:
         raise RuntimeError(
             "the redis-resilience plugin is not loaded: import chaos.plugin in the locustfile (see locustfile.py)"
         )
-    assert isinstance(run, RedisRun)
+    assert isinstance(run, PackRun)
     return run

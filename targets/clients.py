@@ -90,7 +90,7 @@ def pool_from_url(
     ``BlockingConnectionPool`` that waits that long for a free connection (redis:// and rediss:// only).
     """
     access = access or Access()
-    if blocking_timeout is not None:  # a redis:// or rediss:// URL (chaos/session.py refuses the others)
+    if blocking_timeout is not None:  # a redis:// or rediss:// URL (chaos/run_setup.py refuses the others)
         return redis.BlockingConnectionPool.from_url(url, timeout=blocking_timeout, **{**access.kwargs(url), **kwargs})
     if not url.startswith("sentinel://"):
         return redis.ConnectionPool.from_url(url, **{**access.kwargs(url), **kwargs})

@@ -20,20 +20,20 @@ OnCrash = Callable[[BaseException], None]
 STOP_TIMEOUT_S: Final = 5.0  # how long stop() waits for a killed greenlet to end (its finally blocks)
 
 
-def spawn_reported(on_crash: OnCrash, run: Callable[..., Any], *args: Any) -> gevent.Greenlet:
-    """Spawn ``run(*args)``; if it raises, ``on_crash(exception)`` runs once it has died (in a greenlet
+def spawn_reported(on_crash: OnCrash, body: Callable[..., Any], *args: Any) -> gevent.Greenlet:
+    """Spawn ``body(*args)``; if it raises, ``on_crash(exception)`` runs once it has died (in a greenlet
     of its own, as gevent runs links: it may block, e.g. to send a message).
 
     A kill (``GreenletExit``) is an ending, not a crash.
     """
-    greenlet = gevent.spawn(run, *args)
+    greenlet = gevent.spawn(body, *args)
     greenlet.link_exception(lambda dead: on_crash(dead.exception))
     return greenlet
 
 
-def spawn_later_reported(seconds: float, on_crash: OnCrash, run: Callable[..., Any], *args: Any) -> gevent.Greenlet:
+def spawn_later_reported(seconds: float, on_crash: OnCrash, body: Callable[..., Any], *args: Any) -> gevent.Greenlet:
     """:func:`spawn_reported`, started ``seconds`` from now (a timer)."""
-    greenlet = gevent.spawn_later(seconds, run, *args)
+    greenlet = gevent.spawn_later(seconds, body, *args)
     greenlet.link_exception(lambda dead: on_crash(dead.exception))
     return greenlet
 

@@ -35,7 +35,7 @@ from chaos.matrix import Cell
 from recovery.histogram import LatencyHistogram
 from recovery.tracker import WindowSummary
 from scenarios.client import ConnectionProbe, InstrumentedRedis, RedisRequestFailed, make_pool
-from scenarios.run import PoolResetResult, RedisRun
+from scenarios.run import PackRun, PoolResetResult
 from targets.embedded import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -326,7 +326,7 @@ def assert_server_gone(report: dict[str, Any]) -> None:
 # ---- builders -----------------------------------------------------------------------------------
 
 
-def traffic_clients(run: RedisRun, n: int, recorder: Recorder) -> list[InstrumentedRedis]:
+def traffic_clients(run: PackRun, n: int, recorder: Recorder) -> list[InstrumentedRedis]:
     """``n`` users' instrumented clients (label ``cache``) as the run's profile builds them, their pools the
     run's (for pool_reset), not yet connected."""
     clients = []

@@ -28,7 +28,7 @@ from config.loader import ProfileError
 from config.schema import ClientOptions
 from scenarios.client import ConnectionProbe, RedisRequestFailed
 from scenarios.cluster import InstrumentedCluster
-from scenarios.run import RedisRun
+from scenarios.run import PackRun
 from scenarios.traffic_client import traffic_client
 from targets.clients import cluster_admin, parse_cluster_url
 from targets.cluster_topology import CLUSTER_SLOTS, ClusterTopology
@@ -78,7 +78,7 @@ def shard_keys(topology: ClusterTopology, prefix: str = "probe") -> list[str]:
     return [key_in_slot(v.slots[0][0], prefix) for v in topology.cluster_nodes() if v.primary and v.slots]
 
 
-def admin_target(topology: ClusterTopology, run: RedisRun | None = None) -> FaultTarget:
+def admin_target(topology: ClusterTopology, run: PackRun | None = None) -> FaultTarget:
     if run is None:
         return FaultTarget(cluster_admin(topology.url, "rradmin-t"), "rr-t-", no_pools, servers=topology)
     admin = cluster_admin(topology.url, run.admin_name)
@@ -186,7 +186,7 @@ def test_a_connection_killed_in_flight_is_a_hidden_retry_of_the_cluster_client(c
 
 
 def test_faults_act_on_every_primary(cluster: ClusterTopology) -> None:
-    run = RedisRun(parse_profile({"target": {"url": "embedded-cluster"}}, "t"), cluster.url, "tf")
+    run = PackRun(parse_profile({"target": {"url": "embedded-cluster"}}, "t"), cluster.url, "tf")
     rec = Recorder()
     probe = ConnectionProbe()
     client, pools = traffic_client(cluster.url, run.profile.client, f"{run.traffic_tag}0", probe, rec.hook, "c", 0)

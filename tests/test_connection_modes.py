@@ -14,10 +14,10 @@ from chaos.faults import FaultTarget, build_fault
 from chaos.faults.client_kill import ClientKillParams
 from chaos.faults.pool_reset import PoolResetParams
 from chaos.profile import parse_profile
-from chaos.session import check_connection_mode
+from chaos.run_setup import check_connection_mode
 from chaos.settings import SetupError
 from scenarios.client import InstrumentedRedis, RedisRequestFailed
-from scenarios.run import RedisRun
+from scenarios.run import PackRun
 from targets.embedded import EmbeddedRedis
 
 from .helpers import Recorder, no_retry_admin, traffic_clients
@@ -25,9 +25,9 @@ from .helpers import Recorder, no_retry_admin, traffic_clients
 MODES = ["pooled", "dedicated"]
 
 
-def make_run(server: EmbeddedRedis, connection: str, parser: str = "hiredis") -> RedisRun:
+def make_run(server: EmbeddedRedis, connection: str, parser: str = "hiredis") -> PackRun:
     profile = parse_profile({"client": {"connection": connection, "parser": parser}}, "test")
-    return RedisRun(profile, server.url, f"m{connection[0]}{parser[0]}")
+    return PackRun(profile, server.url, f"m{connection[0]}{parser[0]}")
 
 
 @pytest.fixture
@@ -37,7 +37,7 @@ def fault_admin(redis_server: EmbeddedRedis) -> Iterator[redis.Redis]:
     client.close()
 
 
-def users(run: RedisRun, n: int, recorder: Recorder) -> list[InstrumentedRedis]:
+def users(run: PackRun, n: int, recorder: Recorder) -> list[InstrumentedRedis]:
     """``n`` users' clients, each connected (one command made)."""
     clients = traffic_clients(run, n, recorder)
     for i, client in enumerate(clients):

@@ -16,30 +16,30 @@ from chaos.faults.client_kill import ClientKillParams
 from chaos.faults.pool_reset import PoolResetParams
 from chaos.profile import parse_profile
 from scenarios.client import InstrumentedRedis, RedisRequestFailed
-from scenarios.run import RedisRun
+from scenarios.run import PackRun
 from targets.embedded import EmbeddedRedis
 
 from .helpers import ROOT, Recorder, no_retry_admin, traffic_clients
 
 
 @pytest.fixture
-def run(redis_server: EmbeddedRedis) -> RedisRun:
-    return RedisRun(parse_profile({}, "test"), redis_server.url, "t1")
+def run(redis_server: EmbeddedRedis) -> PackRun:
+    return PackRun(parse_profile({}, "test"), redis_server.url, "t1")
 
 
 @pytest.fixture
-def fault_admin(redis_server: EmbeddedRedis, run: RedisRun) -> Iterator[redis.Redis]:
+def fault_admin(redis_server: EmbeddedRedis, run: PackRun) -> Iterator[redis.Redis]:
     client = no_retry_admin(redis_server.url, run.admin_name)
     yield client
     client.close()
 
 
 @pytest.fixture
-def target(run: RedisRun, fault_admin: redis.Redis) -> FaultTarget:
+def target(run: PackRun, fault_admin: redis.Redis) -> FaultTarget:
     return FaultTarget(fault_admin, run.traffic_tag, run.reset_pools)
 
 
-def traffic(run: RedisRun, n: int, recorder: Recorder) -> list[InstrumentedRedis]:
+def traffic(run: PackRun, n: int, recorder: Recorder) -> list[InstrumentedRedis]:
     clients = traffic_clients(run, n, recorder)
     for client in clients:
         client.ping()
@@ -71,7 +71,7 @@ def test_the_registry_refuses_a_name_mismatch_and_a_second_claim_on_a_name() -> 
 
 
 def test_client_kill_own_kills_only_this_runs_connections(
-    redis_server: EmbeddedRedis, run: RedisRun, fault_admin: redis.Redis, target: FaultTarget
+    redis_server: EmbeddedRedis, run: PackRun, fault_admin: redis.Redis, target: FaultTarget
 ) -> None:
     clients = traffic(run, 3, Recorder())
     bystander = redis.Redis.from_url(redis_server.url, client_name="other-app")
@@ -94,7 +94,7 @@ def test_client_kill_own_kills_only_this_runs_connections(
 
 
 def test_client_kill_all_spares_only_the_admin(
-    redis_server: EmbeddedRedis, run: RedisRun, fault_admin: redis.Redis, target: FaultTarget
+    redis_server: EmbeddedRedis, run: PackRun, fault_admin: redis.Redis, target: FaultTarget
 ) -> None:
     clients = traffic(run, 2, Recorder())  # keep them referenced: a collected pool closes its connections
     bystander = redis.Redis.from_url(redis_server.url, client_name="other-app")
@@ -117,7 +117,7 @@ def test_client_kill_all_spares_only_the_admin(
 def test_pool_reset_closes_in_use_connections(redis_server: EmbeddedRedis, fault_admin: redis.Redis) -> None:
     """With no retry, so that the closed socket's error reaches the application whatever the parser and
     redis-py version make of it (what each does with retries: tests/conformance/)."""
-    run = RedisRun(parse_profile({"client": {"retries": 0}}, "test"), redis_server.url, "t1")
+    run = PackRun(parse_profile({"client": {"retries": 0}}, "test"), redis_server.url, "t1")
     recorder = Recorder()
     busy, idle = traffic(run, 2, recorder)
     waiter = gevent.spawn(busy.blpop, ["never"], 30)
@@ -142,7 +142,7 @@ def test_pool_reset_closes_in_use_connections(redis_server: EmbeddedRedis, fault
 
 
 def test_client_kill_selects_the_services_connections_and_counts_them_again_at_the_window_close(
-    redis_server: EmbeddedRedis, run: RedisRun, fault_admin: redis.Redis
+    redis_server: EmbeddedRedis, run: PackRun, fault_admin: redis.Redis
 ) -> None:
     """scope: service by name prefix, by ACL user, by addr and laddr (IP and port ranges); others spares
     the pack's own (traffic, admin, witness name); connections_at_window_close counts what came back."""

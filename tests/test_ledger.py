@@ -6,7 +6,7 @@ import redis
 
 from chaos.profile import parse_profile
 from scenarios.ledger import LedgerBook
-from scenarios.run import RedisRun
+from scenarios.run import PackRun
 
 
 def written_book(admin: redis.Redis, n: int = 100, unacked: tuple[int, ...] = ()) -> LedgerBook:
@@ -52,7 +52,7 @@ def test_verify_reads_long_lists_in_chunks(admin: redis.Redis) -> None:
 
 
 def test_cleanup_removes_only_the_run_prefix(admin: redis.Redis) -> None:
-    run = RedisRun(parse_profile({}, "test"), "redis://unused", "abc")
+    run = PackRun(parse_profile({}, "test"), "redis://unused", "abc")
     for i in range(1200):
         admin.set(f"{run.key_prefix}cache:{i}", "v")
     admin.set("rr:other-run:cache:1", "keep")

@@ -13,9 +13,9 @@ from redis.retry import Retry
 
 from chaos.events import ResilienceEvents
 from chaos.faults import FaultTarget
+from chaos.locust_test import LocustTest
 from chaos.profile import parse_profile
 from chaos.scheduler import ChaosScheduler, FaultConflict, FaultRecord
-from chaos.testrun import TestRun
 from targets.embedded import EmbeddedRedis, free_port
 
 from .helpers import no_pools
@@ -207,7 +207,7 @@ def test_a_crash_of_the_schedule_or_of_a_test_greenlet_is_reported(redis_server:
     scheduler.stop()
     admin.close()
 
-    run = TestRun(1)
+    run = LocustTest(1)
     run.spawn("the window timer", broken_clock).join(timeout=5)
     gevent.sleep(0)
     assert run.aborted == "the window timer crashed: RuntimeError: clock broke"

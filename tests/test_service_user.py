@@ -18,14 +18,14 @@ from gevent.server import StreamServer
 from chaos.profile import parse_profile
 from config.schema import Profile
 from config.service import BodyCheck, Endpoint
-from scenarios.run import RedisRun, attach
+from scenarios.run import PackRun, attach
 from scenarios.service_user import ServiceUser, check_body, judge
 
 
 def service_user(profile: Profile, url: str) -> tuple[ServiceUser, list[dict[str, Any]]]:
     """A ServiceUser of ``profile`` in a real Environment, and the requests it fires (as they come)."""
     env = Environment(user_classes=[ServiceUser], events=Events())
-    attach(env, RedisRun(profile, "redis://127.0.0.1:1", "svc", service_url=url))
+    attach(env, PackRun(profile, "redis://127.0.0.1:1", "svc", service_url=url))
     seen: list[dict[str, Any]] = []
     env.events.request.add_listener(lambda **kw: seen.append(kw))
     return ServiceUser(env), seen

@@ -13,7 +13,7 @@ import pytest
 import redis
 
 from chaos.profile import parse_profile
-from chaos.session import check_connection_mode
+from chaos.run_setup import check_connection_mode
 from chaos.settings import SetupError
 from config.schema import ClientOptions
 from scenarios import client as client_module

@@ -18,11 +18,11 @@ from typing import Any, ClassVar
 from chaos.distributed.master_link import MasterLink, MasterTest
 from chaos.events import ResilienceEvents
 from chaos.faults import FaultParams
+from chaos.locust_test import LocustTest, spawn_detached
 from chaos.roles.live import Measured
 from chaos.roles.scheduling import PROGRESS_WAIT_S, SchedulingRole
 from chaos.scheduler import FanOut
 from chaos.settings import Settings
-from chaos.testrun import TestRun, spawn_detached
 from recovery.records import FaultRecord
 from recovery.results import NodeResult, merge_results
 from recovery.tracker import WindowSummary
@@ -34,7 +34,7 @@ FAULT_ACK_TIMEOUT_S = 5.0  # workers acknowledge a traffic_nodes fault within th
 COLLECT_TIMEOUT_S = 30.0  # workers send their final figures within this
 
 
-class MasterRole(SchedulingRole[TestRun]):
+class MasterRole(SchedulingRole[LocustTest]):
     """The master node (see the module docstring)."""
 
     mode: ClassVar[str] = "master"
@@ -46,12 +46,12 @@ class MasterRole(SchedulingRole[TestRun]):
         self.runner = runner
         self.link = MasterLink(runner, self._worker_error)
 
-    def new_run(self, number: int) -> TestRun:
-        run = TestRun(number)
-        self.run = run  # the status shows the test while the workers are told
-        ready = self.link.begin(number, self.session.setup_message(), SETUP_TIMEOUT_S)
-        logger.info("redis-resilience: %d worker(s) ready for run %s", len(ready.expected), self.session.run.run_id)
-        return run
+    def new_test(self, number: int) -> LocustTest:
+        test = LocustTest(number)
+        self.test = test  # the status shows the test while the workers are told
+        ready = self.link.begin(number, self.setup.setup_message(), SETUP_TIMEOUT_S)
+        logger.info("redis-resilience: %d worker(s) ready for run %s", len(ready.expected), self.setup.run.run_id)
+        return test
 
     def fan_out(self) -> FanOut:
         return self._run_on_workers
@@ -63,7 +63,7 @@ class MasterRole(SchedulingRole[TestRun]):
     def on_fault_started(self, fault_id: int, name: str, time: float, monotonic: float, **_: Any) -> None:
         self.link.announce_window(fault_id, name, time)
 
-    def fault_windows(self, run: TestRun, fault_id: int) -> list[WindowSummary]:
+    def fault_windows(self, test: LocustTest, fault_id: int) -> list[WindowSummary]:
         """The workers' windows of this fault, once each worker sent one (or after PROGRESS_WAIT_S): woken as
         their messages come."""
 
@@ -76,15 +76,15 @@ class MasterRole(SchedulingRole[TestRun]):
             return []
         return [x for ws in heard.windows.values() for x in ws if x.fault_id == fault_id]
 
-    def live_measured(self, run: TestRun) -> Measured:
+    def live_measured(self, test: LocustTest) -> Measured:
         """The workers' windows so far (their series and counts outside windows come with their finals), who
         sent what, and the workers that sent no window of a fault whose window has closed."""
         heard = self.link.current
         if heard is None:
             return Measured(NodeResult())
         result = merge_results(list(heard.finals.values()), [w for ws in heard.windows.values() for w in ws])
-        window_s = self.session.profile.recovery.max_window_s
-        closed = [r for r in run.records if r.begin is not None and r.begin + window_s < time.monotonic()]
+        window_s = self.setup.profile.recovery.max_window_s
+        closed = [r for r in test.records if r.begin is not None and r.begin + window_s < time.monotonic()]
         return Measured(result, _workers(heard, []), _missing_by_fault(heard, closed))
 
     def pool_status(self) -> dict[str, Any]:
@@ -97,7 +97,7 @@ class MasterRole(SchedulingRole[TestRun]):
         self.outcome.refuse(f"worker {worker}: {error}")
         spawn_detached("quitting after a worker's error", self.runner.quit)
 
-    def conclude(self, run: TestRun) -> None:
+    def conclude(self, test: LocustTest) -> None:
         heard = self.link.collect(COLLECT_TIMEOUT_S)
         if heard is None:
             return
@@ -110,11 +110,11 @@ class MasterRole(SchedulingRole[TestRun]):
         if missing and result.integrity is not None:
             result.integrity = None
             result.integrity_error = f"not checked on missing workers: {', '.join(missing)}"
-        if run.aborted is None and heard.aborted:
+        if test.aborted is None and heard.aborted:
             worker, why = sorted(heard.aborted.items())[0]
-            run.aborted = f"worker {worker}: {why}"
-        self.session.cleanup_keys()
-        self.report_run(run, Measured(result, _workers(heard, missing), _missing_by_fault(heard, run.records)))
+            test.aborted = f"worker {worker}: {why}"
+        self.setup.cleanup_keys()
+        self.report_run(test, Measured(result, _workers(heard, missing), _missing_by_fault(heard, test.records)))
 
 
 def _missing_by_fault(heard: MasterTest, records: list[FaultRecord]) -> dict[int, list[str]]:

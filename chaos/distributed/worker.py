@@ -28,19 +28,19 @@ from chaos.distributed import messages
 from chaos.events import ResilienceEvents, fire_recovered
 from chaos.faults import Fault, build_fault, fault_class, parse_fault_spec
 from chaos.lifecycle import FaultLife
+from chaos.locust_test import MeasuredTest, spawn_detached
 from chaos.profile import parse_profile
 from chaos.roles.base import Role
 from chaos.roles.measuring import MeasuresRequests
+from chaos.run_setup import RunSetup, check_traffic_access, connect_admin, target_access
 from chaos.service import check_headers, check_service_url
-from chaos.session import TargetSession, check_traffic_access, connect_admin, target_access
 from chaos.settings import URL_ENV, URL_FLAG, Settings, SetupError
-from chaos.testrun import MeasuredRun, spawn_detached
 from config.hosts import is_loopback_host
 from config.loader import ProfileError
 from config.redact import redact_url
 from recovery.results import result_to_dict, window_to_dict
 from recovery.tracker import WindowSummary
-from scenarios.run import RedisRun, attach
+from scenarios.run import PackRun, attach
 from targets.access import admin_url
 from targets.greenlets import describe
 
@@ -64,24 +64,24 @@ def remote_worker_error(master_url: str, master_host: str, own_url: str | None) 
     )
 
 
-def adopt_session(setup: dict[str, Any], settings: Settings, node: str, master_host: str) -> TargetSession:
+def adopt_setup(data: dict[str, Any], settings: Settings, node: str, master_host: str) -> RunSetup:
     """The master's run on this worker: its profile, its target (or this worker's --redis-url)."""
     try:
-        profile = parse_profile(setup["profile"], MASTERS_PROFILE)
+        profile = parse_profile(data["profile"], MASTERS_PROFILE)
     except ProfileError as exc:
         raise SetupError(str(exc)) from None
-    url = settings.redis_url or setup["url"]
-    error = remote_worker_error(setup["url"], master_host, settings.redis_url)
+    url = settings.redis_url or data["url"]
+    error = remote_worker_error(data["url"], master_host, settings.redis_url)
     if error:
         raise SetupError(error)
     traffic_access, admin_access = target_access(profile, url, MASTERS_PROFILE)
-    run = RedisRun(profile, url, setup["run_id"], node=node, access=traffic_access)
-    run.service_url = settings.service_url or setup.get("service_url")  # this worker's --service-url wins
+    run = PackRun(profile, url, data["run_id"], node=node, access=traffic_access)
+    run.service_url = settings.service_url or data.get("service_url")  # this worker's --service-url wins
     if profile.service is not None:  # the master checked its own; this worker's URL and environment too
         if settings.service_url:
             check_service_url(settings.service_url, profile.service, settings)
         check_headers(profile.service, MASTERS_PROFILE)
-    admin_at = settings.redis_url or setup.get("admin_url") or url  # past the master's proxy
+    admin_at = settings.redis_url or data.get("admin_url") or url  # past the master's proxy
     admin = connect_admin(admin_url(admin_at, profile.target), run.admin_name, retries=3, access=admin_access)
     try:  # retries=3 above: a scope: all kill may hit the admin connection
         check_traffic_access(run)
@@ -89,10 +89,10 @@ def adopt_session(setup: dict[str, Any], settings: Settings, node: str, master_h
         with contextlib.suppress(Exception):
             admin.close()
         raise
-    return TargetSession(profile, MASTERS_PROFILE, run, admin, admin_at)
+    return RunSetup(profile, MASTERS_PROFILE, run, admin, admin_at)
 
 
-class WorkerRole(MeasuresRequests, Role[MeasuredRun]):
+class WorkerRole(MeasuresRequests, Role[MeasuredTest]):
     """A worker node (see the module docstring)."""
 
     mode: ClassVar[str] = "worker"
@@ -103,7 +103,7 @@ class WorkerRole(MeasuresRequests, Role[MeasuredRun]):
         super().__init__(environment, settings, events)
         self.runner = runner
         self.node = uuid.uuid4().hex[:6]
-        self.session: TargetSession | None = None  # the master sends the run
+        self.setup: RunSetup | None = None  # the master sends the run
         self.test_number = 0  # the test the master's last setup named
         self.finals: dict[int, dict[str, Any]] = {}  # final figures sent, per test
         self.faults = gevent.pool.Group()  # traffic_nodes faults running here (held, then reverted)
@@ -121,16 +121,16 @@ class WorkerRole(MeasuresRequests, Role[MeasuredRun]):
 
     # ---- the test ------------------------------------------------------------------------------
 
-    def start_test(self) -> MeasuredRun | None:
-        session = self.session
-        if session is None:
+    def start_test(self) -> MeasuredTest | None:
+        setup = self.setup
+        if setup is None:
             return None  # never set up (the master was told why): nothing to measure
-        session.run.checks.clear()
+        setup.run.checks.clear()
         number = self.test_number
         runner = self.runner
-        return MeasuredRun(
+        return MeasuredTest(
             number,
-            session.profile.recovery,
+            setup.profile.recovery,
             on_closed=lambda w: self._window_closed(number, w),
             user_classes=runner.environment.user_classes,
             user_count=lambda: runner.user_count,
@@ -147,19 +147,19 @@ class WorkerRole(MeasuresRequests, Role[MeasuredRun]):
             fault.close()
         super().finish_test()
 
-    def conclude(self, run: MeasuredRun) -> None:
-        session = self.session
-        integrity, integrity_error = session.check_integrity() if session else (None, "the run was never set up")
+    def conclude(self, test: MeasuredTest) -> None:
+        setup = self.setup
+        integrity, integrity_error = setup.check_integrity() if setup else (None, "the run was never set up")
         unhandled = 1 if locust_log.unhandled_greenlet_exception else 0  # task errors reach the master by Locust
-        result = run.result(integrity, integrity_error, unhandled)
-        final = {"test": run.number, "result": result_to_dict(result, include_windows=False), "aborted": run.aborted}
-        self.finals[run.number] = final
+        result = test.result(integrity, integrity_error, unhandled)
+        final = {"test": test.number, "result": result_to_dict(result, include_windows=False), "aborted": test.aborted}
+        self.finals[test.number] = final
         self.send(messages.FINAL, final)
 
     def close(self) -> None:
         self.faults.kill(block=True, timeout=5.0)
-        if self.session is not None:
-            self.session.close()
+        if self.setup is not None:
+            self.setup.close()
 
     # ---- the master's messages ---------------------------------------------------------------
 
@@ -167,13 +167,13 @@ class WorkerRole(MeasuresRequests, Role[MeasuredRun]):
         self.test_number = int(data["test"])
         error = None
         try:
-            if self.session is None or self.session.run.run_id != data["run_id"]:
+            if self.setup is None or self.setup.run.run_id != data["run_id"]:
                 master_host = str(getattr(self.runner, "master_host", "127.0.0.1"))
-                session = adopt_session(data, self.settings, self.node, master_host)
-                if self.session is not None:
-                    self.session.close()
-                self.session = session
-                attach(self.environment, session.run)
+                setup = adopt_setup(data, self.settings, self.node, master_host)
+                if self.setup is not None:
+                    self.setup.close()
+                self.setup = setup
+                attach(self.environment, setup.run)
         except SetupError as exc:
             error = str(exc)
             logger.error("redis-resilience: %s", error)
@@ -185,38 +185,38 @@ class WorkerRole(MeasuresRequests, Role[MeasuredRun]):
     def _on_window_opened(self, data: dict[str, Any]) -> None:
         """A fault's window reaches this worker: its start is the master's (the injection call began), by the
         wall clock when plausible."""
-        run = self.run
-        if run is None or data["test"] != run.number:
+        test = self.test
+        if test is None or data["test"] != test.number:
             return
         began = float(data["time"])  # the master's wall clock
         plausible = 0 <= time.time() - began < 2  # clocks of other hosts may disagree: then it began now
-        start = run.origin.to_monotonic(began) if plausible else time.monotonic()
-        run.open_window(int(data["fault_id"]), str(data["name"]), start)
+        start = test.origin.to_monotonic(began) if plausible else time.monotonic()
+        test.open_window(int(data["fault_id"]), str(data["name"]), start)
 
     def _on_run_fault(self, data: dict[str, Any]) -> None:
         """Run a ``traffic_nodes`` fault here, in a greenlet of its own (it may be held); not set up:
         no acknowledgement (the master names this worker under ``unacknowledged_workers``)."""
-        if self.session is not None:
-            greenlet = self.faults.spawn(self._run_fault, data, self.session)
+        if self.setup is not None:
+            greenlet = self.faults.spawn(self._run_fault, data, self.setup)
             greenlet.link_exception(lambda dead: self._fault_crashed(data, dead.exception))
 
-    def _run_fault(self, data: dict[str, Any], session: TargetSession) -> None:
+    def _run_fault(self, data: dict[str, Any], setup: RunSetup) -> None:
         fault_id = int(data["fault_id"])
         ack: dict[str, Any] = {"test": data["test"], "fault_id": fault_id, "details": {}, "error": None}
         try:
             spec = parse_fault_spec(data["params"])
             if fault_class(spec.name).runs_on != "traffic_nodes":  # a server fault (exec's command) runs on the master
                 raise ValueError(f"fault {spec.name} runs where the scheduler is, never on a worker")
-            fault = build_fault(spec, replace(session.fault_target(), fault_id=fault_id))
+            fault = build_fault(spec, replace(setup.fault_target(), fault_id=fault_id))
         except (ValueError, KeyError) as exc:
             self.send(messages.FAULT_RAN, {**ack, "error": describe(exc)})
             return
         self.ran.append(fault)  # closed at the test's end
-        life = FaultLife(fault, session.profile.chaos.fault_timeout_s)
-        run = self.run
+        life = FaultLife(fault, setup.profile.chaos.fault_timeout_s)
+        test = self.test
         begin = life.start()
-        if run is not None and run.number == data["test"]:  # opened already, unless the master's word is late
-            run.open_window(fault_id, spec.name, begin)
+        if test is not None and test.number == data["test"]:  # opened already, unless the master's word is late
+            test.open_window(fault_id, spec.name, begin)
         try:
             if life.inject() is not None:
                 ack["details"] = life.details
@@ -234,10 +234,10 @@ class WorkerRole(MeasuresRequests, Role[MeasuredRun]):
                 )
 
     def _fault_crashed(self, data: dict[str, Any], exc: BaseException | None) -> None:
-        run = self.run
+        test = self.test
         what = f"fault #{data.get('fault_id')} on this worker"
-        if run is not None:
-            run.crashed(what, exc)
+        if test is not None:
+            test.crashed(what, exc)
         else:
             logger.error("redis-resilience: %s crashed: %s", what, describe(exc) if exc else "unknown error")
 
@@ -245,5 +245,5 @@ class WorkerRole(MeasuresRequests, Role[MeasuredRun]):
         final = self.finals.get(int(data["test"]))
         if final is not None:
             self.send(messages.FINAL, final)
-        elif self.run is not None:
+        elif self.test is not None:
             self.runner.stop()  # test_stop follows: this worker's users stop, its figures go to the master

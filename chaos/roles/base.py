@@ -17,16 +17,16 @@ import sys
 from typing import Any, ClassVar, Generic, TypeVar
 
 from chaos.events import ResilienceEvents
+from chaos.locust_test import LocustTest
 from chaos.settings import Settings
 from chaos.signals import StopSignals
-from chaos.testrun import TestRun
 from recovery.outcome import Outcome
 
-R = TypeVar("R", bound=TestRun)
+R = TypeVar("R", bound=LocustTest)
 
 
 def freeze_heap() -> None:
-    """Collect, then move every object alive now (modules, the session, the pools: what lives for the
+    """Collect, then move every object alive now (modules, the run's setup, the pools: what lives for the
     whole test) out of the collector's generations, before a test starts.
 
     A full collection of Locust's and the pack's objects stalls every greenlet at once, long enough
@@ -47,7 +47,7 @@ class Role(Generic[R]):
         self.events = events
         self.signals = StopSignals()
         self.outcome = Outcome(settings.report_path, settings.html_path, settings.junit_path)
-        self.run: R | None = None  # the test running now
+        self.test: R | None = None  # the test running now
 
     @property
     def report(self) -> dict[str, Any] | None:
@@ -60,7 +60,7 @@ class Role(Generic[R]):
         """A test starts: its run on this node (None: this node takes no part in it)."""
         raise NotImplementedError
 
-    def conclude(self, run: R) -> None:
+    def conclude(self, test: R) -> None:
         """A test ended and its run is stopped: report it, or send its figures."""
         raise NotImplementedError
 
@@ -79,22 +79,22 @@ class Role(Generic[R]):
     def on_test_start(self, **_: Any) -> None:
         self.finish_test()
         freeze_heap()
-        self.run = self.start_test()
+        self.test = self.start_test()
 
     def on_test_stop(self, **_: Any) -> None:
         self.finish_test()
 
     def finish_test(self) -> None:
         """Stop the running test (chaos reverted, windows closed), then conclude it (idempotent)."""
-        run, self.run = self.run, None
-        if run is not None:
-            run.stop()
-            self.conclude(run)
+        test, self.test = self.test, None
+        if test is not None:
+            test.stop()
+            self.conclude(test)
 
     def on_quitting(self, environment: Environment, **_: Any) -> None:
         runner = environment.runner
-        if self.run is not None and runner is not None and runner.state != STATE_STOPPED:
-            self.run.interrupted = self.signals.received or "quit"
+        if self.test is not None and runner is not None and runner.state != STATE_STOPPED:
+            self.test.interrupted = self.signals.received or "quit"
             runner.stop()  # Ctrl-C or SIGTERM mid-test: stop users so writes can be checked
         self.finish_test()
         self.apply_exit_code()

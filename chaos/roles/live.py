@@ -40,12 +40,14 @@ class Measured:
 class Watched(Protocol):
     """What the live view needs of the role that reports (local or master)."""
 
-    run: Any
+    test: Any
     outcome: Outcome
 
-    def live_measured(self, run: Any) -> Measured: ...
+    def live_measured(self, test: Any) -> Measured: ...
 
-    def report_inputs(self, run: Any, measured: Measured, at_end: bool, with_timeline: bool = True) -> ReportInputs: ...
+    def report_inputs(
+        self, test: Any, measured: Measured, at_end: bool, with_timeline: bool = True
+    ) -> ReportInputs: ...
 
     def status(self) -> dict[str, Any]: ...
 
@@ -54,10 +56,10 @@ def live_report(role: Watched, with_timeline: bool = True) -> dict[str, Any] | N
     """The running test's report as it stands (verdict ``running``); else the last test's; None before any.
     It is made as the final one is (:func:`make_report`) from what the role has now. Without the timeline it
     is cheap whatever the run's length (the stats poll's Resilience tab)."""
-    run = role.run
-    if run is None:
+    test = role.test
+    if test is None:
         return role.outcome.report
-    inputs = role.report_inputs(run, role.live_measured(run), at_end=False, with_timeline=with_timeline)
+    inputs = role.report_inputs(test, role.live_measured(test), at_end=False, with_timeline=with_timeline)
     report, _ = make_report(inputs, with_timeline)
     report["verdict"] = "running"
     return report

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from chaos.testrun import MeasuredRun
+from chaos.locust_test import MeasuredTest
 
 
 class MeasuresRequests:
-    """Mixin for a role whose ``run`` is a :class:`MeasuredRun` (or None between tests)."""
+    """Mixin for a role whose ``test`` is a :class:`MeasuredTest` (or None between tests)."""
 
-    run: MeasuredRun | None
+    test: MeasuredTest | None
 
     def on_request(
         self,
@@ -25,6 +25,6 @@ class MeasuresRequests:
         context: dict[str, Any] | None = None,
         **_: Any,
     ) -> None:
-        run = self.run
-        if run is not None:
-            run.tracker.on_request(request_type, response_time, exception, context)
+        test = self.test
+        if test is not None:
+            test.tracker.on_request(request_type, response_time, exception, context)

@@ -7,7 +7,7 @@ run the same script, each step started once the fault is in place, the pair's tw
 Both sides then meet the very same fault at the same offset; each test compares one combination's pair.
 
 A cluster target takes neither ``client.parser: python`` nor ``client.connection: dedicated`` (the pack
-refuses them: chaos/session.py's check_connection_mode), so the cluster case runs with the hiredis parser,
+refuses them: chaos/run_setup.py's check_connection_mode), so the cluster case runs with the hiredis parser,
 pooled, at both retry settings.
 """
 

@@ -1,8 +1,8 @@
 """One test on one node, from Locust's ``test_start`` to its ``test_stop``.
 
-A :class:`TestRun` owns the test's background greenlets (the watchdog, the chaos scheduler on the
+A :class:`LocustTest` owns the test's background greenlets (the watchdog, the chaos scheduler on the
 node that schedules) and how the test ended (interrupted by a signal, aborted by the pack). A
-:class:`MeasuredRun` is the test on a node that makes traffic (local, worker): it adds the recovery
+:class:`MeasuredTest` is the test on a node that makes traffic (local, worker): it adds the recovery
 tracker, whose windows a timer closes at ``max_window_s``, and gives the node's result.
 
 Every greenlet a test owns is spawned with ``link_exception``: a crash aborts the test with the
@@ -36,7 +36,7 @@ logger = logging.getLogger("redis_resilience")
 EXPIRE_EVERY_S = 0.25  # how often an open window is checked against max_window_s
 
 
-class TestRun:
+class LocustTest:
     """What lives from test_start to test_stop on one node."""
 
     __test__ = False  # not a pytest test class
@@ -51,9 +51,9 @@ class TestRun:
         self.aborted: str | None = None  # stopped by the pack itself, and why
         self._greenlets: list[gevent.Greenlet] = []
 
-    def spawn(self, what: str, run: Callable[..., Any], *args: Any) -> gevent.Greenlet:
+    def spawn(self, what: str, body: Callable[..., Any], *args: Any) -> gevent.Greenlet:
         """A greenlet of this test: killed and joined by :meth:`stop`; a crash aborts the test."""
-        greenlet = spawn_reported(lambda exc: self.crashed(what, exc), run, *args)
+        greenlet = spawn_reported(lambda exc: self.crashed(what, exc), body, *args)
         self._greenlets.append(greenlet)
         return greenlet
 
@@ -80,7 +80,7 @@ class TestRun:
         self._greenlets.clear()
 
 
-class MeasuredRun(TestRun):
+class MeasuredTest(LocustTest):
     """A test on a node that makes traffic: per-fault windows of its own requests, per request type.
 
     :param on_closed: called with each closed window (from the request that closes it, or the timer)
@@ -134,11 +134,11 @@ class MeasuredRun(TestRun):
         return NodeResult.from_trackers(self.tracker, integrity, integrity_error, user_errors)
 
 
-def spawn_detached(what: str, run: Callable[[], Any], delay_s: float = 0.0) -> gevent.Greenlet:
+def spawn_detached(what: str, body: Callable[[], Any], delay_s: float = 0.0) -> gevent.Greenlet:
     """A one-shot greenlet no test owns, because it stops or quits the runner (which stops the test's
     own greenlets, and must not kill itself doing so); a crash is logged."""
 
     def crashed(exc: BaseException) -> None:
         logger.error("redis-resilience: %s crashed: %s", what, describe(exc))
 
-    return spawn_later_reported(delay_s, crashed, run)
+    return spawn_later_reported(delay_s, crashed, body)

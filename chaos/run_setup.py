@@ -1,6 +1,6 @@
-"""The target session: what one node holds against the Redis under test, from set-up to close.
+"""The run's setup: what one node holds against the Redis under test, from set-up to close.
 
-A local or master node opens it from its profile (:func:`open_session`): profile validated, chaos
+A local or master node opens it from its profile (:func:`open_setup`): profile validated, chaos
 against a remote target refused without the opt-in, embedded topology started, fault proxy opened,
 admin connected, the traffic's access probed and every scheduled fault checked, all before any
 user spawns. A worker adopts its master's (chaos/distributed/worker.py). Closing it stops what it
@@ -30,7 +30,7 @@ from config.proxy import ProxySettings
 from config.redact import redact_url
 from config.schema import Profile
 from recovery.environment import RunEnvironment
-from scenarios.run import IntegrityResult, RedisClient, RedisRun
+from scenarios.run import IntegrityResult, PackRun, RedisClient
 from targets.access import Access, AccessError, admin_url, resolve_access, scheme_error
 from targets.clients import is_cluster_url
 from targets.connect import ConnectError, open_client
@@ -87,7 +87,7 @@ def check_connection_mode(profile: Profile, url: str, source: str) -> None:
         )
 
 
-def check_traffic_access(run: RedisRun) -> None:
+def check_traffic_access(run: PackRun) -> None:
     """One connection as the traffic makes them (its credentials, TLS and ``CLIENT SETNAME`` tag),
     opened and closed before any user spawns: a traffic user the target refuses is bad input."""
     try:
@@ -105,7 +105,7 @@ def target_access(profile: Profile, url: str, source: str) -> tuple[Access, Acce
 
 
 @dataclass
-class TargetSession:
+class RunSetup:
     """One node's hold on the target: its profile, the run, the admin connection, what it started.
 
     :param source: where the profile came from (its path, or "the master's profile")
@@ -118,7 +118,7 @@ class TargetSession:
 
     profile: Profile
     source: str
-    run: RedisRun
+    run: PackRun
     admin: RedisClient
     admin_url: str
     embedded: Topology | None = None
@@ -294,8 +294,8 @@ def _close_quietly(client: RedisClient) -> None:
         client.close()
 
 
-def open_session(settings: Settings) -> TargetSession:
-    """The local or master node's session, from its profile and options (see the module docstring)."""
+def open_setup(settings: Settings) -> RunSetup:
+    """The local or master node's setup, from its profile and options (see the module docstring)."""
     try:
         profile = load_profile(settings.profile_path)
     except ProfileError as exc:
@@ -325,25 +325,25 @@ def open_session(settings: Settings) -> TargetSession:
             speaks_resp = any(fault_class(f.name).speaks_resp for f in profile.chaos.faults)
             proxy, url = _open_proxy(profile.target.proxy, url, settings.profile_path, speaks_resp)
             opened.callback(proxy.close)
-        run = RedisRun(profile, url, uuid.uuid4().hex[:8], node="0", access=traffic_access)
+        run = PackRun(profile, url, uuid.uuid4().hex[:8], node="0", access=traffic_access)
         admin = connect_admin(admin_url(admin_at, profile.target), run.admin_name, access=admin_access)
         opened.callback(_close_quietly, admin)
         check_traffic_access(run)
         check_connection_mode(profile, url, settings.profile_path)
-        session = TargetSession(
+        setup = RunSetup(
             profile, settings.profile_path, run, admin, admin_at, embedded, proxy, remote_refusal, chaos_enabled
         )
         if chaos_enabled:
-            session.check_capabilities()
+            setup.check_capabilities()
         if chaos_enabled:
-            session.check_service_faults()
-        session.service = open_service(profile.service, settings, url, settings.profile_path, run.key_prefix)
-        if session.service is not None:
-            opened.callback(session.service.close)
-            run.service_url = session.service.url
-        session.start_witnesses()
+            setup.check_service_faults()
+        setup.service = open_service(profile.service, settings, url, settings.profile_path, run.key_prefix)
+        if setup.service is not None:
+            opened.callback(setup.service.close)
+            run.service_url = setup.service.url
+        setup.start_witnesses()
         opened.pop_all()
-    return session
+    return setup
 
 
 def _witness_crashed(exc: BaseException) -> None:
