@@ -101,8 +101,7 @@ class ClientKillParams(FaultParams):
             )
         if self.scope == "service" and not any((self.user, self.name_prefix, self.addr, self.laddr)):
             raise ValueError("scope: service needs a selector: user, name_prefix, addr or laddr")
-        for key in ("addr", "laddr"):
-            value = getattr(self, key)
+        for key, value in (("addr", self.addr), ("laddr", self.laddr)):
             if value is not None:
                 try:
                     parse_endpoint(value)
