@@ -11,7 +11,6 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import gevent
 import pytest
 import redis
 import yaml
@@ -213,9 +212,13 @@ def test_a_failover_records_sentinels_in_tilt_mode_and_fails_when_none_is_promot
         assert primary.running and topology.primary() is primary
         # A watcher that crashes says so, and the revert does not wait out promote_timeout_s for it.
         third = build_fault(FailoverParams(name="failover", method="kill_primary", promote_timeout_s=60), target)
+        assert isinstance(third, Failover)
         third.inject()
-        gevent.sleep(0.2)  # the watcher is polling for the new primary
-        third.watcher.kill(RuntimeError("injected crash"))  # type: ignore[attr-defined]
+        crashing = third.watcher
+        assert crashing is not None
+        # a greenlet has a frame once it runs, and keeps it while it waits: the watcher is polling
+        eventually("the watcher is polling for the new primary", lambda: crashing.gr_frame is not None, 5)
+        crashing.kill(RuntimeError("injected crash"))
         began = time.monotonic()
         with pytest.raises(FailoverNotDone, match=r"the watcher crashed: RuntimeError: injected crash"):
             third.revert()
