@@ -21,7 +21,7 @@ import gevent.lock
 
 from chaos.events import ResilienceEvents
 from chaos.faults import Fault, FaultParams, FaultTarget, build_fault
-from chaos.faults.base import Running
+from chaos.faults.base import FaultBase, Running
 from chaos.lifecycle import FaultLife, deadline, sleep_until
 from config.redact import redact_params
 from config.schema import Chaos
@@ -47,34 +47,21 @@ def _log_crash(what: str, exc: BaseException) -> None:
     logger.error("%s crashed: %s", what, describe(exc))
 
 
-class FannedOut:
+class FannedOut(FaultBase):
     """A ``traffic_nodes`` fault as the scheduler of a master runs it: injecting is the fan-out.
 
-    Each traffic node holds and reverts its own, so there is nothing to revert here; the fault
-    lasts here as long as there (``hold_s``), so the next fault waits for it like for any other.
+    Each traffic node holds, reverts and counts its own (``took_effect`` too), so there is nothing to
+    revert or count here (:class:`FaultBase`'s defaults); the fault lasts here as long as there
+    (``hold_s``), so the next fault waits for it like for any other.
     """
 
-    def __init__(self, fault: Fault, spec: FaultParams, fault_id: int, fan_out: FanOut) -> None:
+    def __init__(self, fault: Fault, spec: FaultParams, target: FaultTarget, fan_out: FanOut) -> None:
+        super().__init__(spec, target)
         self.hold_s = fault.hold_s
-        self.took_effect: float | None = None  # each node's own
-        self._fault, self._spec, self._fault_id, self._fan_out = fault, spec, fault_id, fan_out
+        self._fault, self._fan_out = fault, fan_out
 
     def inject(self) -> dict[str, Any]:
-        return self._fan_out(self._spec, self._fault_id)
-
-    def hold_until(self, begin: float, t0: float) -> float:
-        return t0 + self.hold_s
-
-    def revert(self) -> None:
-        """Each node reverts its own."""
-
-    def window_closed(self) -> dict[str, Any]:
-        """Each node's own."""
-        return {}
-
-    def seen(self) -> dict[str, Any]:
-        """Nothing watched here."""
-        return {}
+        return self._fan_out(self.params, self.target.fault_id)
 
     def close(self) -> None:
         self._fault.close()
@@ -307,9 +294,10 @@ class ChaosScheduler:
         record.seen = fault.seen()
 
     def _build(self, spec: FaultParams, fault_id: int) -> Running:
-        fault = build_fault(spec, replace(self.target, fault_id=fault_id))
+        target = replace(self.target, fault_id=fault_id)
+        fault = build_fault(spec, target)
         if fault.runs_on == "traffic_nodes" and self.fan_out is not None:
-            return FannedOut(fault, spec, fault_id, self.fan_out)
+            return FannedOut(fault, spec, target, self.fan_out)
         return fault
 
     def _revert(self, life: FaultLife, record: FaultRecord) -> None:
