@@ -397,12 +397,15 @@ class StallProbe:
         self.head = wait_for_output(self.proc, r"^READY$", 10)
 
     def stop(self) -> list[tuple[float, float]]:
-        """Stop the probe (after 0.1 s: it sees the end of what just ended); every stall (or span) it
-        saw, as (start, end) on ``time.monotonic()``."""
+        """Stop the probe once a round of it begun now has ended (it has seen the end of what just ended);
+        every stall (or span) it saw, as (start, end) on ``time.monotonic()``."""
         assert self.proc.stdin is not None
-        time.sleep(0.1)
+        with contextlib.suppress(BrokenPipeError):  # a probe that died: the wait below says so
+            self.proc.stdin.write("\n")
+            self.proc.stdin.flush()
+        seen = wait_for_output(self.proc, r"^ROUND$", 10)  # its ROUND line: that round has ended
         self.proc.stdin.close()
-        out = self.head + finish(self.proc, timeout=10)
+        out = self.head + seen + finish(self.proc, timeout=10)
         return [
             (float(a), float(b))
             for kind, a, b in (line.split() for line in out.splitlines() if line.startswith(("STALL ", "SPAN ")))

@@ -12,7 +12,9 @@ pipelines, so it cannot end a pause early by waking the server). It prints, on `
 - ``STALL <start> <end>``: a reply later than the threshold, or none: from the send of the first such
   command to the first timely reply (``PING``: the server paused or down; ``SET``: writes held);
 - ``SPAN <start> <end>`` (``MAXMEMORY``): ``maxmemory`` was not what it was at the start, from the
-  first read that saw it changed to the first that saw it back.
+  first read that saw it changed to the first that saw it back;
+- ``ROUND``: after a byte came on stdin, once the round begun after it has ended (a reply or a failure):
+  it has seen the server as it is since that byte was written.
 
 It exits when its stdin closes.
 """
@@ -34,9 +36,10 @@ COMMANDS = {
 }
 
 
-def stdin_closed() -> bool:
+def stdin_byte() -> bytes | None:
+    """A byte that came on stdin (``b""`` once it has closed), or None when none is waiting."""
     readable, _, _ = select.select([sys.stdin], [], [], 0)
-    return bool(readable) and not sys.stdin.buffer.read1(1)
+    return os.read(sys.stdin.fileno(), 1) if readable else None
 
 
 def reply(sock: socket.socket, request: bytes) -> bytes:
@@ -65,7 +68,7 @@ def main() -> None:
     sock: socket.socket | None = None
     since: float | None = None  # the first late or failed send of a stall (or the first changed read)
     baseline: bytes | None = None
-    while not stdin_closed():
+    while (asked := stdin_byte()) != b"":
         sent = time.monotonic()
         try:
             if sock is None:
@@ -78,6 +81,8 @@ def main() -> None:
                 sock.close()
             sock = None
             since = sent if since is None else since
+            if asked is not None:
+                print("ROUND", flush=True)
             time.sleep(0.001)
             continue
         got = time.monotonic()
@@ -93,6 +98,8 @@ def main() -> None:
         elif since is not None or got - sent > threshold:
             print(f"STALL {sent if since is None else since:.6f} {got:.6f}", flush=True)
             since = None
+        if asked is not None:
+            print("ROUND", flush=True)
         time.sleep(max(0.0, sent + 0.001 - time.monotonic()))
 
 
