@@ -108,6 +108,12 @@ def no_pools() -> PoolResetResult:
     return PoolResetResult(pools=0, connections=0, in_use=0)
 
 
+def answered_at(conn: redis.Connection) -> float:
+    """When the reply to the command ``conn`` has sent came (``time.monotonic()``)."""
+    conn.read_response()
+    return time.monotonic()
+
+
 def eventually(
     what: str, check: Callable[[], bool], timeout_s: float, explain: Callable[[], str] | None = None
 ) -> None:

@@ -19,7 +19,7 @@ from targets.builtin_proxy import BuiltinProxy
 from targets.embedded import EmbeddedRedis
 from targets.greenlets import spawn_later_reported, spawn_reported, stop
 
-from .helpers import no_pools
+from .helpers import answered_at, eventually, no_pools
 
 
 def test_a_crash_reaches_the_callback_and_a_kill_does_not() -> None:
@@ -31,7 +31,12 @@ def test_a_crash_reaches_the_callback_and_a_kill_does_not() -> None:
     crashed = spawn_reported(crashes.append, crash)
     killed = spawn_reported(crashes.append, gevent.sleep, 30)
     later = spawn_later_reported(0.05, crashes.append, crash)
-    gevent.sleep(0.01)  # both have started
+    # a greenlet has a frame while it runs (or waits), none before it starts or once it has ended
+    eventually(
+        "the crashing greenlet has crashed and the sleeping one is asleep",
+        lambda: crashed.dead and killed.gr_frame is not None,
+        2,
+    )
     assert stop(killed, timeout_s=2) and killed.dead  # a kill ends it, and is no crash
     later.join(timeout=2)
     assert stop(crashed) and stop(later)  # when stop() returns, the crash callbacks have run
@@ -93,12 +98,23 @@ def test_a_pause_chain_cut_short_is_the_revert_error(redis_server: EmbeddedRedis
 
 def test_an_early_revert_ends_a_30_s_all_pause_with_its_running_slice(redis_server: EmbeddedRedis) -> None:
     admin = redis.Redis.from_url(redis_server.url, socket_timeout=5, retry=Retry(NoBackoff(), 0))
+    # Connected before the pause: redis-py's connect sends CLIENT SETINFO, which the pause would hold.
+    conn = redis.Connection(host=redis_server.host, port=redis_server.port, socket_timeout=10)
+    conn.connect()
     fault = build_fault(ClientPauseParams(name="client_pause", pause_ms=30_000), FaultTarget(admin, "rr-t-", no_pools))
-    fault.inject()
-    gevent.sleep(0.2)
+    fault.inject()  # the first slice runs once it returns
+    conn.send_command("GET", "k")  # sent while the pause is in effect: the server holds it
+    reply = gevent.spawn(answered_at, conn)
     started = time.monotonic()
     fault.revert()  # early: no error, the running slice (at most 1 s) ends the pause
     assert time.monotonic() - started <= 1.2
+    assert gevent.wait([reply], timeout=5), "the GET held by the pause got no answer within 5 s of the revert"
+    answered = reply.get()
+    conn.disconnect()
+    assert fault.took_effect is not None
+    # held until the running slice (999 ms) ended, and not 30 s: the revert ended the pause with that slice
+    assert answered - fault.took_effect >= 0.5, (fault.took_effect, answered)
+    assert answered - started < 1.5, (started, answered)
     with redis.Redis.from_url(redis_server.url, socket_timeout=1) as direct:
         assert direct.ping() and direct.config_get("hz")["hz"] == "10"
     admin.close()
