@@ -20,7 +20,7 @@ from scenarios.cache import CacheUser
 from scenarios.ledger import LedgerUser
 from targets.embedded import EmbeddedRedis
 
-from .helpers import write_profile
+from .helpers import eventually, window_closed, write_profile
 
 
 def run_pack(
@@ -39,9 +39,9 @@ def run_pack(
     runner = env.create_local_runner()
     runner.start(users, spawn_rate=users)
     try:
-        with gevent.Timeout(30):
-            done.wait()
-        gevent.sleep(overrides["recovery"]["max_window_s"])  # let the last window run its course
+        last = overrides["chaos"]["count"]
+        assert done.wait(30), f"fault #{last} was not reverted within 30 s"
+        eventually(f"fault #{last}'s window closed (at max_window_s)", lambda: window_closed(pack.test, last), 5)
     finally:
         runner.quit()
         pack.close()

@@ -19,7 +19,7 @@ from chaos.roles.base import Role
 from chaos.settings import Settings
 from targets.embedded import EmbeddedRedis
 
-from .helpers import ROOT
+from .helpers import ROOT, eventually, window_closed
 
 WORKLOADS = [
     "cache",
@@ -67,9 +67,8 @@ def run_all(
     runner = env.create_local_runner()
     runner.start(len(WORKLOADS) * 2, spawn_rate=100)
     try:
-        with gevent.Timeout(30):
-            done.wait()
-        gevent.sleep(1.0)  # the last window runs its course
+        assert done.wait(30), "fault #3 was not reverted within 30 s"
+        eventually("fault #3's window closed (at max_window_s)", lambda: window_closed(pack.test, 3), 5)
     finally:
         runner.quit()
         pack.close()
