@@ -78,7 +78,9 @@ def test_whole_frames_are_found_and_a_part_waits(frame: bytes) -> None:
     assert take_frames(buf, frame[:-1]) == [] and take_frames(buf, frame[-1:]) == [frame] and not buf
 
 
-def test_the_proxy_answers_the_handshake_the_server_does_not_know(proxy: BuiltinProxy, redis_server: EmbeddedRedis):
+def test_the_proxy_answers_the_handshake_the_server_does_not_know(
+    proxy: BuiltinProxy, redis_server: EmbeddedRedis
+) -> None:
     on = MaintNotificationsConfig(enabled=True)  # a refusal is an error, not a quiet fallback
     with pytest.raises(redis.ResponseError):  # redis-server 7.0 itself does not know the command
         redis.Redis(host=redis_server.host, port=redis_server.port, maint_notifications_config=on).ping()
@@ -126,11 +128,16 @@ def test_a_push_waits_for_the_end_of_a_reply_being_sent(proxy: BuiltinProxy, red
     value = b"x" * (4 << 20)
     client.set("big", value)
     proxy.add_toxic("slow", "slicer", {"average_size": 65536, "size_variation": 0, "delay": 2000}, "downstream")
-    reader = gevent.spawn(client.get, "big")
-    gevent.sleep(0.02)  # the reply is on its way
+    conn = pool.get_connection()
+    conn.send_command("GET", "big")
+    # the reply is on its way: its first slice has reached the client, 63 more follow 2 ms apart
+    eventually("the first slice of the 4 MB reply reached the client", lambda: conn.can_read(timeout=0), 5)
+    reader = gevent.spawn(conn.read_response)  # read on while the push waits for the reply's end
     maint = fault(proxy, redis_server, event="migrating")
     assert maint.inject()["notified"] == 1
-    assert reader.get(timeout=10) == value
+    assert gevent.wait([reader], timeout=10), "the 4 MB reply did not arrive whole within 10 s"
+    assert reader.get() == value
+    pool.release(conn)
     proxy.remove_toxic("slow")
     client.ping()
     assert timeouts(pool) == {RELAXED_S}
