@@ -19,6 +19,7 @@ from recovery.stats import proportion_test_greater, rank_test_greater
 from .helpers import (
     HEAVY,
     LOCUST,
+    MATRIX,
     eventually,
     finish,
     headless_args,
@@ -127,7 +128,7 @@ def test_the_tests_say_what_they_should() -> None:
     assert proportion_test_greater(0, 100, 0, 100) == 1.0
 
 
-@HEAVY
+@MATRIX
 def test_a_matrix_of_three_presets_ranks_its_cells_as_their_reports_say(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -199,7 +200,7 @@ def redis_servers_under(pid: int) -> set[int]:
     return servers & below
 
 
-@HEAVY
+@MATRIX
 def test_ctrl_c_stops_the_running_cell_and_prints_the_table_so_far(tmp_path: Path) -> None:
     profile = write_profile(tmp_path / "p.yaml", RESTARTS)
     out_dir = tmp_path / "matrix"

@@ -11,7 +11,7 @@ import pytest
 
 from chaos.cli import main as cli
 
-from .helpers import HEAVY, LOCUST, matrix_cell, write_profile
+from .helpers import LOCUST, MATRIX, matrix_cell, write_profile
 
 OLD, NEW = "redis==8.1.0", "redis==8.2.0"
 RESTARTS = {  # two 1 s crashes; aof_always: no lost writes, so the columns that differ are the clients'
@@ -35,7 +35,7 @@ def rows(printed: str) -> list[list[str]]:
     return [line.split() for line in printed.splitlines() if line[:1].isdigit()]
 
 
-@HEAVY
+@MATRIX
 def test_presets_times_two_versions_each_in_its_own_environment_then_reused(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

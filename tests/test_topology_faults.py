@@ -268,7 +268,7 @@ def test_every_fault_of_faults_yaml_in_one_headless_run(tmp_path: Path) -> None:
     path = tmp_path / "faults.yaml"
     path.write_text(yaml.safe_dump(profile))
     report_path = tmp_path / "report.json"
-    proc = locust(headless_args(20, "85s", "--resilience-profile", str(path), "--resilience-report", str(report_path)))
+    proc = locust(headless_args(10, "85s", "--resilience-profile", str(path), "--resilience-report", str(report_path)))
     out = finish(proc, timeout=180)
     report = json.loads(report_path.read_text())
     faults = report["faults"]
