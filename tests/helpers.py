@@ -31,7 +31,6 @@ import redis
 import yaml
 
 from chaos.locust_command import headless_args
-from chaos.locust_test import MeasuredTest
 from chaos.matrix import Cell
 from recovery.histogram import LatencyHistogram
 from recovery.tracker import WindowSummary
@@ -110,19 +109,6 @@ def no_retry_admin(url: str, name: str = "rradmin-t") -> redis.Redis:
 def no_pools() -> PoolResetResult:
     """A FaultTarget's reset_pools where the test has no users: nothing to reset."""
     return PoolResetResult(pools=0, connections=0, in_use=0)
-
-
-def answered_at(conn: redis.Connection) -> float:
-    """When the reply to the command ``conn`` has sent came (``time.monotonic()``)."""
-    conn.read_response()
-    return time.monotonic()
-
-
-def window_closed(test: MeasuredTest | None, fault_id: int) -> bool:
-    """Fault ``fault_id``'s window has closed on every request type's tracker of ``test`` (none is open)."""
-    trackers = test.tracker.by_type.values() if test is not None else []
-    closed = any(w.fault_id == fault_id for t in trackers for w in t.closed)
-    return closed and not any(t.current is not None and t.current.fault_id == fault_id for t in trackers)
 
 
 def eventually(

@@ -19,7 +19,8 @@ from targets.builtin_proxy import BuiltinProxy
 from targets.embedded import EmbeddedRedis
 from targets.greenlets import spawn_later_reported, spawn_reported, stop
 
-from .helpers import answered_at, eventually, no_pools
+from .conditions import answered_at
+from .helpers import eventually, no_pools
 
 
 def test_a_crash_reaches_the_callback_and_a_kill_does_not() -> None:

@@ -20,7 +20,8 @@ from scenarios.cache import CacheUser
 from scenarios.ledger import LedgerUser
 from targets.embedded import EmbeddedRedis
 
-from .helpers import eventually, window_closed, write_profile
+from .conditions import window_closed
+from .helpers import eventually, write_profile
 
 
 def run_pack(

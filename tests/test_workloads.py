@@ -19,7 +19,8 @@ from chaos.roles.base import Role
 from chaos.settings import Settings
 from targets.embedded import EmbeddedRedis
 
-from .helpers import ROOT, eventually, window_closed
+from .conditions import window_closed
+from .helpers import ROOT, eventually
 
 WORKLOADS = [
     "cache",

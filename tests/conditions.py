@@ -1,0 +1,23 @@
+"""What the tests wait for, beside the processes of tests/helpers.py: conditions of the servers and of the
+pack, each a bounded wait (``eventually``) whose failure names what did not happen, or a check to hand it."""
+
+from __future__ import annotations
+
+import time
+
+import redis
+
+from chaos.locust_test import MeasuredTest
+
+
+def answered_at(conn: redis.Connection) -> float:
+    """When the reply to the command ``conn`` has sent came (``time.monotonic()``)."""
+    conn.read_response()
+    return time.monotonic()
+
+
+def window_closed(test: MeasuredTest | None, fault_id: int) -> bool:
+    """Fault ``fault_id``'s window has closed on every request type's tracker of ``test`` (none is open)."""
+    trackers = test.tracker.by_type.values() if test is not None else []
+    closed = any(w.fault_id == fault_id for t in trackers for w in t.closed)
+    return closed and not any(t.current is not None and t.current.fault_id == fault_id for t in trackers)
