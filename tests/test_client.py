@@ -12,6 +12,7 @@ from config.schema import ClientOptions
 from scenarios.client import ConnectionProbe, InstrumentedRedis, RedisRequestFailed, make_pool
 from targets.embedded import EmbeddedRedis, free_port
 
+from .conditions import blocked_in
 from .helpers import Recorder
 
 
@@ -21,15 +22,6 @@ def make_client(
     probe = ConnectionProbe()
     pool = make_pool(server.url, ClientOptions.model_validate(options), name, probe)
     return InstrumentedRedis(pool, recorder.hook, "cache", 7, probe)
-
-
-def client_id_named(admin: redis.Redis, name: str) -> str:
-    with gevent.Timeout(5):
-        while True:
-            for c in admin.client_list():
-                if c.get("name") == name and c.get("cmd", "").startswith("blpop"):
-                    return str(c["id"])
-            gevent.sleep(0.01)
 
 
 def test_every_command_fires_a_request(redis_server: EmbeddedRedis) -> None:
@@ -58,8 +50,9 @@ def test_killed_connection_is_a_hidden_retry(redis_server: EmbeddedRedis, admin:
     rec = Recorder()
     client = make_client(redis_server, rec, name="rr-t-1", retries=3)
     waiter = gevent.spawn(client.blpop, ["q"], 20)
-    admin.client_kill_filter(_id=client_id_named(admin, "rr-t-1"))
-    client_id_named(admin, "rr-t-1")  # the retry re-issued BLPOP on a new connection
+    killed = blocked_in(admin, "blpop", "rr-t-1")
+    admin.client_kill_filter(_id=killed)
+    assert blocked_in(admin, "blpop", "rr-t-1") != killed  # the retry re-issued BLPOP on a new connection
     admin.lpush("q", "x")
     with gevent.Timeout(5):
         assert waiter.get() == (b"q", b"x")
@@ -73,7 +66,7 @@ def test_without_retries_the_kill_is_a_failure(redis_server: EmbeddedRedis, admi
     rec = Recorder()
     client = make_client(redis_server, rec, name="rr-t-2", retries=0)
     waiter = gevent.spawn(client.blpop, ["q"], 20)
-    admin.client_kill_filter(_id=client_id_named(admin, "rr-t-2"))
+    admin.client_kill_filter(_id=blocked_in(admin, "blpop", "rr-t-2"))
     with gevent.Timeout(5):
         waiter.join()
     assert isinstance(waiter.exception, RedisRequestFailed)

@@ -34,6 +34,7 @@ from targets.clients import cluster_admin, parse_cluster_url
 from targets.cluster_topology import CLUSTER_SLOTS, ClusterTopology
 from targets.topology import role
 
+from .conditions import blocked_in
 from .helpers import HEAVY, Recorder, eventually, finish, headless_args, locust, no_pools, pid_alive, write_profile
 
 # One module-scoped cluster: its tests on one worker, in this order (xdist --dist loadgroup).
@@ -172,10 +173,8 @@ def test_a_connection_killed_in_flight_is_a_hidden_retry_of_the_cluster_client(c
     key = key_in_slot(0, "jobs")
     blocked = gevent.spawn(client.blpop, [key], 1)
     _, port = cluster.primary_address()
-    with redis.Redis(port=port, socket_timeout=2) as node, gevent.Timeout(5):
-        while not (ids := [c["id"] for c in node.client_list() if c["name"] == "rr-tr-0" and c["cmd"] == "blpop"]):
-            gevent.sleep(0.01)
-        node.client_kill_filter(_id=ids[0])
+    with redis.Redis(port=port, socket_timeout=2) as node:
+        node.client_kill_filter(_id=blocked_in(node, "blpop", "rr-tr-0"))
     assert blocked.get(timeout=5) is None  # sent again after the slot map was refreshed: no error shown
     (request,) = rec.requests
     # The retry is counted where redis-py asks the backoff for its delay: 8.2's cluster client does (1), 8.1's

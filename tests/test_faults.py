@@ -19,7 +19,8 @@ from scenarios.client import InstrumentedRedis, RedisRequestFailed
 from scenarios.run import PackRun
 from targets.embedded import EmbeddedRedis
 
-from .helpers import ROOT, Recorder, no_retry_admin, traffic_clients
+from .conditions import blocked_in
+from .helpers import ROOT, Recorder, eventually, no_retry_admin, traffic_clients
 
 
 @pytest.fixture
@@ -121,9 +122,7 @@ def test_pool_reset_closes_in_use_connections(redis_server: EmbeddedRedis, fault
     recorder = Recorder()
     busy, idle = traffic(run, 2, recorder)
     waiter = gevent.spawn(busy.blpop, ["never"], 30)
-    with gevent.Timeout(5):
-        while not any(c.get("cmd") == "blpop" for c in fault_admin.client_list()):
-            gevent.sleep(0.01)
+    blocked_in(fault_admin, "blpop")
     fault = build_fault(PoolResetParams(name="pool_reset"), FaultTarget(fault_admin, run.traffic_tag, run.reset_pools))
     started = time.monotonic()
     details = fault.inject()
@@ -134,9 +133,12 @@ def test_pool_reset_closes_in_use_connections(redis_server: EmbeddedRedis, fault
     assert isinstance(waiter.exception, RedisRequestFailed)
     blpop = [r for r in recorder.requests if r["name"] == "BLPOP cache"]
     assert len(blpop) == 1 and blpop[0]["exception"] is not None
-    with gevent.Timeout(5):  # the server sees the traffic connections go
-        while any(n.startswith(run.traffic_tag) for n in ids_by_name(fault_admin)):
-            gevent.sleep(0.01)
+    eventually(
+        "the server saw the traffic connections go",
+        lambda: not any(n.startswith(run.traffic_tag) for n in ids_by_name(fault_admin)),
+        5,
+        lambda: f"still there: {sorted(ids_by_name(fault_admin))}",
+    )
     idle.ping()  # the idle connection was closed too: the next command reconnects
     assert idle.probe.reconnections == 1
 

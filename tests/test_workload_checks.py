@@ -16,6 +16,7 @@ from scenarios.queue import QueueCheck
 from scenarios.stream import StreamCheck
 from targets.embedded import EmbeddedRedis
 
+from .conditions import blocked_in
 from .helpers import Recorder
 
 
@@ -100,9 +101,7 @@ def test_a_reset_mid_batch_is_one_failed_request_of_all_its_commands(
     pipe.blpop(["never"], 10)
     pipe.get("k")
     runner = gevent.spawn(pipe.execute)
-    with gevent.Timeout(5):  # the batch reached the server's BLPOP
-        while not any(c.get("name") == "rr-t-9" and c.get("cmd") == "blpop" for c in admin.client_list()):
-            gevent.sleep(0.01)
+    blocked_in(admin, "blpop", "rr-t-9")  # the batch reached the server's BLPOP
     client.connection_pool.disconnect(inuse_connections=True)
     with gevent.Timeout(5):
         runner.join()
