@@ -34,7 +34,7 @@ from targets.embedded import EmbeddedRedis, free_port
 from targets.netproxy import NetworkDriver, NetworkProxyError
 from targets.proxies import open_proxy
 
-from .helpers import no_pools, pid_alive
+from .helpers import eventually, no_pools, pid_alive
 
 BIG = 262144  # a 256 KB value
 
@@ -77,19 +77,13 @@ def assert_within(what: str, elapsed: float, low: float, high: float) -> None:
     assert low <= elapsed < high, f"{what}: {elapsed:.3f}s, expected [{low}, {high})"
 
 
-def wait_until(condition: Callable[[], bool], timeout_s: float = 5.0) -> None:
-    with gevent.Timeout(timeout_s):
-        while not condition():
-            gevent.sleep(0.01)
-
-
 def test_a_client_through_the_proxy_works(proxy: NetworkDriver) -> None:
     client = through(proxy)
     assert client.set("k", "v") and client.get("k") == b"v"
     assert proxy.connections() == 1
     proxy.check()
     client.close()
-    wait_until(lambda: proxy.connections() == 0)
+    eventually("the proxy closed the connection of the closed client", lambda: proxy.connections() == 0, 5)
 
 
 @pytest.mark.parametrize("stream", ["downstream", "upstream"])
@@ -190,13 +184,22 @@ def test_toxics_are_checked(proxy: NetworkDriver) -> None:
         proxy.add_toxic("x", "latency", {"latency": 1}, "downstream")
 
 
-def test_close_stops_the_server_and_every_connection(proxy: NetworkDriver) -> None:
+def test_close_stops_the_server_and_every_connection(proxy: NetworkDriver, admin: redis.Redis) -> None:
     assert isinstance(proxy, BuiltinProxy)
     client = through(proxy)
     client.ping()
     proxy.add_toxic("slow", "latency", {"latency": 5000}, "downstream")
     held = gevent.spawn(client.ping)  # a reply held by the latency, in a pump's hands
-    wait_until(lambda: proxy.connections() == 1)
+
+    def pings() -> int:
+        return int(admin.info("commandstats")["cmdstat_ping"]["calls"])
+
+    eventually(
+        "the server answered the second PING (the latency holds its reply)",
+        lambda: pings() == 2,
+        5,
+        lambda: f"PINGs answered: {pings()}",
+    )
     greenlets = [g for conn in proxy.conns for g in (*conn.pumps,)]
     assert len(greenlets) == 2
     proxy.close()

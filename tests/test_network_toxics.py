@@ -35,7 +35,7 @@ from targets.netproxy import NetworkDriver, NetworkProxyError, ToxicCounts
 from targets.proxies import open_proxy
 from targets.proxy_toxics import Slicer
 
-from .helpers import no_pools
+from .helpers import eventually, no_pools
 
 BIG = 65536
 REPLY = b"$65536\r\n" + b"x" * BIG + b"\r\n"  # GET big, as it comes through the proxy
@@ -188,9 +188,12 @@ def test_toxicity_is_the_share_of_connections_a_toxic_acts_on(
     At 0.5, fewer than 5 or more than 35 of 40 has a chance below 1e-6."""
     open_ones = [raw(proxy) for _ in range(20)]
     try:
-        with gevent.Timeout(5):
-            while proxy.connections() != 20:
-                gevent.sleep(0.01)
+        eventually(
+            "the proxy carries the 20 connections",
+            lambda: proxy.connections() == 20,
+            5,
+            lambda: f"{proxy.connections()} of 20",
+        )
         proxy.add_toxic("cut", "limit_data", {"bytes": 0}, "downstream", toxicity=toxicity)
         cut = 0
         for sock in open_ones:

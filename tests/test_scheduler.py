@@ -18,7 +18,7 @@ from chaos.profile import parse_profile
 from chaos.scheduler import ChaosScheduler, FaultConflict, FaultRecord
 from targets.embedded import EmbeddedRedis, free_port
 
-from .helpers import no_pools
+from .helpers import eventually, no_pools
 
 
 def chaos(**overrides: Any) -> Any:
@@ -127,9 +127,7 @@ def test_stop_ends_the_schedule(redis_server: EmbeddedRedis) -> None:
         chaos(start_after_s=0, every_s=0.1), FaultTarget(admin, "rr-x-", no_pools), ResilienceEvents(), time.monotonic()
     )
     scheduler.start()
-    with gevent.Timeout(5):
-        while len(scheduler.records) < 2:
-            gevent.sleep(0.01)
+    eventually("the scheduler injected two faults", lambda: len(scheduler.records) >= 2, 5)
     scheduler.stop()
     count = len(scheduler.records)
     gevent.sleep(0.3)  # three more periods: nothing may be injected after stop()
