@@ -156,7 +156,7 @@ def test_moving_hands_the_pool_over_to_the_second_listener(proxy: BuiltinProxy, 
                 client.incr("n")
             except redis.RedisError as exc:
                 failures.append(exc)
-            gevent.sleep(0.002)
+            gevent.sleep(0.002)  # the users' think time: the traffic's pace, not a wait for anything
 
     users = [gevent.spawn(work) for _ in range(5)]
     eventually("5 connections", lambda: len(proxy.notified()) == 5, 5)
