@@ -22,6 +22,7 @@ from chaos.profile import parse_profile
 from chaos.scheduler import ChaosScheduler
 from targets.embedded import EmbeddedRedis
 
+from .conditions import answered_at
 from .helpers import (
     StallProbe,
     eventually,
@@ -58,12 +59,6 @@ def test_a_get_during_a_500_ms_pause_waits_it_out(redis_server: EmbeddedRedis, t
     elapsed = timed_get(redis_server.url)
     fault.revert()
     assert 0.45 <= elapsed < 2.0
-
-
-def answered_at(conn: redis.Connection) -> float:
-    """When the reply to the command ``conn`` has sent came (``time.monotonic()``)."""
-    conn.read_response()
-    return time.monotonic()
 
 
 def test_revert_lifts_the_pause_early(redis_server: EmbeddedRedis, target: FaultTarget) -> None:
