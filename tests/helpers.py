@@ -45,9 +45,8 @@ LOCUST = str(Path(sys.executable).with_name("locust"))
 # worker, one at a time (``--dist loadgroup``): two at once on a 2-core machine would stretch each
 # other's latencies past the SLOs and recovery times they are checked against.
 HEAVY = pytest.mark.xdist_group("heavy")
-# The matrix and compare commands' runs: cells and reports made one after another (a handful of users each),
-# and the environments they build. A worker of their own, beside the heavy runs: their checks rank runs
-# against each other, not against a clock, so the heavy runs beside them do not move their verdicts.
+# The matrix command's runs: light cells (a handful of users) one after another, and the environments they
+# build. A worker of their own, beside the heavy runs: they rank cells against each other, not a clock.
 MATRIX = pytest.mark.xdist_group("matrix")
 
 
