@@ -190,7 +190,7 @@ def install(web_ui: WebUI, control: ChaosControl, base_path: str | None = None) 
 
     @route("/report.json")
     def report_json() -> Response:
-        return jsonify(control.live_report() or {})
+        return jsonify(control.live_report() or control.waiting_report())  # before the first test: the same, empty
 
     @route("/resilience")
     def resilience() -> Response:

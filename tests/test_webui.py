@@ -139,6 +139,8 @@ def test_master_status_and_reset_reach_the_workers(tmp_path: Path, redis_server:
         waiting = embedded_report(page)
         assert code == 200 and waiting["verdict"] == "running" and waiting["faults"] == [], waiting
         assert waiting["summary"]["requests"] == 0 and waiting["mode"] == "master" and waiting["slo"]
+        code, polled = run.call("/chaos/report.json")  # what the view redraws from every 2 s: the same
+        assert code == 200 and polled["slo"] == waiting["slo"] and polled["faults"] == [], polled
         work = worker(master_port)
         try:
             status = run.status_when(
