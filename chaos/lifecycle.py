@@ -58,10 +58,8 @@ class FaultLife:
         return self.begin
 
     def inject(self) -> float | None:
-        """Inject within the deadline: when the call returned (``t0``), or None (``error`` says why) when it
-        raised or hung."""
-        if self.begin is None:
-            self.start()
+        """Inject within the deadline (after :meth:`start`): when the call returned (``t0``), or None (``error``
+        says why) when it raised or hung."""
         try:
             with deadline("inject", self.timeout_s):
                 self.details = self.fault.inject()
@@ -73,9 +71,9 @@ class FaultLife:
 
     @property
     def inject_ms(self) -> float:
-        """How long the injection call took (until now while it runs)."""
-        begin = self.begin if self.begin is not None else self.clock()
-        return ((self.t0 if self.t0 is not None else self.clock()) - begin) * 1000
+        """How long the injection call took (until now while it runs, or when it failed)."""
+        assert self.begin is not None, "start() first"
+        return ((self.t0 if self.t0 is not None else self.clock()) - self.begin) * 1000
 
     @property
     def took_effect(self) -> float | None:

@@ -198,14 +198,13 @@ class ChaosScheduler:
         self._faults[record.fault_id] = fault
         self.settle(self.clock(), closing=True)  # the windows before this one close now: their figures are final
         record.watched = self.witnesses.primaries if self.witnesses is not None else ()
-        begin = record.begin = self.clock()
+        life = FaultLife(fault, self.chaos.fault_timeout_s, self.clock)
+        begin = record.begin = life.start()
         record.offset_s = begin - self.started_at
         if scheduled is not None:
             record.scheduled_s = scheduled - self.started_at
             record.late_ms = (begin - scheduled) * 1000
         self.records.append(record)
-        life = FaultLife(fault, self.chaos.fault_timeout_s, self.clock)
-        life.begin = begin
         self._active = (life, record)  # from here on, stop() reverts it, even mid-injection
         # The window opens now, before the call: what fails while it runs (a reset endpoint's own 503s) is its.
         self.events.fault_started.fire(
