@@ -51,8 +51,8 @@ class ChaosControl(Protocol):
         """The report as it stands (verdict ``running`` during a test), or the last one; None before any."""
         ...
 
-    def waiting_report(self) -> dict[str, Any]:
-        """The report before the first test, made by the report's own pipeline."""
+    def shown_report(self) -> dict[str, Any]:
+        """The live report, or before the first test the report pipeline's own, empty (verdict ``running``)."""
         ...
 
     @property
@@ -190,13 +190,12 @@ def install(web_ui: WebUI, control: ChaosControl, base_path: str | None = None) 
 
     @route("/report.json")
     def report_json() -> Response:
-        return jsonify(control.live_report() or control.waiting_report())  # before the first test: the same, empty
+        return jsonify(control.shown_report())
 
     @route("/resilience")
     def resilience() -> Response:
         """The live Resilience view: the HTML report of the run as it stands, drawn again every 2 s."""
-        report = control.live_report() or control.waiting_report()  # before the first test: the view waits
-        page = render(report, live_url="report.json")
+        page = render(control.shown_report(), live_url="report.json")
         at = page.rfind("</body>")  # the panel (the reset button, the status) here too, its links beside it
         panel = PANEL_HTML.replace('href="./chaos/resilience"', 'href="resilience"').replace("./chaos/", "./")
         return Response(page[:at] + panel + page[at:], mimetype="text/html")

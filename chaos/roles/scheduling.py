@@ -272,10 +272,13 @@ class SchedulingRole(Role[R]):
     def live_report(self, with_timeline: bool = True) -> dict[str, Any] | None:
         return live_report(self, with_timeline)
 
-    def waiting_report(self) -> dict[str, Any]:
-        """The report before the first test (verdict ``running``): what the web UI's view shows until one starts."""
-        report, _ = make_report(self.report_inputs(None, Measured(NodeResult()), at_end=False), with_timeline=False)
-        report["verdict"] = "running"
+    def shown_report(self) -> dict[str, Any]:
+        """What the web UI's view shows: the live report, or before the first test the same pipeline's report of
+        no test yet (verdict ``running``)."""
+        report = self.live_report()
+        if report is None:
+            report, _ = make_report(self.report_inputs(None, Measured(NodeResult()), at_end=False), False)
+            report["verdict"] = "running"
         return report
 
     @property
