@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from chaos.locust_command import LOCUSTFILE, headless_args
 from chaos.profile import json_schema, load_profile, parse_profile
 from config.loader import ProfileError
 
@@ -76,27 +77,16 @@ def test_missing_file(tmp_path: Path) -> None:
         load_profile(tmp_path / "nope.yaml")
 
 
+def one_user_run(*extra: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """A headless run of one user for 5 s, then ``extra``, its stdout and stderr apart (for a refusal at set-up)."""
+    command = [LOCUST, "-f", str(LOCUSTFILE), "--headless", *headless_args(1, "5s", *extra)]
+    return subprocess.run(command, capture_output=True, text=True, timeout=60, cwd=ROOT, env=env)
+
+
 def test_locust_exits_2_on_a_bad_profile_without_traceback(tmp_path: Path) -> None:
     path = tmp_path / "bad.yaml"
     path.write_text("chaos:\n  every_s: 0\n  faults: [{name: client_kill}]\n")
-    proc = subprocess.run(
-        [
-            LOCUST,
-            "-f",
-            str(ROOT / "locustfile.py"),
-            "--headless",
-            "-u",
-            "1",
-            "-t",
-            "5s",
-            "--resilience-profile",
-            str(path),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=ROOT,
-    )
+    proc = one_user_run("--resilience-profile", str(path))
     assert proc.returncode == 2, proc.stderr
     assert f"redis-resilience: {path}: chaos.every_s: expected greater than 0, got 0" in proc.stderr
     assert "Traceback" not in proc.stderr + proc.stdout
@@ -106,24 +96,7 @@ def test_unreachable_target_exits_2_naming_the_address(tmp_path: Path) -> None:
     from targets.embedded import free_port
 
     port = free_port()
-    proc = subprocess.run(
-        [
-            LOCUST,
-            "-f",
-            str(ROOT / "locustfile.py"),
-            "--headless",
-            "-u",
-            "1",
-            "-t",
-            "5s",
-            "--redis-url",
-            f"redis://:s3cret@127.0.0.1:{port}/0",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=ROOT,
-    )
+    proc = one_user_run("--redis-url", f"redis://:s3cret@127.0.0.1:{port}/0")
     assert proc.returncode == 2, proc.stderr
     assert f"cannot reach Redis at redis://:***@127.0.0.1:{port}/0" in proc.stderr
     assert "s3cret" not in proc.stderr + proc.stdout
@@ -131,14 +104,7 @@ def test_unreachable_target_exits_2_naming_the_address(tmp_path: Path) -> None:
 
 
 def test_missing_redis_server_says_how_to_install_it(tmp_path: Path) -> None:
-    proc = subprocess.run(
-        [LOCUST, "-f", str(ROOT / "locustfile.py"), "--headless", "-u", "1", "-t", "5s"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=ROOT,
-        env={**os.environ, "PATH": str(tmp_path)},  # no redis-server on this PATH
-    )
+    proc = one_user_run(env={**os.environ, "PATH": str(tmp_path)})  # no redis-server on this PATH
     assert proc.returncode == 2, proc.stderr
     assert "redis-server is not installed" in proc.stderr
     assert "apt-get install -y redis-server" in proc.stderr and "--redis-url" in proc.stderr
