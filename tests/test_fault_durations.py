@@ -6,7 +6,7 @@ A pause within 10 ms of ``pause_ms``; a memory limit and a toxic within 20 ms of
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -31,14 +31,21 @@ def admin_of(redis_server: EmbeddedRedis) -> Iterator[redis.Redis]:
     admin.close()
 
 
-def run_fault(target: FaultTarget, spec: dict[str, Any]) -> dict[str, Any]:
-    """One fault through the scheduler, as a run injects it; its record's details, as the report has them."""
+def scheduled(target: FaultTarget, spec: dict[str, Any]) -> Callable[[], dict[str, Any]]:
+    """One fault made ready to go through the scheduler, as a run injects it: a call runs it and returns its
+    record's details, as the report has them. The profile is parsed and the scheduler made now, before a
+    probe starts: the built-in proxy shares this process's hub, and that work would hold its replies up
+    (the probe saw a stall begin up to 56 ms before the injection on a busy machine)."""
     chaos = parse_profile({"chaos": {"faults": [spec]}}, "test").chaos
     scheduler = ChaosScheduler(chaos, target, ResilienceEvents(), started_at=time.monotonic())
-    record = scheduler.inject(chaos.faults[0])
-    scheduler.stop()
-    assert record.ok and record.revert_error is None, record
-    return record.all_details()
+
+    def run() -> dict[str, Any]:
+        record = scheduler.inject(chaos.faults[0])
+        scheduler.stop()
+        assert record.ok and record.revert_error is None, record
+        return record.all_details()
+
+    return run
 
 
 def one_stall(stalls: list[tuple[float, float]], longer_than_s: float) -> float:
@@ -52,11 +59,12 @@ def test_a_pause_stalls_the_server_pause_ms_within_10_ms(
     redis_server: EmbeddedRedis, admin_of: redis.Redis, pause_ms: int, mode: str
 ) -> None:
     hz = admin_of.config_get("hz")["hz"]
+    run = scheduled(
+        FaultTarget(admin_of, "rr-t-", no_pools), {"name": "client_pause", "pause_ms": pause_ms, "mode": mode}
+    )
     probe = StallProbe(redis_server.host, redis_server.port, "SET" if mode == "WRITE" else "PING")
     try:
-        details = run_fault(
-            FaultTarget(admin_of, "rr-t-", no_pools), {"name": "client_pause", "pause_ms": pause_ms, "mode": mode}
-        )
+        details = run()
     finally:
         stalls = probe.stop()
     assert details["hz_raised"] is True, details
@@ -65,9 +73,10 @@ def test_a_pause_stalls_the_server_pause_ms_within_10_ms(
 
 
 def test_a_memory_limit_lasts_duration_s_within_20_ms(redis_server: EmbeddedRedis, admin_of: redis.Redis) -> None:
+    run = scheduled(FaultTarget(admin_of, "rr-t-", no_pools), {"name": "oom", "duration_s": 1})
     probe = StallProbe(redis_server.host, redis_server.port, "MAXMEMORY")
     try:
-        run_fault(FaultTarget(admin_of, "rr-t-", no_pools), {"name": "oom", "duration_s": 1})
+        run()
     finally:
         spans = probe.stop()
     assert abs(one_stall(spans, 0.5) - 1.0) <= 0.020, spans
@@ -76,10 +85,11 @@ def test_a_memory_limit_lasts_duration_s_within_20_ms(redis_server: EmbeddedRedi
 def test_a_toxic_lasts_duration_s_within_20_ms(redis_server: EmbeddedRedis, admin_of: redis.Redis) -> None:
     proxy: NetworkDriver = open_proxy(ProxySettings(), redis_server.host, redis_server.port)
     try:
+        target = FaultTarget(admin_of, "rr-t-", no_pools, network=proxy)
+        run = scheduled(target, {"name": "network", "toxic": "reset_peer", "duration_s": 1})
         probe = StallProbe(proxy.host, proxy.port)  # through the proxy: every PING is reset while the toxic lasts
         try:
-            target = FaultTarget(admin_of, "rr-t-", no_pools, network=proxy)
-            run_fault(target, {"name": "network", "toxic": "reset_peer", "duration_s": 1})
+            run()
         finally:
             stalls = probe.stop()
     finally:
