@@ -41,10 +41,13 @@ from targets.embedded import free_port
 ROOT = Path(__file__).resolve().parent.parent
 LOCUST = str(Path(sys.executable).with_name("locust"))
 
-# A locust run that keeps a core busy (many users, short think times). Such runs go to one xdist
-# worker, one at a time (``--dist loadgroup``): two at once on a 2-core machine would stretch each
-# other's latencies past the SLOs and recovery times they are checked against.
+# A locust run that keeps a core busy (many users, short think times) and is checked against a clock:
+# SLOs, recovery times, a witness's outage to the millisecond. Such runs go to one xdist worker, one at
+# a time (``--dist loadgroup``): two at once on a 2-core machine would stretch each other's latencies.
 HEAVY = pytest.mark.xdist_group("heavy")
+# Service mode's runs (a FastAPI service and a locust run each, checked against their windows) and the
+# compare command's noise test: a lane of their own, one at a time, beside the heavy one.
+SERVICE = pytest.mark.xdist_group("service")
 # The matrix command's runs: light cells (a handful of users) one after another, and the environments they
 # build. A worker of their own, beside the heavy runs: they rank cells against each other, not a clock.
 MATRIX = pytest.mark.xdist_group("matrix")

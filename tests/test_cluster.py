@@ -314,7 +314,7 @@ def test_cluster_urls_in_profiles_and_clients() -> None:
         parse_profile({"target": {"url": "embedded-cluster"}, "client": {"retries": -1}}, "t")
 
 
-@HEAVY
+@HEAVY  # 13 users: one of each workload, two of cache
 def test_a_headless_run_on_the_embedded_cluster_with_a_failover(tmp_path: Path) -> None:
     profile = write_profile(
         tmp_path / "cluster.yaml",
@@ -354,7 +354,7 @@ def test_a_headless_run_on_the_embedded_cluster_with_a_failover(tmp_path: Path) 
     )
     report_path = tmp_path / "report.json"
     proc = locust(
-        headless_args(22, "18s", "--resilience-profile", str(profile), "--resilience-report", str(report_path))
+        headless_args(13, "18s", "--resilience-profile", str(profile), "--resilience-report", str(report_path))
     )
     out = finish(proc, timeout=120)
     assert proc.returncode == 0, out[-4000:]

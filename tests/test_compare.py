@@ -17,9 +17,9 @@ from chaos.cli import main as cli
 from recovery.stats import proportion_test_greater, rank_test_greater
 
 from .helpers import (
-    HEAVY,
     LOCUST,
     MATRIX,
+    SERVICE,
     eventually,
     finish,
     headless_args,
@@ -60,7 +60,7 @@ def run(tmp_path: Path, name: str, client: dict[str, Any] | None = None) -> Path
     return report
 
 
-@HEAVY
+@SERVICE  # runs that must differ by their client only: beside no other heavy run
 def test_compare_finds_a_worse_client_and_not_noise(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     runs = [run(tmp_path, f"default{i}") for i in range(3)]
     worse = run(tmp_path, "no-retry", {"retries": 0})

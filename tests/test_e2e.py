@@ -69,7 +69,6 @@ def test_ctrl_c_mid_run_still_reports_and_stops_the_server(tmp_path: Path) -> No
     assert_server_gone(report)
 
 
-@HEAVY
 def test_every_workload_in_one_headless_run(tmp_path: Path) -> None:
     report_path = tmp_path / "report.json"
     proc = locust(

@@ -22,7 +22,7 @@ import pytest
 from recovery.html import main as render_main
 from targets.embedded import end_process, free_port
 
-from .helpers import HEAVY, embedded_report, finish, headless_args, locust, wait_for_output, web_locust, write_profile
+from .helpers import embedded_report, finish, headless_args, locust, wait_for_output, web_locust, write_profile
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 PROMETHEUS = shutil.which("prometheus")
@@ -63,7 +63,6 @@ def chromium_dom(page: Path | str, tmp_path: Path) -> str:
     return out.stdout
 
 
-@HEAVY
 def test_a_headless_run_writes_the_html_report_junit_and_progress_and_serves_metrics(tmp_path: Path) -> None:
     # What this checks is what the run writes, not how fast clients recover: under the suite's load one
     # client_kill once took 2.17 s to recover (redis-py's backoff), over ci.yaml's 2 s.
@@ -220,7 +219,6 @@ def query(url: str, promql: str) -> list[dict[str, Any]]:
         return list(json.loads(response.read())["data"]["result"])
 
 
-@HEAVY
 def test_prometheus_scrapes_the_web_uis_metrics_and_the_resilience_view_is_live(
     tmp_path: Path, prometheus: tuple[str, Path]
 ) -> None:
@@ -285,7 +283,6 @@ def test_a_remote_pushgateway_needs_the_opt_in() -> None:
 PUSHGATEWAY = shutil.which("prometheus-pushgateway")
 
 
-@HEAVY
 def test_a_short_run_pushes_its_metrics_to_a_pushgateway_and_progress_can_be_off(tmp_path: Path) -> None:
     """A real Pushgateway (Debian's) on a free loopback port; the run pushes once, at its end."""
     assert PUSHGATEWAY, "prometheus-pushgateway is not installed (./dev installs it)"

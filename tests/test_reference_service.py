@@ -11,11 +11,11 @@ import redis
 from targets.embedded import EmbeddedRedis
 from targets.service import ReferenceService, ServiceError
 
-from .helpers import HEAVY, eventually, pid_alive
+from .helpers import SERVICE, eventually, pid_alive
 
 # Each start imports FastAPI (about a second of CPU): kept apart from the timed runs of the heavy group,
 # whose fault windows counted the stalls it caused as degraded requests (recovery 2.2-2.4 s, twice).
-pytestmark = HEAVY
+pytestmark = SERVICE
 
 
 @pytest.fixture

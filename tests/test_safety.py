@@ -31,7 +31,7 @@ from config.loader import ProfileError
 from targets.embedded import EmbeddedRedis
 from targets.safety import remote_chaos_refusal
 
-from .helpers import HEAVY, ROOT, finish, headless_args, locust, shipped_profiles, web_locust, write_profile
+from .helpers import ROOT, finish, headless_args, locust, shipped_profiles, web_locust, write_profile
 
 LOG_LINE = re.compile(r"^\[\d{4}-\d\d-\d\d ")  # Locust's own log lines
 
@@ -231,7 +231,6 @@ def snapshot(client: redis.Redis) -> dict[bytes, tuple[bytes | None, int]]:
     return {key: (client.dump(key), client.pttl(key)) for key in client.scan_iter(count=1000)}
 
 
-@HEAVY
 def test_a_full_run_touches_nothing_outside_its_prefix(tmp_path: Path, server: EmbeddedRedis) -> None:
     admin = redis.Redis.from_url(server.url, client_name="safety-check")
     seed(admin)

@@ -11,9 +11,9 @@ import yaml
 
 from targets.embedded import free_port
 
-from .helpers import HEAVY, finish, headless_args, locust, master, refused_at_setup, worker
+from .helpers import SERVICE, finish, headless_args, locust, master, refused_at_setup, worker
 
-pytestmark = HEAVY  # FastAPI start-ups and timed windows: kept apart from other timed runs
+pytestmark = SERVICE  # FastAPI start-ups and timed windows: one at a time
 
 ENDPOINTS = [
     {"name": "GET /items", "path": "/items/{n}", "weight": 3, "keys": 100, "expect_status": [200, 404]},
