@@ -313,7 +313,8 @@ def open_setup(settings: Settings) -> RunSetup:
         embedded = None
         if url in TOPOLOGIES:
             try:
-                embedded = start_topology(url, profile.target.persistence)
+                target = profile.target
+                embedded = start_topology(url, target.persistence, target.server, target.server_binary)
             except EmbeddedRedisError as exc:
                 raise SetupError(str(exc)) from None
             atexit.register(embedded.stop)

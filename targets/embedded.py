@@ -1,4 +1,5 @@
-"""A throwaway ``redis-server`` on a free loopback port, with its own temp dir, stopped by PID."""
+"""A throwaway server on a free loopback port, with its own temp dir, stopped by PID: ``redis-server``, or
+the binary of another kind targets/servers.py found (``valkey-server``)."""
 
 from __future__ import annotations
 
@@ -18,11 +19,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-INSTALL_HINT = (
-    "redis-server is not installed: install it (Debian/Ubuntu: 'apt-get install -y redis-server', "
-    "or run './dev setup'), or point the pack at a running server with --redis-url redis://HOST:PORT"
-)
-
+from targets.servers import ServerBinaries, ServerNotFound, find_server
 
 # How each ``target.persistence`` of a profile configures an embedded server.
 PERSISTENCE_ARGS: dict[str, tuple[str, ...]] = {
@@ -73,6 +70,14 @@ def end_process(process: subprocess.Popen[bytes], sig: int = signal.SIGTERM, tim
         process.wait(timeout_s)
 
 
+def server_binaries(kind: str = "redis", binary: str | None = None) -> ServerBinaries:
+    """The binaries of ``kind`` (targets/servers.py), or EmbeddedRedisError: one line saying how to install them."""
+    try:
+        return find_server(kind, binary)
+    except ServerNotFound as exc:
+        raise EmbeddedRedisError(str(exc)) from None
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
@@ -80,11 +85,19 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 class EmbeddedRedis:
-    """Start with :meth:`start`, stop with :meth:`stop` (idempotent; SIGTERM, then SIGKILL)."""
+    """Start with :meth:`start`, stop with :meth:`stop` (idempotent; SIGTERM, then SIGKILL).
 
-    binary = "redis-server"
+    :param server: the binaries to run (targets/servers.py); None: redis-server, found at the start
+    """
 
-    def __init__(self, host: str = "127.0.0.1", extra_args: tuple[str, ...] = (), persistence: str = "none") -> None:
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        extra_args: tuple[str, ...] = (),
+        persistence: str = "none",
+        server: ServerBinaries | None = None,
+    ) -> None:
+        self.server = server
         self.host = host
         self.extra_args = extra_args
         self.persistence = persistence
@@ -102,9 +115,14 @@ class EmbeddedRedis:
     def pid(self) -> int | None:
         return self.process.pid if self.process else None
 
+    @property
+    def binary(self) -> str:
+        """The server binary's name, as messages say it (``redis-server``, ``valkey-server``)."""
+        return self.server.name if self.server is not None else "redis-server"
+
     def start(self, timeout_s: float = 10.0, attempts: int = 3) -> Self:
-        if shutil.which(self.binary) is None:
-            raise EmbeddedRedisError(INSTALL_HINT)
+        if self.server is None:
+            self.server = server_binaries()
         last_error = "no attempt made"
         for _ in range(attempts):  # a free port can be taken between probing and binding
             self.port = free_port(self.host)
@@ -113,7 +131,7 @@ class EmbeddedRedis:
                 return self
             last_error = self._log_tail()
             self.stop()
-        raise EmbeddedRedisError(f"redis-server did not start on {self.host}: {last_error}")
+        raise EmbeddedRedisError(f"{self.binary} did not start on {self.host}: {last_error}")
 
     def _spawn(self, timeout_s: float) -> bool:
         """Start the server on ``self.port`` in ``self.dir``; True once it answers PING."""
@@ -122,14 +140,14 @@ class EmbeddedRedis:
 
     def prepare(self) -> None:
         """Fork the server's process now, held at a gate (a shell waiting for one line on its stdin,
-        then exec'ing ``redis-server``): :meth:`restart` then only opens the gate. Forking a large
+        then exec'ing the server): :meth:`restart` then only opens the gate. Forking a large
         load generator takes tens of ms under load; exec and start-up alone take a steady ~17 ms, so
         a restart lands on time (chaos/faults/server_restart.py)."""
         if self.process is not None and self.process.poll() is None:
             return  # running, or already at the gate
-        assert self.dir is not None
+        assert self.dir is not None and self.server is not None
         args = [
-            shutil.which(self.binary) or self.binary,
+            self.server.server,
             *self.command_args(),
             "--daemonize",
             "no",
@@ -166,7 +184,7 @@ class EmbeddedRedis:
         return None
 
     def command_args(self) -> list[str]:
-        """What redis-server is started with: its config file, written from :meth:`config_args` on the
+        """What the server is started with: its config file, written from :meth:`config_args` on the
         first start and kept after, as a deployment's is. A restart then comes back with what
         ``CONFIG REWRITE`` put there: Sentinel rewrites a node's role when it reconfigures it (from
         the command line instead, a promoted replica restarted as a replica of its own replica)."""
@@ -211,7 +229,7 @@ class EmbeddedRedis:
         if not self._spawn(timeout_s):
             error = self._log_tail()
             self.kill()
-            raise EmbeddedRedisError(f"redis-server did not restart on {self.host}:{self.port}: {error}")
+            raise EmbeddedRedisError(f"{self.binary} did not restart on {self.host}:{self.port}: {error}")
 
     @property
     def running(self) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from targets.cluster_topology import ClusterTopology
+from targets.embedded import server_binaries
 from targets.topology import SentinelTopology, Topology
 
 TOPOLOGIES: dict[str, type[Topology]] = {
@@ -12,6 +13,7 @@ TOPOLOGIES: dict[str, type[Topology]] = {
 }
 
 
-def start_topology(kind: str, persistence: str = "none") -> Topology:
-    """Start the embedded topology a profile's ``target.url`` names."""
-    return TOPOLOGIES[kind](persistence).start()
+def start_topology(kind: str, persistence: str = "none", server: str = "redis", binary: str | None = None) -> Topology:
+    """Start the embedded topology a profile's ``target.url`` names, of the ``target.server`` it names (its
+    ``target.server_binary``, else found: targets/servers.py). EmbeddedRedisError: one line."""
+    return TOPOLOGIES[kind](persistence, server_binaries(server, binary)).start()

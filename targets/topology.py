@@ -1,6 +1,6 @@
 """Embedded topologies the pack starts from a profile, all on loopback, all stopped by PID.
 
-- ``embedded``: one ``redis-server``.
+- ``embedded``: one server (``redis-server``, or ``valkey-server``: ``target.server``, targets/servers.py).
 - ``embedded-sentinel``: a primary, one replica and three sentinels (quorum 2) monitoring them
   as service ``rr``; clients find the primary through the sentinels (``sentinel://`` URL).
 - ``embedded-cluster``: a Redis Cluster of three primaries with one replica each; clients discover
@@ -22,7 +22,8 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from targets.embedded import EmbeddedRedis, EmbeddedRedisError
+from targets.embedded import EmbeddedRedis, EmbeddedRedisError, server_binaries
+from targets.servers import ServerBinaries
 
 SERVICE = "rr"
 # Sentinels call the primary down after this long without an answer. Not 1 s: after a switch, a
@@ -35,10 +36,11 @@ TILT_PERIOD_S = 30  # a sentinel whose timer stalled over 2 s does nothing for t
 
 
 class EmbeddedSentinel(EmbeddedRedis):
-    """A ``redis-server --sentinel`` monitoring one primary; its settings live in a config file it rewrites."""
+    """The primary's server binary with ``--sentinel``, monitoring it; its settings live in a config file it
+    rewrites."""
 
     def __init__(self, primary: EmbeddedRedis, host: str = "127.0.0.1") -> None:
-        super().__init__(host)
+        super().__init__(host, server=primary.server)
         self.primary = primary
 
     def temp_root(self) -> str | None:
@@ -94,8 +96,10 @@ class Topology:
 
     kind = "embedded"
 
-    def __init__(self, persistence: str = "none") -> None:
+    def __init__(self, persistence: str = "none", server: ServerBinaries | None = None) -> None:
+        """:param server: what every node runs (targets/servers.py); None: redis-server, found at the start"""
         self.persistence = persistence
+        self.server = server
         self.servers: list[EmbeddedRedis] = []  # data nodes
         self.sentinels: list[EmbeddedSentinel] = []
 
@@ -107,12 +111,19 @@ class Topology:
     def pids(self) -> list[int]:
         return [s.pid for s in (*self.servers, *self.sentinels) if s.pid is not None]
 
+    @property
+    def binaries(self) -> ServerBinaries:
+        """What every node runs (EmbeddedRedisError: not installed, one line saying how to install it)."""
+        if self.server is None:
+            self.server = server_binaries()
+        return self.server
+
     def label(self) -> str:
-        return f"embedded redis-server (pid {self.servers[0].pid}, {self.url})"
+        return f"embedded {self.binaries.name} (pid {self.servers[0].pid}, {self.url})"
 
     def start(self) -> Topology:
         try:
-            self.servers.append(EmbeddedRedis(persistence=self.persistence).start())
+            self.servers.append(EmbeddedRedis(persistence=self.persistence, server=self.binaries).start())
         except BaseException:
             self.stop()
             raise
@@ -160,14 +171,17 @@ class SentinelTopology(Topology):
         return f"sentinel://{hosts}/{SERVICE}"
 
     def label(self) -> str:
-        return f"embedded sentinel topology ({len(self.servers)} servers, {len(self.sentinels)} sentinels, {self.url})"
+        shape = f"{len(self.servers)} servers, {len(self.sentinels)} sentinels"
+        return f"embedded {self.binaries.product} sentinel topology ({shape}, {self.url})"
 
     def start(self, timeout_s: float = 30.0) -> SentinelTopology:
         try:
-            primary = EmbeddedRedis(persistence=self.persistence).start()
+            primary = EmbeddedRedis(persistence=self.persistence, server=self.binaries).start()
             self.servers.append(primary)
             replica = EmbeddedRedis(
-                persistence=self.persistence, extra_args=("--replicaof", primary.host, str(primary.port))
+                persistence=self.persistence,
+                extra_args=("--replicaof", primary.host, str(primary.port)),
+                server=self.binaries,
             ).start()
             self.servers.append(replica)
             wait_for("the replica to sync", lambda: link_up(replica), timeout_s)
