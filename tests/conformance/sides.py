@@ -365,23 +365,48 @@ def sleep_until(deadline: float) -> None:
     gevent.sleep(max(0.0, deadline - time.monotonic()))
 
 
+def mismatches(b: Outcome, p: Outcome) -> list[str]:
+    """What differs between one step's two outcomes: outcome, retries, reconnections, duration."""
+    what = []
+    if b.error != p.error or (b.error is None and b.result != p.result):
+        what.append("outcome")
+    if b.retries != p.retries:
+        what.append("retries")
+    if b.reconnections != p.reconnections:
+        what.append("reconnections")
+    if abs(b.ms - p.ms) > DURATION_TOLERANCE_MS + SLEEP_SLACK_MS * max(b.retries, p.retries):
+        what.append("duration")
+    return what
+
+
 def differences(bare: list[Outcome], pack: list[Outcome]) -> list[str]:
     if [o.step for o in bare] != [o.step for o in pack]:
         return [f"different steps: bare {[o.step for o in bare]}, pack {[o.step for o in pack]}"]
     found = []
     for b, p in zip(bare, pack, strict=True):
-        what = []
-        if b.error != p.error or (b.error is None and b.result != p.result):
-            what.append("outcome")
-        if b.retries != p.retries:
-            what.append("retries")
-        if b.reconnections != p.reconnections:
-            what.append("reconnections")
-        if abs(b.ms - p.ms) > DURATION_TOLERANCE_MS + SLEEP_SLACK_MS * max(b.retries, p.retries):
-            what.append("duration")
-        if what:
+        if what := mismatches(b, p):
             found.append(f"{b.step}: {', '.join(what)} differ\n    bare: {b.line()}\n    pack: {p.line()}")
     return found
+
+
+def durations_only(bare: list[Outcome], pack: list[Outcome]) -> bool:
+    """Whether the two sides differ in a duration at most (the same steps, outcomes, retries, reconnections)."""
+    return [o.step for o in bare] == [o.step for o in pack] and all(
+        mismatches(b, p) in ([], ["duration"]) for b, p in zip(bare, pack, strict=True)
+    )
+
+
+def assert_same_run_again(run: Callable[[], tuple[list[Outcome], list[Outcome]]], tries: int = 3) -> None:
+    """:func:`assert_same` on ``run()``'s two sides; while they differ in a duration only, both run again, up to
+    ``tries`` times in all. A busy machine may stall either side once (a 31 ms stall was seen beside the suite's
+    heavy runs); a duration the pack adds differs every time, and a different outcome fails at once."""
+    for _ in range(tries - 1):
+        bare, pack = run()
+        if not differences(bare, pack) or not durations_only(bare, pack):
+            break
+    else:
+        bare, pack = run()
+    assert_same(bare, pack)
 
 
 def table(bare: list[Outcome], pack: list[Outcome]) -> str:
