@@ -5,6 +5,7 @@
     redis-resilience history DIR -o trend.html [--baseline-runs 3]
     redis-resilience matrix PROFILE --clients config/clients.yaml [--preset NAME]... [-u 20] [-t 30] [--repeat 1]
                             [--client-versions redis==8.1.0 redis==8.2.0 ...] [--envs-dir DIR]
+                            [--servers redis valkey] [--max-cells 24]
 
 Exit codes: 0 no regression, 4 a regression, 2 bad input (one line, no traceback).
 """
@@ -56,7 +57,7 @@ def _parser() -> argparse.ArgumentParser:
     hist.add_argument("directory", help="a directory of JSON reports")
     hist.add_argument("-o", "--output", default="trend.html", help="the HTML page to write (default trend.html)")
     hist.add_argument("--baseline-runs", type=int, default=3, help="how many first runs make the baseline (3)")
-    mat = commands.add_parser("matrix", help="one profile, once per named client configuration, ranked")
+    mat = commands.add_parser("matrix", help="one profile, once per client configuration, version or server, ranked")
     mat.add_argument("profile", help="the profile (its faults run the same in every cell: the seed is fixed)")
     mat.add_argument("--clients", help="the presets (default config/clients.yaml)")
     mat.add_argument("--preset", action="append", help="run only this preset (repeatable); default: all")
@@ -71,6 +72,19 @@ def _parser() -> argparse.ArgumentParser:
         metavar="NAME==VERSION",
         help="run each cell once per requirement, in an environment of requirements.lock with that one "
         "requirement changed (built with uv, cached); with --clients/--preset: presets x versions",
+    )
+    mat.add_argument(
+        "--servers",
+        nargs="+",
+        choices=["redis", "valkey"],
+        help="run each cell once per server, on a fresh embedded target of that server (target.server); "
+        "the profile's target must be embedded",
+    )
+    mat.add_argument(
+        "--max-cells",
+        type=int,
+        default=24,
+        help="refuse a matrix of more cells than this (presets x versions x servers x repeats; 24)",
     )
     mat.add_argument(
         "--envs-dir",
@@ -135,8 +149,8 @@ def run_history(args: argparse.Namespace) -> int:
 def run_matrix_command(args: argparse.Namespace) -> int:
     from chaos.matrix import run_matrix, spread_lines, table_lines
 
-    if args.users < 1 or args.seconds < 1 or args.repeat < 1:
-        raise CompareError("-u, -t and --repeat must be at least 1")
+    if args.users < 1 or args.seconds < 1 or args.repeat < 1 or args.max_cells < 1:
+        raise CompareError("-u, -t, --repeat and --max-cells must be at least 1")
     cells, result = run_matrix(
         args.profile,
         args.clients,
@@ -148,6 +162,8 @@ def run_matrix_command(args: argparse.Namespace) -> int:
         args.seed,
         args.client_versions,
         args.envs_dir,
+        args.servers,
+        args.max_cells,
     )
     for line in [*table_lines(cells), *spread_lines(cells)]:
         print(line)

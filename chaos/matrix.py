@@ -1,8 +1,9 @@
 """``redis-resilience matrix PROFILE --clients clients.yaml``: one profile, once per named client configuration.
 
 With ``--client-versions redis==8.1.0 redis==8.2.0`` each cell runs in an environment of its own, the lock with
-that one requirement changed (``chaos/matrix_envs.py``), and the cells are presets x versions; without
-``--clients``/``--preset`` the one preset is ``profile``, the profile's own client settings.
+that one requirement changed (``chaos/matrix_envs.py``); with ``--servers redis valkey`` each cell's embedded
+target runs that server (``target.server``). The cells are presets x versions x servers (x ``--repeat``), at most
+``--max-cells``; without ``--clients``/``--preset`` the one preset is ``profile``, the profile's own client settings.
 
 Each cell is a real headless ``locust`` process (this tool does not re-implement Locust) on the
 profile with the preset's keys merged into its ``client:`` section and a fixed chaos seed, so that
@@ -35,12 +36,14 @@ from config.loader import ProfileError
 from recovery.compare import CompareError
 from recovery.html import STYLE
 from recovery.report import ReportError, read_report, write_atomically
+from targets.servers import ServerNotFound, find_server
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCUST = str(Path(sys.executable).with_name("locust"))
 DEFAULT_CLIENTS = "config/clients.yaml"
 PAGE = (Path(__file__).parent / "static" / "matrix.html").read_text(encoding="utf-8")  # the page's template
-PROFILE_CLIENT = "profile"  # the one preset of --client-versions alone: the profile's own client settings
+PROFILE_CLIENT = "profile"  # the one preset of --client-versions or --servers alone: the profile's own client settings
+MAX_CELLS = 24  # --max-cells: more is refused up front, an accidental product (presets x versions x servers x repeats)
 
 
 @dataclass
@@ -51,11 +54,18 @@ class Cell:
     exit_code: int | None
     error: str | None = None
     version: str | None = None  # the --client-versions requirement of its environment; None: the running one
+    server: str | None = None  # the --servers server of its embedded target; None: the profile's
 
     @property
     def stem(self) -> str:
-        """The name of its profile and report files (``no-retry-1``, ``no-retry-redis-8.1.0-1``)."""
-        return f"{self.preset}{'-' + self.version.replace('==', '-') if self.version else ''}-{self.repeat + 1}"
+        """The name of its profile and report files (``no-retry-1``, ``no-retry-redis-8.1.0-valkey-1``)."""
+        version = "-" + self.version.replace("==", "-") if self.version else ""
+        return f"{self.preset}{version}{'-' + self.server if self.server else ''}-{self.repeat + 1}"
+
+    @property
+    def kind(self) -> tuple[str, str | None, str | None]:
+        """What its repeats share: the preset, the version and the server."""
+        return self.preset, self.version, self.server
 
     @property
     def label(self) -> str:
@@ -97,14 +107,17 @@ def load_presets(path: str | Path) -> dict[str, dict[str, Any]]:
     return {str(name): dict(client or {}) for name, client in presets.items()}
 
 
-def cell_profile(profile: Path, client: dict[str, Any], seed: int, path: Path) -> Path:
-    """The profile with the preset's client keys merged in and the chaos seed fixed."""
+def cell_profile(profile: Path, client: dict[str, Any], seed: int, path: Path, server: str | None = None) -> Path:
+    """The profile with the preset's client keys merged in, the chaos seed fixed and (``server``) its embedded
+    target's server set."""
     data = yaml.safe_load(profile.read_text(encoding="utf-8")) or {}
     merged = {**(data.get("client") or {}), **client}
     if "backoff" in client and isinstance(data.get("client", {}).get("backoff"), dict):
         merged["backoff"] = {**data["client"]["backoff"], **client["backoff"]}
     data["client"] = merged
     data.setdefault("chaos", {})["seed"] = seed
+    if server is not None:
+        data["target"] = {**(data.get("target") or {}), "server": server}
     path.write_text(yaml.safe_dump(data), encoding="utf-8")
     return path
 
@@ -195,16 +208,21 @@ COLUMNS = (
 
 
 def table_lines(cells: list[Cell]) -> list[str]:
-    versions = any(c.version for c in cells)
-    head = ["#", "preset", *(["version"] if versions else [])]
+    versions, servers = any(c.version for c in cells), any(c.server for c in cells)
+    head = ["#", "preset", *(["version"] if versions else []), *(["server"] if servers else [])]
     rows = [[*head, *COLUMNS]]
     notes = []
     for i, cell in enumerate(rank(cells), 1):
         f = cell.figures()
-        left = [str(i), cell.label, *([cell.version or "-"] if versions else [])]
+        left = [
+            str(i),
+            cell.label,
+            *([cell.version or "-"] if versions else []),
+            *([cell.server or "-"] if servers else []),
+        ]
         if not f:
             rows.append(left + ["-"] * (len(COLUMNS) - 1) + ["no report"])
-            what = f"{cell.label} {cell.version}" if cell.version else cell.label
+            what = " ".join(x for x in (cell.label, cell.version, cell.server) if x)
             notes.append(f"{what}: no report: {cell.error or f'exit {cell.exit_code}'}")
             continue
         rows.append([*left, *("-" if f[c] is None else str(f[c]) for c in COLUMNS)])
@@ -219,27 +237,27 @@ def table_lines(cells: list[Cell]) -> list[str]:
 def spread_lines(cells: list[Cell]) -> list[str]:
     """With --repeat: each cell's spread over its runs (recovery p95 and failures in windows, lowest to highest)."""
     lines = []
-    for preset, version in dict.fromkeys((c.preset, c.version) for c in cells):
-        runs = [c.figures() for c in cells if (c.preset, c.version) == (preset, version) and c.report is not None]
+    for kind in dict.fromkeys(c.kind for c in cells):
+        runs = [c.figures() for c in cells if c.kind == kind and c.report is not None]
         if len(runs) < 2:
             continue
         recovery = [r["recovery_p95_s"] for r in runs if r["recovery_p95_s"] is not None]
         failures = [r["failures_in_windows"] for r in runs]
         shown = f"{min(recovery)}-{max(recovery)} s" if recovery else "-"
         lines.append(
-            f"spread of {preset}{f' {version}' if version else ''} over {len(runs)} runs: recovery p95 {shown}, "
+            f"spread of {' '.join(x for x in kind if x)} over {len(runs)} runs: recovery p95 {shown}, "
             f"failures in windows {min(failures)}-{max(failures)}"
         )
     return lines
 
 
 def choose_presets(
-    clients: str | None, presets: list[str] | None, versions: bool
+    clients: str | None, presets: list[str] | None, other_axis: bool
 ) -> tuple[str | None, dict[str, dict[str, Any]]]:
     """The clients file and the presets to run, in order: those named, else all of the file's; with
-    --client-versions alone, none and the profile's own client settings (CompareError: an unknown preset, a bad
-    file)."""
-    if versions and clients is None and presets is None:
+    --client-versions or --servers alone (``other_axis``), none and the profile's own client settings
+    (CompareError: an unknown preset, a bad file)."""
+    if other_axis and clients is None and presets is None:
         return None, {PROFILE_CLIENT: {}}
     clients = clients or DEFAULT_CLIENTS
     available = load_presets(clients)
@@ -261,27 +279,44 @@ def run_matrix(
     seed: int,
     client_versions: list[str] | None = None,
     envs_dir: str | None = None,
+    servers: list[str] | None = None,
+    max_cells: int = MAX_CELLS,
 ) -> tuple[list[Cell], Path]:
     """Every cell, in order; the JSON of the matrix written to ``out_dir``. CompareError on bad input, all of it
-    found before the first cell: the profile, the presets, and each client version (resolved with the lock)."""
+    found before the first cell: the profile, the presets, the number of cells, each server (its binary found)
+    and each client version (resolved with the lock)."""
     base = Path(profile)
     try:
-        parse_profile(yaml.safe_load(base.read_text(encoding="utf-8")), str(base), base.parent)
+        parsed = parse_profile(yaml.safe_load(base.read_text(encoding="utf-8")), str(base), base.parent)
     except (OSError, yaml.YAMLError, ProfileError) as exc:
         raise CompareError(f"{profile}: not a usable profile: {' '.join(str(exc).split())}") from None
-    clients, chosen = choose_presets(clients, presets, bool(client_versions))
+    clients, chosen = choose_presets(clients, presets, bool(client_versions or servers))
+    count = len(chosen) * len(client_versions or [None]) * len(servers or [None]) * repeat
+    if count > max_cells:
+        product = (
+            f"{len(chosen)} presets x {len(client_versions or [None])} versions x {len(servers or [None])} servers"
+        )
+        raise CompareError(
+            f"{product} x {repeat} repeats is {count} cells, over --max-cells {max_cells}: name fewer, "
+            "or raise --max-cells"
+        )
+    if servers:
+        check_servers(parsed.target.url, parsed.target.server_binary, servers, profile)
     envs = Environments(client_versions, envs_dir) if client_versions else None
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     cells: list[Cell] = []
     versions: list[ClientVersion | None] = list(envs.versions) if envs else [None]
+    kinds: list[str | None] = list(servers) if servers else [None]
+    axes = ((name, cv, server, r) for name in chosen for cv in versions for server in kinds for r in range(repeat))
     announced: set[str] = set()
     with Interrupt() as interrupt:
-        for name, cv, r in ((name, cv, r) for name in chosen for cv in versions for r in range(repeat)):
+        for name, cv, server, r in axes:
             if interrupt.requested:
                 break
-            cell = Cell(name, r, None, None, version=cv.spec if cv else None)
-            which = f"{name}{f' {cv.spec}' if cv else ''}{f' (repeat {r + 1})' if repeat > 1 else ''}"
+            cell = Cell(name, r, None, None, version=cv.spec if cv else None, server=server)
+            which = " ".join(x for x in (name, cv.spec if cv else None, server) if x)
+            which += f" (repeat {r + 1})" if repeat > 1 else ""
             print(f"matrix: {which}...", flush=True)
             locust = LOCUST
             if envs is not None and cv is not None:
@@ -293,7 +328,7 @@ def run_matrix(
                     continue
                 if interrupt.requested:  # stopped while its environment was being built
                     break
-            cell_path = cell_profile(base, chosen[name], seed, out / f"{cell.stem}.yaml")
+            cell_path = cell_profile(base, chosen[name], seed, out / f"{cell.stem}.yaml", server)
             report_path = out / f"{cell.stem}.json"
             report_path.unlink(missing_ok=True)
             cell.exit_code, tail = run_cell(cell_path, report_path, users, seconds, seconds + 120, interrupt, locust)
@@ -310,11 +345,30 @@ def run_matrix(
     if envs is not None:
         matrix["client_versions"] = [cv.spec for cv in envs.versions]
         matrix["environments"] = envs.summary()
+    if servers:
+        matrix["servers"] = list(servers)
     matrix["ranked"] = [ranked_entry(c) for c in rank(cells)]
     matrix.update({"created_at": time.time(), "host_cpus": os.cpu_count()})
     write_atomically(result, json.dumps(matrix, indent=2) + "\n")
     write_atomically(out / "matrix.html", table_html(cells, str(base)))
     return cells, result
+
+
+def check_servers(url: str, binary: str | None, servers: list[str], profile: str) -> None:
+    """--servers needs an embedded target (the pack starts each cell's server) without a binary of its own, and
+    each server's binary installed (CompareError: one line)."""
+    if not url.startswith("embedded"):
+        raise CompareError(
+            f"{profile}: --servers needs an embedded target (target.url embedded, embedded-sentinel or "
+            f"embedded-cluster): the pack starts each cell's server, and this profile's target is {url.split(':')[0]}"
+        )
+    if binary is not None:
+        raise CompareError(f"{profile}: --servers picks each cell's server binary: remove target.server_binary")
+    for kind in servers:
+        try:
+            find_server(kind)
+        except ServerNotFound as exc:
+            raise CompareError(f"--servers {kind}: {exc}") from None
 
 
 def cell_env(envs: Environments, cv: ClientVersion, announced: set[str]) -> Path:
@@ -331,6 +385,8 @@ def ranked_entry(cell: Cell) -> dict[str, Any]:
     entry: dict[str, Any] = {"preset": cell.preset, "repeat": cell.repeat + 1}
     if cell.version is not None:
         entry["version"] = cell.version
+    if cell.server is not None:
+        entry["server"] = cell.server
     return {**entry, "exit_code": cell.exit_code, "error": cell.error, **cell.figures()}
 
 
@@ -338,12 +394,15 @@ def table_html(cells: list[Cell], profile: str) -> str:
     """The ranked table as one self-contained page, in the run report's look; each preset links to its report.
     The markup is the template's (``chaos/static/matrix.html``); every value put in it is escaped."""
     rows = [
-        PageRow(i, cell.stem, cell.preset, cell.version, shown_figures(cell), cell.error or str(cell.exit_code))
+        PageRow(
+            i, cell.stem, cell.preset, cell.version, cell.server, shown_figures(cell), cell.error or str(cell.exit_code)
+        )
         for i, cell in enumerate(rank(cells), 1)
     ]
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
     page = env.from_string(PAGE)
-    return page.render(style=STYLE, profile=profile, versions=any(c.version for c in cells), columns=COLUMNS, rows=rows)
+    versions, servers = any(c.version for c in cells), any(c.server for c in cells)
+    return page.render(style=STYLE, profile=profile, versions=versions, servers=servers, columns=COLUMNS, rows=rows)
 
 
 @dataclass(frozen=True)
@@ -354,6 +413,7 @@ class PageRow:
     stem: str
     preset: str
     version: str | None
+    server: str | None
     figures: list[str] | None
     why: str
 
