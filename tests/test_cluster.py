@@ -315,11 +315,12 @@ def test_cluster_urls_in_profiles_and_clients() -> None:
 
 
 @HEAVY  # 13 users: one of each workload, two of cache
-def test_a_headless_run_on_the_embedded_cluster_with_a_failover(tmp_path: Path) -> None:
+@pytest.mark.parametrize("server", ["redis", "valkey"])
+def test_a_headless_run_on_the_embedded_cluster_with_a_failover(tmp_path: Path, server: str) -> None:
     profile = write_profile(
         tmp_path / "cluster.yaml",
         {
-            "target": {"url": "embedded-cluster"},
+            "target": {"url": "embedded-cluster", "server": server},
             "workload": {
                 "think_time": {"min_ms": 1, "max_ms": 20},
                 "mix": {
@@ -377,4 +378,5 @@ def test_a_headless_run_on_the_embedded_cluster_with_a_failover(tmp_path: Path) 
     assert {"ledger", "queue", "stream", "lock", "pubsub", "ratelimit", "pipeline", "transaction"} <= set(integrity)
     assert integrity["transaction"]["imbalance"] == 0 and integrity["ledger"]["acknowledged"] > 0
     assert report["embedded_pids"] and len(report["embedded_pids"]) == 6
+    assert [s["server"] for s in report["environment"]["servers"]] == [server] * 3, report["environment"]
     assert not any(pid_alive(pid) for pid in report["embedded_pids"])

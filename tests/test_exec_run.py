@@ -11,9 +11,10 @@ import signal
 from pathlib import Path
 from typing import Any
 
+import pytest
 import redis
 
-from targets.embedded import EmbeddedRedis
+from targets.embedded import EmbeddedRedis, server_binaries
 
 from .helpers import HEAVY, eventually, finish, headless_args, locust, pid_alive, write_profile
 
@@ -51,8 +52,9 @@ def run(tmp_path: Path, url: str, chaos: dict[str, Any], seconds: int, **overrid
     return dict(fault)
 
 
-def test_debug_sleep_1_is_a_1_s_outage_and_the_clients_are_degraded_in_its_window(tmp_path: Path) -> None:
-    server = EmbeddedRedis(extra_args=("--enable-debug-command", "local")).start()
+@pytest.mark.parametrize("kind", ["redis", "valkey"])
+def test_debug_sleep_1_is_a_1_s_outage_and_the_clients_are_degraded_in_its_window(tmp_path: Path, kind: str) -> None:
+    server = EmbeddedRedis(extra_args=("--enable-debug-command", "local"), server=server_binaries(kind)).start()
     try:
         sleep = {"name": "exec", "command": ["redis-cli", "-e", "-p", str(server.port), "DEBUG", "SLEEP", "1"]}
         fault = run(tmp_path, server.url, {"faults": [sleep]}, seconds=7)

@@ -1,7 +1,7 @@
 """Faults last what they say: each runs through the scheduler (inject, hold, revert) against a real
-redis-server, and an independent probe process (tests/stall_probe.py) measures how long it took effect.
-A pause within 10 ms of ``pause_ms``; a memory limit and a toxic within 20 ms of ``duration_s``
-(a restart's ``down_s`` is checked under load in test_witness_run.py)."""
+redis-server and a real valkey-server, and an independent probe process (tests/stall_probe.py)
+measures how long it took effect. A pause within 10 ms of ``pause_ms``; a memory limit and a toxic
+within 20 ms of ``duration_s`` (a restart's ``down_s`` is checked under load in test_witness_run.py)."""
 
 from __future__ import annotations
 
@@ -17,11 +17,19 @@ from chaos.faults import FaultTarget
 from chaos.profile import parse_profile
 from chaos.scheduler import ChaosScheduler
 from config.proxy import ProxySettings
-from targets.embedded import EmbeddedRedis
+from targets.embedded import EmbeddedRedis, server_binaries
 from targets.netproxy import NetworkDriver
 from targets.proxies import open_proxy
 
 from .helpers import StallProbe, no_pools, no_retry_admin
+
+
+@pytest.fixture(params=["redis", "valkey"])
+def redis_server(request: pytest.FixtureRequest) -> Iterator[EmbeddedRedis]:
+    """Each test on either server (the suite's own fixture runs redis-server only)."""
+    server = EmbeddedRedis(server=server_binaries(request.param)).start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture

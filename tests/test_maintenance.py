@@ -194,11 +194,11 @@ def test_the_toxiproxy_driver_and_tls_are_refused() -> None:
         parse_profile({"chaos": {"faults": [{"name": "maintenance", "moving_host": "127.0.0.1"}]}}, "t")
 
 
-def run_pack(tmp_path: Path, client: dict[str, Any]) -> dict[str, Any]:
+def run_pack(tmp_path: Path, client: dict[str, Any], server: str = "redis") -> dict[str, Any]:
     profile = write_profile(
         tmp_path / "maint.yaml",
         {
-            "target": {"url": "embedded", "proxy": {"driver": "builtin"}},
+            "target": {"url": "embedded", "server": server, "proxy": {"driver": "builtin"}},
             "client": client,
             "chaos": {
                 "start_after_s": 2,
@@ -236,3 +236,15 @@ def test_a_pack_run_moves_redis_pys_connections_and_says_how_long_the_handoff_to
     assert deaf["ok"] and deaf["details"]["notified"] == 0 and deaf["details"]["moved"] == 0, deaf
     # they stayed on the old endpoint, which the proxy closes after the ttl: redis-py reconnects them
     assert deaf["reconnections"] >= 10, deaf
+
+
+def test_on_valkey_the_proxy_tells_redis_py_all_the_same(tmp_path: Path) -> None:
+    """The RESP-aware proxy answers redis-py's CLIENT MAINT_NOTIFICATIONS itself, so the server behind it
+    (Valkey here, Redis 7.0 elsewhere: both would refuse it) does not matter: the notices reach redis-py."""
+    report = run_pack(tmp_path, {}, "valkey")
+    moving, migrating = report["faults"]
+    details = moving["details"]
+    assert moving["ok"] and details["notified"] == details["connections"] >= 10, moving
+    assert details["moved"] >= details["notified"] and details["handoff_s"] is not None, details
+    assert moving["failures"] == 0 and migrating["ok"] and migrating["failures"] == 0, report["faults"]
+    assert {s["server"] for s in report["environment"]["servers"]} == {"valkey"}, report["environment"]

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from targets.embedded import free_port
@@ -70,7 +71,8 @@ def run(tmp_path: Path, prof: Path, seconds: int, users: int = 8, *extra: str) -
     return proc.returncode, out, json.loads(report_path.read_text())
 
 
-def test_killing_the_service_connections_shows_http_failures_and_their_recovery(tmp_path: Path) -> None:
+@pytest.mark.parametrize("server", ["redis", "valkey"])
+def test_killing_the_service_connections_shows_http_failures_and_their_recovery(tmp_path: Path, server: str) -> None:
     kill = {"name": "client_kill", "scope": "service", "name_prefix": "rs-service"}
     reset = {"name": "http", "path": "/chaos/redis-reset", "body": {"force": True}}  # the service's own reset
     prof = profile(
@@ -78,8 +80,10 @@ def test_killing_the_service_connections_shows_http_failures_and_their_recovery(
         faults=[kill, reset],  # no retry: a killed connection is a 503;
         service={"reference_settings": {"RETRIES": "0", "RESET_DELAY_S": "0.3"}},  # a reset's, certain
         chaos={"start_after_s": 3, "every_s": 5, "count": 2, "order": "cycle", "faults": [kill, reset]},
+        target={"url": "embedded", "server": server},
     )
     code, out, report = run(tmp_path, prof, 13)
+    assert {s["server"] for s in report["environment"]["servers"]} == {server}, report["environment"]
     assert code == 0, out[-4000:]
     faults = report["faults"]
     assert [f["name"] for f in faults] == ["client_kill", "http"] and all(f["ok"] for f in faults), faults

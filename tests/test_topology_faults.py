@@ -256,8 +256,13 @@ def test_a_crash_without_persistence_loses_acknowledged_writes_in_the_report(tmp
 
 
 @HEAVY  # ~75 s
-def test_every_fault_of_faults_yaml_in_one_headless_run(tmp_path: Path) -> None:
+def test_every_fault_of_faults_yaml_in_one_headless_run_on_valkey(tmp_path: Path) -> None:
+    """The shipped profile, on Valkey: every fault, the witness, the workloads' checks. On Redis each of its
+    faults has tests of its own here (and the suite's budget of 5 minutes has no room for this run twice);
+    docs/benchmarks.md has the profile run on both, side by side (redis-resilience matrix --servers)."""
+    server = "valkey"
     profile = yaml.safe_load((ROOT / "config" / "faults.yaml").read_text())
+    profile["target"]["server"] = server
     # Shorter than the shipped 12 s: ~70 s in all. kill_primary recovers in ~5 s (promotion ~4.2 s).
     profile["chaos"].update(start_after_s=3, every_s=8)
     # No headroom: used_memory moves by tens of KB with the clients' buffers, so 64 KB may not fill in 2 s
@@ -268,7 +273,7 @@ def test_every_fault_of_faults_yaml_in_one_headless_run(tmp_path: Path) -> None:
     path = tmp_path / "faults.yaml"
     path.write_text(yaml.safe_dump(profile))
     report_path = tmp_path / "report.json"
-    proc = locust(headless_args(10, "69s", "--resilience-profile", str(path), "--resilience-report", str(report_path)))
+    proc = locust(headless_args(6, "69s", "--resilience-profile", str(path), "--resilience-report", str(report_path)))
     out = finish(proc, timeout=180)
     report = json.loads(report_path.read_text())
     faults = report["faults"]
@@ -296,5 +301,8 @@ def test_every_fault_of_faults_yaml_in_one_headless_run(tmp_path: Path) -> None:
         assert failover["details"]["replica_in_sync"] is True  # each on a settled topology
         assert 0 < failover["details"]["promoted_after_s"] < 20
         print(failover["details"], "recovery_s", failover["recovery_s"], "window_s", failover["window_s"])
+    environment = report["environment"]["servers"]
+    assert {s["server"] for s in environment} == {server} and all(s["version"] for s in environment), environment
+    assert report["target"].startswith(f"embedded {server.capitalize()} sentinel topology"), report["target"]
     assert proc.returncode == 0, out[-3000:]
     assert report["embedded_pids"] and not any(pid_alive(pid) for pid in report["embedded_pids"])

@@ -41,7 +41,7 @@ def test_five_1000_ms_all_pauses_stall_1000_ms_and_the_report_measures_the_same(
             },
             "recovery": {"max_window_s": 2},
         }
-        report = run_profile(tmp_path, pauses, headless_args(20, "17s", "--redis-url", redis_server.url))
+        report = run_profile(tmp_path, pauses, headless_args(10, "17s", "--redis-url", redis_server.url))
     finally:
         stalls = [s for s in probe.stop() if s[1] - s[0] > 0.5]
     faults = report["faults"]
