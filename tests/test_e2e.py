@@ -73,7 +73,7 @@ def test_every_workload_in_one_headless_run(tmp_path: Path) -> None:
     report_path = tmp_path / "report.json"
     proc = locust(
         headless_args(
-            22, "14s", "--resilience-profile", "config/workloads.yaml", "--resilience-report", str(report_path)
+            12, "14s", "--resilience-profile", "config/workloads.yaml", "--resilience-report", str(report_path)
         )
     )
     out = finish(proc, timeout=90)

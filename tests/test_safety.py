@@ -281,7 +281,7 @@ def test_a_full_run_touches_nothing_outside_its_prefix(tmp_path: Path, server: E
     started = time.monotonic()
     proc = locust(
         headless_args(
-            24,
+            12,  # one user of each workload of config/workloads.yaml, two of cache
             "16s",
             "--resilience-profile",
             str(profile),

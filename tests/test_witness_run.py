@@ -92,7 +92,7 @@ def test_a_kill_has_no_outage_and_a_1_s_restart_one_of_1_s(tmp_path: Path) -> No
     kill, restart = json.loads(report_path.read_text())["faults"]
     assert kill["name"] == "client_kill" and kill["ok"] and kill["recovery_s"] is not None, kill
     # redis-py defaults: the server never stopped answering (a late reply of a busy machine at most: the
-    # suite runs three loads on two cores), so the clients' recovery is all excess
+    # suite runs four loads on two cores), so the clients' recovery is all excess
     assert kill["outage_s"] <= 0.1, kill
     if kill["outage_started_s"] is None:
         assert kill["client_excess_s"] == kill["recovery_s"], kill
@@ -100,13 +100,13 @@ def test_a_kill_has_no_outage_and_a_1_s_restart_one_of_1_s(tmp_path: Path) -> No
         outage_end = kill["outage_started_s"] + kill["outage_s"]
         assert abs(kill["client_excess_s"] - (kill["recovery_s"] - outage_end)) <= 0.002, kill
     assert restart["name"] == "server_restart" and restart["ok"], restart
-    # 1.0-1.1 s; 10 ms less allowed: a probe process descheduled for a few ms at the kill (the suite runs
-    # three loads on two cores) starts its gap late
-    assert 0.99 <= restart["outage_s"] <= 1.1, restart
+    # 1.0-1.1 s; 20 ms less allowed: a probe process descheduled for a few ms at the kill (the suite runs
+    # four loads on two cores: 0.989 s seen once) starts its gap late; the independent probe's bound is below
+    assert 0.98 <= restart["outage_s"] <= 1.1, restart
     assert len(stalls) == 1, stalls
     down = stalls[0][1] - stalls[0][0]
     # down_s: the server does not answer for 1 s: within 20 ms under one load (bench/durations.py); here the
-    # suite runs three loads on two cores, where a restart's ~10 ms of start-up CPU took up to 55 ms: the
+    # suite runs four loads on two cores, where a restart's ~10 ms of start-up CPU took up to 55 ms: the
     # issue's bound for the outage (1.0 to 1.1 s), less 30 ms for a probe woken late
     assert 0.97 <= down <= 1.1, down
     assert abs(restart["outage_s"] - down) <= 0.030, (restart, down)
