@@ -147,7 +147,8 @@ def run_history(args: argparse.Namespace) -> int:
 
 
 def run_matrix_command(args: argparse.Namespace) -> int:
-    from chaos.matrix import run_matrix, spread_lines, table_lines
+    from chaos.matrix import run_matrix
+    from chaos.matrix_table import spread_lines, table_lines
 
     if args.users < 1 or args.seconds < 1 or args.repeat < 1 or args.max_cells < 1:
         raise CompareError("-u, -t, --repeat and --max-cells must be at least 1")

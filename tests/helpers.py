@@ -31,7 +31,7 @@ import redis
 import yaml
 
 from chaos.locust_command import headless_args
-from chaos.matrix import Cell
+from chaos.matrix_table import Cell
 from recovery.histogram import LatencyHistogram
 from recovery.tracker import WindowSummary
 from scenarios.client import ConnectionProbe, InstrumentedRedis, RedisRequestFailed, make_pool

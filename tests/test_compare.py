@@ -159,7 +159,7 @@ def test_a_matrix_of_three_presets_ranks_its_cells_as_their_reports_say(
 
 
 def test_the_spread_of_repeated_cells() -> None:
-    from chaos.matrix import spread_lines
+    from chaos.matrix_table import spread_lines
 
     cells = [matrix_cell(1.2, 30, 0), matrix_cell(1.0, 10, 1), matrix_cell(1.1, 20, 2)]
     assert spread_lines(cells) == ["spread of no-retry over 3 runs: recovery p95 1.0-1.2 s, failures in windows 10-30"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from chaos.matrix import COLUMNS, Cell, table_html
+from chaos.matrix_table import COLUMNS, Cell, table_html
 
 from .helpers import matrix_cell
 

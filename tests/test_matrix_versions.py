@@ -133,7 +133,7 @@ def test_an_environment_that_cannot_be_built_is_a_row_saying_why(
 
 
 def test_the_table_and_the_spread_name_each_cells_version() -> None:
-    from chaos.matrix import Cell, spread_lines, table_lines
+    from chaos.matrix_table import Cell, spread_lines, table_lines
 
     cells = [
         matrix_cell(0.3, 9, 0, OLD),
