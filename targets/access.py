@@ -18,7 +18,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from config.redact import redact_url
-from config.schema import Credentials, Target, Tls
+from config.target import Credentials, Target, Tls
 
 SCHEMES = ("redis://", "rediss://", "sentinel://", "cluster://")
 EMBEDDED = ("embedded", "embedded-sentinel", "embedded-cluster")
