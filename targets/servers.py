@@ -49,7 +49,6 @@ class ServerBinaries:
 
     kind: str
     server: str
-
     cli: str | None = None
 
     @property
